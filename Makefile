@@ -1,0 +1,49 @@
+# The one place that knows how to install and run monitor. The Dockerfile and
+# .ci/run use these same targets, so what is tested is what ships.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install test test-slow lint demo bench bench-attribution bench-drift bench-ingest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade "pip>=24" wheel
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[dev]"
+	# The PredictionLog protos. Its wheel depends on the full `tensorflow` package,
+	# which would overwrite tensorflow-cpu's files: install it without dependencies
+	# (grpcio and protobuf already come with tensorflow-cpu).
+	$(BIN)/python -m pip install --no-deps "tensorflow-serving-api>=2.16,<2.22"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor tests benchmarks migrations
+
+demo: $(STAMP)
+	$(BIN)/python -m monitor.demo
+
+bench: bench-attribution bench-drift bench-ingest
+
+bench-attribution: $(STAMP)
+	$(BIN)/python benchmarks/attribution.py
+
+bench-drift: $(STAMP)
+	$(BIN)/python benchmarks/drift.py
+
+bench-ingest: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output

@@ -1,0 +1,532 @@
+"""config.toml -> frozen, validated settings.
+
+Settings are read once, here, into frozen pydantic objects that reject unknown keys,
+so a typo in config.toml is an error that names the file and the key. Secrets (bot
+tokens, signing secret, ingest token) and the database URL may come from the
+environment; secrets never come from the file and are never printed unmasked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import ConfigError
+
+DEFAULT_CONFIG = "config.toml"
+CONFIG_ENV = "MONITOR_CONFIG"
+
+#: environment variable -> what it sets. Documented in the README.
+ENV_VARS = {
+    "MONITOR_CONFIG": "path of the configuration file (default ./config.toml)",
+    "MONITOR_DATABASE_URL": "overrides [database] url",
+    "MONITOR_INGEST_TOKEN": "bearer token required on /v1/* (required to listen beyond localhost)",
+    "SLACK_BOT_TOKEN": "xoxb- bot token used to post alerts",
+    "SLACK_APP_TOKEN": "xapp- app-level token for Socket Mode",
+    "SLACK_SIGNING_SECRET": "signing secret for the HTTP endpoint /slack/events",
+    "SLACK_WEBHOOK_URL": "incoming-webhook URL: alerts only, without a Slack app",
+}
+
+# Evidently 0.7 stat tests by their registry name (evidently.legacy.calculations.stattests).
+# Kept as a static list so that loading the config never imports Evidently.
+DRIFT_METHODS = frozenset(
+    {
+        "anderson", "chisquare", "cramer_von_mises", "ed", "empirical_mmd", "es",
+        "fisher_exact", "g_test", "hellinger", "jensenshannon", "kl_div", "ks",
+        "mannw", "perc_text_content_drift", "psi", "t_test", "TVD", "wasserstein", "z",
+    }
+)
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse ``"15m"``, ``"1h"``, ``"2d"`` (or a number of seconds) into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"must be a duration like '30s', '15m', '1h', '7d', got {value!r}")
+        seconds = timedelta(**{_UNITS[match[2]]: int(match[1])}).total_seconds()
+    if seconds <= 0:
+        raise ValueError(f"must be a positive duration, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    """Base of every settings object: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(Strict):
+    url: str = "sqlite:///monitor.db"
+    echo: bool = False
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    #: request bodies above this size get 413
+    max_body_mb: float = Field(32.0, gt=0)
+
+
+class SlackConfig(Strict):
+    enabled: bool = False
+    mode: Literal["socket", "http"] = "socket"
+    channel: str | None = None
+    api_url: str = "https://slack.com/api/"
+    allowed_users: tuple[str, ...] = ()
+    #: channels whose messages may give feedback; empty means only `channel`
+    allowed_channels: tuple[str, ...] = ()
+    #: when set, payloads from other workspaces / apps are refused
+    team_id: str | None = None
+    app_id: str | None = None
+    #: where people can open reports (a link is put into alerts when set)
+    report_base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _channel_when_enabled(self) -> SlackConfig:
+        if self.enabled and not self.channel:
+            raise ValueError("channel: required when slack.enabled = true")
+        return self
+
+
+class LoggingConfig(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class SchedulerConfig(Strict):
+    #: a run that starts later than this after its due time is skipped (and coalesced)
+    misfire_grace: Duration = timedelta(minutes=5)
+    #: how often the outbox is delivered
+    outbox_interval: Duration = timedelta(seconds=30)
+    #: predictions, quarantined rows and runs older than this are deleted
+    retention_days: int = Field(90, gt=0)
+
+
+class FeedbackConfig(Strict):
+    """How Slack feedback turns into policies."""
+
+    mute_days: int = Field(7, gt=0)
+    false_alarm_count: int = Field(2, ge=1)
+    false_alarm_window_days: int = Field(14, gt=0)
+    threshold_factor: float = Field(1.5, gt=1.0)
+
+
+class FeaturesConfig(Strict):
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _non_empty_and_disjoint(self) -> FeaturesConfig:
+        if not self.numeric and not self.categorical:
+            raise ValueError("at least one numeric or categorical feature is required")
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"features listed as both numeric and categorical: {sorted(both)}")
+        names = self.numeric + self.categorical
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"features listed twice: {dupes}")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+
+class BaselineConfig(Strict):
+    #: CSV or Parquet with the feature columns (and the label column if any)
+    data: Path | None = None
+    #: training: compare each window with the stored baseline;
+    #: previous_window: compare each window with the one before it
+    mode: Literal["training", "previous_window"] = "training"
+    #: the stored reference sample is capped at this many rows
+    max_rows: int = Field(5000, gt=0)
+
+
+class FeatureDriftOverride(Strict):
+    method: str | None = None
+    threshold: float | None = Field(None, gt=0)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str | None) -> str | None:
+        return _check_method(value)
+
+
+class DriftConfig(Strict):
+    #: None: the stat test Evidently's DataDriftPreset would choose for the column
+    method: str | None = None
+    threshold: float | None = Field(None, gt=0)
+    #: dataset drift when at least this share of features drifted
+    drift_share: float = Field(0.5, gt=0, le=1)
+    prediction_method: str | None = None
+    prediction_threshold: float | None = Field(None, gt=0)
+    #: windows with fewer rows are reported as insufficient data
+    min_rows: int = Field(30, ge=1)
+    features: dict[str, FeatureDriftOverride] = Field(default_factory=dict)
+
+    @field_validator("method", "prediction_method")
+    @classmethod
+    def _known_method(cls, value: str | None) -> str | None:
+        return _check_method(value)
+
+
+class AttributionConfig(Strict):
+    method: Literal[
+        "auto", "integrated_gradients", "gradient_x_input", "smoothgrad", "sampled_shapley"
+    ] = "auto"
+    baseline: Literal["zeros", "mean", "median", "expected"] = "mean"
+    #: None: the fewest steps that reach `tolerance` median completeness error
+    steps: int | None = Field(None, gt=0)
+    tolerance: float = Field(0.01, gt=0)
+    #: sampled rows explained per run (a subset of the sample when smaller)
+    max_samples: int = Field(500, gt=0)
+    permutations: int = Field(16, gt=0)
+    #: attribution drift when the importance ranking's nDCG falls below this
+    ndcg_threshold: float = Field(0.9, gt=0, le=1)
+
+
+class PerformanceConfig(Strict):
+    #: alert when a metric is worse than the baseline's by more than this (absolute)
+    max_drop: float = Field(0.05, gt=0)
+
+
+class AlertsConfig(Strict):
+    #: an open alert resolves itself after this many clean windows in a row
+    resolve_after: int = Field(3, ge=1)
+
+
+class FilesSourceConfig(Strict):
+    glob: str
+    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
+    timestamp_column: str = "timestamp"
+    request_id_column: str = "request_id"
+    prediction_column: str = "prediction"
+    label_column: str | None = None
+
+
+class SqlSourceConfig(Strict):
+    #: the user's database URL; prefer url_env so a password stays out of the file
+    url: str | None = None
+    url_env: str | None = None
+    #: a SELECT with :start and :end parameters returning the feature columns,
+    #: a timestamp, a request id and the prediction
+    query: str
+    timestamp_column: str = "timestamp"
+    request_id_column: str = "request_id"
+    prediction_column: str = "prediction"
+    label_column: str | None = None
+
+    @model_validator(mode="after")
+    def _url_and_params(self) -> SqlSourceConfig:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("set exactly one of url and url_env")
+        for param in (":start", ":end"):
+            if param not in self.query:
+                raise ValueError(f"query: must use the parameter {param}")
+        return self
+
+    def resolved_url(self) -> str:
+        """The database URL, read from the environment when `url_env` names it."""
+        if self.url:
+            return self.url
+        value = os.environ.get(self.url_env or "")
+        if not value:
+            raise ConfigError([f"sql.url_env: environment variable {self.url_env} is not set"])
+        return value
+
+
+class ModelConfig(Strict):
+    name: str = Field(pattern=_NAME)
+    #: a .keras file or a SavedModel directory (relative to the config file)
+    path: Path
+    task: Literal["binary_classification", "multiclass_classification", "regression"]
+    label: str | None = None
+    #: for multiclass: the class whose score is explained (None: the predicted class)
+    explain_class: int | None = Field(None, ge=0)
+    #: names of the classes, in the model's output order (reports and Slack)
+    class_names: tuple[str, ...] = ()
+    window: Duration = timedelta(minutes=15)
+    schedule: str = "interval:15m"
+    sample_size: int = Field(2000, gt=0)
+    #: sample each predicted class in proportion (classification only)
+    stratify: bool = False
+    seed: int = 0
+    source: Literal["log", "files", "sql"] = "log"
+    files: FilesSourceConfig | None = None
+    sql: SqlSourceConfig | None = None
+    features: FeaturesConfig
+    baseline: BaselineConfig = BaselineConfig()
+    drift: DriftConfig = DriftConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    performance: PerformanceConfig = PerformanceConfig()
+    alerts: AlertsConfig = AlertsConfig()
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @model_validator(mode="after")
+    def _source_keys(self) -> ModelConfig:
+        if self.source == "files" and self.files is None:
+            raise ValueError("files: a [models.files] table is required when source = 'files'")
+        if self.source == "sql" and self.sql is None:
+            raise ValueError("sql: a [models.sql] table is required when source = 'sql'")
+        unknown = sorted(set(self.drift.features) - set(self.features.names))
+        if unknown:
+            raise ValueError(f"drift.features: not a configured feature: {unknown}")
+        if self.label and self.label in self.features.names:
+            raise ValueError(f"label: {self.label!r} is also listed as a feature")
+        return self
+
+
+class Secrets(Strict):
+    """Values that come from the environment only. Masked when printed."""
+
+    ingest_token: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
+        env = dict(os.environ if env is None else env)
+        pick = {
+            "ingest_token": "MONITOR_INGEST_TOKEN",
+            "slack_bot_token": "SLACK_BOT_TOKEN",
+            "slack_app_token": "SLACK_APP_TOKEN",
+            "slack_signing_secret": "SLACK_SIGNING_SECRET",
+            "slack_webhook_url": "SLACK_WEBHOOK_URL",
+        }
+        return cls(**{field: env[var] for field, var in pick.items() if env.get(var)})
+
+
+class Settings(Strict):
+    database: DatabaseConfig = DatabaseConfig()
+    server: ServerConfig = ServerConfig()
+    slack: SlackConfig = SlackConfig()
+    logging: LoggingConfig = LoggingConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
+    models: tuple[ModelConfig, ...] = ()
+    secrets: Secrets = Secrets()
+    #: the file these settings came from (None when built in code)
+    source_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _unique_model_names(self) -> Settings:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models: names must be unique, repeated: {dupes}")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        """The model called `name`, or a ConfigError listing the configured ones."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        known = ", ".join(m.name for m in self.models) or "none"
+        where = self.source_path or "config"
+        raise ConfigError([f"{where}: models: no model named {name!r} (configured: {known})"])
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved settings as plain data, every secret masked."""
+        data = self.model_dump(mode="json", exclude={"secrets", "source_path"})
+        data["database"]["url"] = mask_url(self.database.url)
+        data["secrets"] = {
+            name: ("set (masked)" if value is not None else "not set")
+            for name, value in self.secrets
+        }
+        for model in data["models"]:
+            if model.get("sql") and model["sql"].get("url"):
+                model["sql"]["url"] = mask_url(model["sql"]["url"])
+        return data
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL (``postgresql://u:***@host/db``)."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def parse_schedule(value: str) -> tuple[str, Any]:
+    """Validate a schedule: ``interval:15m`` or a 5-field cron expression.
+
+    Returns ``("interval", timedelta)`` or ``("cron", fields)``.
+    """
+    if value.startswith("interval:"):
+        return "interval", parse_duration(value.removeprefix("interval:"))
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"must be 'interval:<duration>' or a 5-field cron expression "
+            f"(minute hour day month weekday), got {value!r}"
+        )
+    if not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
+        raise ValueError(f"has characters a cron expression cannot contain: {value!r}")
+    return "cron", tuple(fields)
+
+
+def _check_method(value: str | None) -> str | None:
+    if value is not None and value not in DRIFT_METHODS:
+        raise ValueError(f"unknown drift method {value!r}; known: {', '.join(sorted(DRIFT_METHODS))}")
+    return value
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
+    """`path` if given, else $MONITOR_CONFIG, else ./config.toml."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Read, validate and resolve the configuration file.
+
+    Relative paths in the file are resolved against the file's directory. Raises
+    ConfigError with one line per problem, naming the file and the key path.
+    """
+    cfg_path = resolve_config_path(path)
+    try:
+        raw = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(
+            [f"{cfg_path}: not found (pass --config PATH or set {CONFIG_ENV})"]
+        ) from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"{cfg_path}: invalid TOML: {err}"]) from err
+    except OSError as err:
+        raise ConfigError([f"{cfg_path}: cannot be read: {err.strerror}"]) from err
+    return settings_from_dict(raw, source=cfg_path, env=env)
+
+
+def settings_from_dict(
+    raw: dict[str, Any], source: Path | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Validate a parsed configuration; `source` names the file in error messages."""
+    env = dict(os.environ if env is None else env)
+    where = str(source) if source else "config"
+    if "secrets" in raw or "source_path" in raw:
+        bad = "secrets" if "secrets" in raw else "source_path"
+        raise ConfigError([f"{where}: {bad}: unknown key (secrets come from the environment)"])
+    data = dict(raw)
+    if env.get("MONITOR_DATABASE_URL"):
+        data["database"] = {**data.get("database", {}), "url": env["MONITOR_DATABASE_URL"]}
+    try:
+        settings = Settings(**data, secrets=Secrets.from_env(env), source_path=source)
+    except ValidationError as err:
+        raise ConfigError([_describe(where, e, raw) for e in err.errors()]) from err
+    if source is not None:
+        settings = _resolve_paths(settings, source.parent)
+    return settings
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def absolute(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p).resolve()
+
+    models = tuple(
+        m.model_copy(
+            update={
+                "path": absolute(m.path),
+                "baseline": m.baseline.model_copy(update={"data": absolute(m.baseline.data)}),
+            }
+        )
+        for m in settings.models
+    )
+    database = settings.database
+    prefix = "sqlite:///"
+    if database.url.startswith(prefix) and not database.url.startswith(prefix + "/"):
+        rel = database.url.removeprefix(prefix)
+        if rel and rel != ":memory:":
+            database = database.model_copy(update={"url": prefix + str((base / rel).resolve())})
+    return settings.model_copy(update={"models": models, "database": database})
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "missing": "required key is missing",
+    "literal_error": "must be one of {expected}",
+    "string_pattern_mismatch": "must match {pattern}",
+}
+
+
+def _describe(where: str, error: dict[str, Any], raw: dict[str, Any]) -> str:
+    """One pydantic error as ``FILE: key.path: message, got VALUE``."""
+    loc = [part for part in error["loc"] if part not in _UNION_TAGS]
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        hint = _did_you_mean(loc, raw)
+        return f"{where}: {path}: unknown key{hint}"
+    if kind == "value_error":
+        message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
+        # model-level validators name the key at the start of their message
+        if ": " in message and not path:
+            return f"{where}: {message}"
+        head, sep, rest = message.partition(": ")
+        if sep and re.fullmatch(r"[a-z_.]+", head):
+            return f"{where}: {path + '.' if path else ''}{head}: {rest}"
+        return f"{where}: {path or '(top level)'}: {message}"
+    template = _MESSAGES.get(kind)
+    message = template.format(**error.get("ctx", {})) if template else error["msg"].lower()
+    if kind != "missing":
+        message += f", got {error.get('input')!r}"
+    return f"{where}: {path}: {message}"
+
+
+_UNION_TAGS = {"function-after", "function-before", "function-plain", "list", "tuple"}
+
+
+def _did_you_mean(loc: list[Any], raw: dict[str, Any]) -> str:
+    """Suggest the closest known key for a misspelled one."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ()) or ()
+        candidates = [annotation, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return ""
+    known = [k for k in getattr(model, "model_fields", {}) if k not in ("secrets", "source_path")]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
