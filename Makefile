@@ -3,6 +3,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# the Docker image installs with EXTRAS= (no test tools); development and CI use dev
+EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -13,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --upgrade "pip>=24" wheel
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".$(if $(EXTRAS),[$(EXTRAS)])"
 	# The PredictionLog protos. Its wheel depends on the full `tensorflow` package,
 	# which would overwrite tensorflow-cpu's files: install it without dependencies
 	# (grpcio and protobuf already come with tensorflow-cpu).

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:05:01.641365
+Create Date: 2026-11-23 19:08:29.336144
 """
 
 from __future__ import annotations
@@ -256,6 +256,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("alert_id", sa.Integer(), nullable=True),
         sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -269,8 +270,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_alert_id", ["alert_id"], unique=False)
         batch_op.create_index(
-            "ix_outbox_pending", ["delivered_at", "next_attempt_at"], unique=False
+            "ix_outbox_pending", ["channel", "delivered_at", "next_attempt_at"], unique=False
         )
 
     op.create_table(
@@ -309,6 +311,7 @@ def downgrade() -> None:
     op.drop_table("policy")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_pending")
+        batch_op.drop_index("ix_outbox_alert_id")
 
     op.drop_table("outbox")
     with op.batch_alter_table("feedback", schema=None) as batch_op:

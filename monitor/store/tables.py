@@ -286,11 +286,16 @@ class Outbox(Base):
     """A notification to deliver; retried with backoff until delivered, never twice."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "channel", "delivered_at", "next_attempt_at"),
+        Index("ix_outbox_alert_id", "alert_id"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"))
     #: alert_opened | alert_refired | alert_resolved | feedback_update | why_answer
     event: Mapped[str] = mapped_column(String(32))
+    #: which notifier delivers it: console | slack | webhook
+    channel: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)

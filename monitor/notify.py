@@ -1,0 +1,225 @@
+"""Delivery of notifications through the outbox.
+
+The cycle writes outbox rows in the same transaction as the alerts they announce; this
+module delivers them: each row once, in order per alert, retried with backoff while its
+channel fails. A stopped Slack delays delivery, it never drops a notification.
+
+A notifier is anything with a `name` (the outbox `channel` it serves) and a
+`deliver(message) -> Delivered` method that raises `NotifyError` when it could not
+deliver. The console notifier lives here; the Slack notifiers live in `monitor.slack`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TextIO
+
+from sqlalchemy import Engine, and_, exists, select
+from sqlalchemy.orm import aliased
+
+from monitor import clock, logs
+from monitor.errors import MonitorError
+from monitor.store.engine import is_sqlite, session_factory
+from monitor.store.tables import Alert, Outbox
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=1)
+FIRST_BACKOFF = timedelta(seconds=30)
+
+
+class NotifyError(MonitorError):
+    """A notifier could not deliver; the row is retried later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One outbox row as a notifier sees it."""
+
+    id: int
+    event: str
+    channel: str
+    alert_id: int | None
+    payload: Mapping[str, Any]
+    attempts: int
+    #: where the alert's first message was posted (for thread replies and updates)
+    alert_slack_channel: str | None = None
+    alert_slack_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the channel answered: e.g. the Slack channel id and message ts."""
+
+    external_id: str | None = None
+    channel: str | None = None
+
+
+class Notifier(Protocol):
+    name: str
+
+    def deliver(self, message: OutboxMessage) -> Delivered: ...
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    delivered: int
+    failed: int
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """Delay before the next try: 30 s doubling to 1 h, or what the channel asked for."""
+    if retry_after is not None:
+        return min(timedelta(seconds=max(retry_after, 1.0)), MAX_BACKOFF)
+    return min(FIRST_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def deliver_outbox(
+    engine: Engine, notifiers: Mapping[str, Notifier], *, limit: int = 100
+) -> DeliveryStats:
+    """Deliver due outbox rows for the given channels; returns what happened.
+
+    Each row is claimed in its own transaction (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, so several daemons never deliver the same row), delivered, and marked
+    delivered or rescheduled. A row waits while an earlier row of the same alert and
+    channel is undelivered, so a thread reply never precedes its alert.
+    """
+    delivered = failed = 0
+    factory = session_factory(engine)
+    skipped: set[int] = set()
+    for _ in range(limit):
+        with factory.begin() as session:
+            row = _claim_next(session, list(notifiers), skipped, engine)
+            if row is None:
+                break
+            alert = session.get(Alert, row.alert_id) if row.alert_id else None
+            message = OutboxMessage(
+                id=row.id, event=row.event, channel=row.channel, alert_id=row.alert_id,
+                payload=row.payload, attempts=row.attempts,
+                alert_slack_channel=alert.slack_channel if alert else None,
+                alert_slack_ts=alert.slack_ts if alert else None,
+            )
+            ok = _deliver_one(notifiers[row.channel], message, row, alert)
+            delivered += ok
+            failed += not ok
+            if not ok:
+                skipped.add(row.id)
+    return DeliveryStats(delivered, failed)
+
+
+def _claim_next(session: Any, channels: list[str], skipped: set[int], engine: Engine) -> Outbox | None:
+    earlier = aliased(Outbox)
+    blocked = exists().where(
+        and_(
+            earlier.alert_id == Outbox.alert_id,
+            earlier.channel == Outbox.channel,
+            earlier.id < Outbox.id,
+            earlier.delivered_at.is_(None),
+        )
+    )
+    query = (
+        select(Outbox)
+        .where(
+            Outbox.delivered_at.is_(None),
+            Outbox.next_attempt_at <= clock.utcnow(),
+            Outbox.channel.in_(channels),
+            ~blocked,
+        )
+        .order_by(Outbox.id)
+        .limit(1)
+    )
+    if skipped:
+        query = query.where(Outbox.id.not_in(skipped))
+    if not is_sqlite(engine):
+        query = query.with_for_update(skip_locked=True, of=Outbox)
+    return session.scalars(query).first()
+
+
+def _deliver_one(notifier: Notifier, message: OutboxMessage, row: Outbox, alert: Alert | None) -> bool:
+    now = clock.utcnow()
+    try:
+        result = notifier.deliver(message)
+    except Exception as err:  # noqa: BLE001 - any failure reschedules; unexpected ones get a traceback
+        row.attempts += 1
+        delay = backoff(row.attempts, getattr(err, "retry_after", None))
+        row.next_attempt_at = now + delay
+        row.last_error = logs.mask(f"{type(err).__name__}: {err}")[:2000]
+        if isinstance(err, NotifyError):
+            log.warning(
+                "outbox %s (%s via %s) not delivered, attempt %d, next try in %ds: %s",
+                row.id, row.event, row.channel, row.attempts, delay.total_seconds(), err,
+            )
+        else:
+            log.exception(
+                "outbox %s (%s via %s) failed unexpectedly, attempt %d, next try in %ds",
+                row.id, row.event, row.channel, row.attempts, delay.total_seconds(),
+            )
+        return False
+    row.attempts += 1
+    row.delivered_at = now
+    row.external_id = result.external_id
+    row.last_error = None
+    if alert is not None and row.event == "alert_opened" and row.channel == "slack":
+        alert.slack_channel, alert.slack_ts = result.channel, result.external_id
+    log.info("outbox %s delivered: %s for alert %s via %s", row.id, row.event, row.alert_id, row.channel)
+    return True
+
+
+def pending_count(engine: Engine) -> int:
+    """Undelivered outbox rows (the backlog /metrics reports)."""
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))) or 0
+
+
+class ConsoleNotifier:
+    """Readable alert text on a stream (stdout by default): the notifier when Slack is off."""
+
+    name = "console"
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+
+    def deliver(self, message: OutboxMessage) -> Delivered:
+        stream = self.stream or sys.stdout
+        stream.write(render_text(message.event, message.payload) + "\n")
+        stream.flush()
+        return Delivered(external_id=f"console:{message.id}")
+
+
+_EVENT_WORDS = {
+    "alert_opened": "ALERT",
+    "alert_refired": "ALERT (again)",
+    "alert_resolved": "RESOLVED",
+    "feedback_update": "FEEDBACK",
+    "why_answer": "WHY",
+}
+
+
+def render_text(event: str, payload: Mapping[str, Any]) -> str:
+    """A plain-text rendering of an outbox payload, for the console and logs."""
+    alert = payload.get("alert", {})
+    run = payload.get("run", {})
+    head = f"[{_EVENT_WORDS.get(event, event)}] {alert.get('severity', '').upper()} "
+    head += f"{alert.get('model', '?')}: {alert.get('title', '')}".strip()
+    lines = [head.strip()]
+    if run:
+        lines.append(
+            f"  window {run.get('window_start')} .. {run.get('window_end')} "
+            f"(run {run.get('id')}, {run.get('rows')} rows, {run.get('quarantined', 0)} quarantined)"
+        )
+    for line in payload.get("lines", []):
+        lines.append(f"  - {line}")
+    if payload.get("report_hint"):
+        lines.append(f"  report: {payload['report_hint']}")
+    return "\n".join(lines)
+
