@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check monitor tests benchmarks migrations
 
 demo: $(STAMP)
-	$(BIN)/python -m monitor.demo
+	$(BIN)/monitor --config config.toml demo
 
 bench: bench-attribution bench-drift bench-ingest
 

@@ -23,6 +23,17 @@ from monitor.errors import MonitorError
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("monitor.commands.config_cmd:config", "Check and print the configuration."),
     "db": ("monitor.commands.db:db", "Create or upgrade the database schema (Alembic)."),
+    "baseline": ("monitor.commands.baseline:baseline", "Compute and store a model's baseline."),
+    "once": ("monitor.commands.once:once", "Run one model once for one window."),
+    "run": ("monitor.commands.run:run", "Run the daemon (scheduler, ingest, alerts)."),
+    "why": ("monitor.commands.why:why", "Explain the model's decision for one request."),
+    "report": ("monitor.commands.report:report", "Write an HTML report of a run."),
+    "alerts": ("monitor.commands.alerts:alerts", "List alerts."),
+    "demo": ("monitor.commands.demo:demo", "Train a model, replay traffic with drift, show it all."),
+    "ingest": ("monitor.commands.ingest:ingest", "Load prediction files into the log."),
+    "serve": ("monitor.commands.serve:serve", "Serve the HTTP intake alone."),
+    "policy": ("monitor.commands.policy:policy", "List or revoke policies set from feedback."),
+    "status": ("monitor.commands.status:status", "Per model: last run, open alerts, policies."),
 }
 
 log = logging.getLogger(__name__)

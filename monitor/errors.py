@@ -69,3 +69,9 @@ class RunError(MonitorError):
 
 class SlackError(MonitorError):
     """Slack cannot be reached or refused a call."""
+
+
+class NotFoundError(MonitorError):
+    """Something asked for by id or name does not exist."""
+
+    exit_code = 4

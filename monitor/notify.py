@@ -15,13 +15,13 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine, and_, exists, select
 from sqlalchemy.orm import aliased
 
-from monitor import clock, logs
+from monitor import clock, logs, metrics
 from monitor.errors import MonitorError
 from monitor.store.engine import is_sqlite, session_factory
 from monitor.store.tables import Alert, Outbox
@@ -108,6 +108,7 @@ def deliver_outbox(
                 alert_slack_ts=alert.slack_ts if alert else None,
             )
             ok = _deliver_one(notifiers[row.channel], message, row, alert)
+            metrics.DELIVERIES.labels(row.channel, "delivered" if ok else "failed").inc()
             delivered += ok
             failed += not ok
             if not ok:

@@ -1,0 +1,49 @@
+"""`monitor why MODEL REQUEST_ID`: why the model decided what it did for one request."""
+
+from __future__ import annotations
+
+import click
+
+from monitor.cli import AppContext
+from monitor.commands._common import echo_json
+
+
+@click.command()
+@click.argument("model")
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option("--top", default=10, show_default=True, help="Show this many features.")
+@click.pass_obj
+def why(app: AppContext, model: str, request_id: str, as_json: bool, top: int) -> None:
+    """Explain the decision for REQUEST_ID: each feature's signed contribution.
+
+    Uses the attribution stored when the request was sampled by a run; a request
+    that was not sampled but is in the prediction log is explained on demand
+    against the active baseline.
+    """
+    from monitor.explain import explain_request
+
+    settings = app.settings()
+    answer = explain_request(settings, app.engine(), model, request_id)
+    if as_json:
+        echo_json(answer)
+        return
+    for line in render(answer, top):
+        click.echo(line)
+
+
+def render(answer: dict, top: int = 10) -> list[str]:
+    lines = [
+        f"{answer['model']} request {answer['request_id']}: output {answer['output']:.4g}"
+        + (f" (baseline {answer['baseline_output']:.4g})" if answer.get("baseline_output") is not None else ""),
+        f"explained by {answer['method']} ({answer['source']})",
+        "",
+        f"{'feature':<28}{'value':>14}{'contribution':>16}",
+    ]
+    for feature, contribution, value in answer["contributions"][:top]:
+        shown = f"{value:.4g}" if isinstance(value, int | float) else str(value)
+        lines.append(f"{feature:<28}{shown:>14}{contribution:>+16.4g}")
+    rest = len(answer["contributions"]) - top
+    if rest > 0:
+        lines.append(f"... and {rest} more (--top)")
+    return lines

@@ -1,0 +1,213 @@
+"""`monitor run`: the daemon.
+
+One process: APScheduler 3 runs a job per model (its schedule from config), the outbox
+delivery job and a daily retention job; uvicorn serves ingest, /healthz, /metrics and
+the Slack endpoint in the main thread. SIGTERM or SIGINT stops the server, then the
+scheduler waits for a running cycle to finish (a cycle writes in one transaction, so
+even a hard kill leaves no half-written run).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, delete, func, select
+
+from monitor import clock, metrics
+from monitor.config import ModelConfig, Settings, parse_schedule
+from monitor.cycle import Runtime, WindowBusy, last_complete_window, run_once
+from monitor.errors import RunError
+from monitor.notify import deliver_outbox, pending_count
+from monitor.store import require_current, transaction
+from monitor.store.tables import Outbox, ProcessedEvent, Run
+
+log = logging.getLogger(__name__)
+
+#: on each tick, windows this far back that have no run are computed too (after downtime)
+CATCH_UP_WINDOWS = 3
+
+
+class Daemon:
+    """The scheduler, the notifiers and the HTTP server of one `monitor run` process."""
+
+    def __init__(self, settings: Settings, engine: Engine):
+        from monitor.slack import build_notifiers, outbox_channels
+
+        self.settings, self.engine = settings, engine
+        self.runtime = Runtime()
+        self.notifiers = build_notifiers(settings)
+        self.channels = outbox_channels(settings)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(settings.scheduler.misfire_grace.total_seconds()),
+            },
+            timezone="UTC",
+        )
+        self._stopping = threading.Event()
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        for model in self.settings.models:
+            self.scheduler.add_job(
+                self.cycle_job, _trigger(model), args=[model.name], id=f"cycle:{model.name}",
+                name=f"monitoring run for {model.name}", replace_existing=True,
+            )
+        self.scheduler.add_job(
+            self.outbox_job, IntervalTrigger(seconds=self.settings.scheduler.outbox_interval.total_seconds()),
+            id="outbox", name="outbox delivery", replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.retention_job, IntervalTrigger(hours=24), id="retention",
+            name="retention", replace_existing=True, next_run_time=clock.utcnow() + timedelta(minutes=5),
+        )
+
+    def cycle_job(self, model_name: str) -> None:
+        """Compute the last complete window and any recent ones missed while down."""
+        model = self.settings.model(model_name)
+        start, end = last_complete_window(model.window)
+        windows = [(start - i * model.window, end - i * model.window) for i in range(CATCH_UP_WINDOWS, -1, -1)]
+        for w_start, w_end in windows:
+            if self._stopping.is_set():
+                return
+            if w_start != start and not self._missing(model_name, w_start, w_end):
+                continue
+            try:
+                outcome = run_once(self.settings, self.engine, model_name, w_start, w_end,
+                                   runtime=self.runtime, channels=self.channels)
+            except WindowBusy:
+                log.debug("%s %s: computed by another daemon", model_name, w_start.isoformat())
+            except RunError:
+                pass  # recorded as a failed run and logged with its traceback by the cycle
+            except Exception:
+                log.exception("monitoring job for %s window %s failed before the run could be "
+                              "recorded (database down?); it will be retried on the next tick",
+                              model_name, w_start.isoformat())
+                return
+            else:
+                if not outcome.reused:
+                    self.deliver_soon()
+
+    def _missing(self, model: str, start: Any, end: Any) -> bool:
+        with transaction(self.engine) as session:
+            return session.scalar(
+                select(func.count()).select_from(Run)
+                .where(Run.model == model, Run.window_start == start, Run.window_end == end)
+            ) == 0
+
+    def outbox_job(self) -> None:
+        try:
+            deliver_outbox(self.engine, self.notifiers)
+        except Exception:
+            log.exception("outbox delivery failed (database down?); retrying on the next tick")
+
+    def deliver_soon(self) -> None:
+        """Deliver fresh alerts now instead of waiting for the next outbox tick."""
+        job = self.scheduler.get_job("outbox")
+        if job is not None:
+            job.modify(next_run_time=clock.utcnow())
+
+    def retention_job(self) -> None:
+        cutoff = clock.utcnow() - timedelta(days=self.settings.scheduler.retention_days)
+        from monitor.store.predictions import purge_before
+
+        with transaction(self.engine) as session:
+            counts = {
+                **purge_before(session, cutoff),
+                "runs": session.execute(delete(Run).where(Run.window_end < cutoff)).rowcount,
+                "outbox": session.execute(
+                    delete(Outbox).where(Outbox.delivered_at.is_not(None), Outbox.delivered_at < cutoff)
+                ).rowcount,
+                "events": session.execute(delete(ProcessedEvent).where(ProcessedEvent.received_at < cutoff)).rowcount,
+            }
+        log.info("retention: deleted rows older than %s: %s", cutoff.date().isoformat(), counts)
+
+    # -- health -------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Extra /healthz fields: scheduler state, jobs, outbox backlog, last runs."""
+        jobs = {
+            job.id: job.next_run_time.isoformat() if job.next_run_time else None
+            for job in self.scheduler.get_jobs()
+        }
+        state = {"scheduler": "running" if self.scheduler.running else "stopped", "jobs": jobs}
+        try:
+            state["outbox_backlog"] = pending_count(self.engine)
+            state["last_runs"] = _last_runs(self.engine)
+        except Exception as err:  # noqa: BLE001 - /healthz reports, it does not crash
+            state["database_error"] = type(err).__name__
+        state["healthy"] = self.scheduler.running and "database_error" not in state
+        return state
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then stop gracefully."""
+        import uvicorn
+
+        from monitor.server import check_bind, create_app
+        from monitor.slack.app import start_feedback
+
+        check_bind(self.settings)
+        require_current(self.engine)
+        app = create_app(self.settings, self.engine, health=self.health)
+        metrics.watch_backlog(lambda: pending_count(self.engine))
+        feedback = start_feedback(self.settings, self.engine, app)
+        self.schedule()
+        self.scheduler.start()
+        log.info(
+            "monitor daemon started: %d model(s) [%s], notifying via %s, serving on http://%s:%d",
+            len(self.settings.models), ", ".join(m.name for m in self.settings.models),
+            ", ".join(self.notifiers) or "nothing", self.settings.server.host, self.settings.server.port,
+        )
+        server = uvicorn.Server(uvicorn.Config(
+            app, host=self.settings.server.host, port=self.settings.server.port,
+            log_config=None, access_log=False, lifespan="off",
+        ))
+        try:
+            server.run()
+        finally:
+            self.stop(feedback)
+
+    def stop(self, feedback: Any = None) -> None:
+        log.info("stopping: waiting for running jobs to finish")
+        self._stopping.set()
+        if feedback is not None:
+            feedback.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.engine.dispose()
+        log.info("monitor daemon stopped")
+
+
+def _trigger(model: ModelConfig) -> Any:
+    kind, value = parse_schedule(model.schedule)
+    if kind == "interval":
+        return IntervalTrigger(seconds=value.total_seconds(), timezone="UTC")
+    return CronTrigger.from_crontab(model.schedule, timezone="UTC")
+
+
+def _last_runs(engine: Engine) -> dict[str, Any]:
+    latest = (
+        select(Run.model, func.max(Run.window_end).label("end")).group_by(Run.model).subquery()
+    )
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(Run.model, Run.status, Run.window_end, Run.finished_at)
+            .join(latest, (Run.model == latest.c.model) & (Run.window_end == latest.c.end))
+        ).all()
+    return {
+        model: {"status": status, "window_end": end.isoformat(),
+                "finished_at": finished.isoformat() if finished else None}
+        for model, status, end, finished in rows
+    }

@@ -1,0 +1,212 @@
+"""Sources a monitoring run reads its window from: the prediction log, files, or SQL.
+
+Each source streams record-shaped rows; `read_window` validates them, keeps the ones
+whose timestamp falls in [start, end), and samples them into a bounded reservoir, so
+memory does not grow with the window.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import DateTime, Engine, bindparam, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.config import ModelConfig, mask_url
+from monitor.errors import IntakeError
+from monitor.intake.files import Columns, Row, flat_to_record, iter_file
+from monitor.intake.records import PredictionRecord, Rejection, WindowSample
+from monitor.intake.sampling import Reservoir, StratifiedReservoir
+from monitor.intake.validate import Invalid, Validator, raw_text
+from monitor.store import predictions as store
+from monitor.store.engine import normalize_url
+
+log = logging.getLogger(__name__)
+
+#: rejected rows kept per read (all are counted); protects memory on a broken feed
+MAX_REJECTED = 10_000
+
+
+def iter_log(model: ModelConfig, engine: Engine, start: datetime, end: datetime) -> Iterator[Row]:
+    """The daemon's prediction log for the window, labels joined."""
+    for request_id, ts, features, prediction, label in store.iter_log_window(
+        engine, model.name, start, end
+    ):
+        yield (
+            {
+                "request_id": request_id,
+                "timestamp": ts,
+                "features": features,
+                "prediction": prediction,
+                "label": label,
+            },
+            None,
+        )
+
+
+def iter_files(model: ModelConfig, start: datetime, end: datetime) -> Iterator[Row]:
+    """Every file matching `files.glob` (sorted by name), with a required timestamp."""
+    cfg = model.files
+    if cfg is None:
+        raise IntakeError(f"model {model.name}: source = 'files' needs a [models.files] table")
+    paths = sorted(glob.glob(cfg.glob, recursive=True))
+    if not paths:
+        log.warning("model %s: no file matches %s", model.name, cfg.glob)
+    cols = Columns.for_model(model, cfg)
+    for path in paths:
+        yield from iter_file(Path(path), model, cfg.format, cols, require_timestamp=True)
+
+
+def iter_sql(model: ModelConfig, start: datetime, end: datetime) -> Iterator[Row]:
+    """Rows of the user's query with :start and :end bound to the window."""
+    cfg = model.sql
+    if cfg is None:
+        raise IntakeError(f"model {model.name}: source = 'sql' needs a [models.sql] table")
+    url = normalize_url(cfg.resolved_url())
+    cols = Columns.for_model(model, cfg)
+    query = text(cfg.query).bindparams(
+        bindparam("start", type_=DateTime(timezone=True)),
+        bindparam("end", type_=DateTime(timezone=True)),
+    )
+    user_engine = create_engine(url)
+    try:
+        with user_engine.connect() as conn:
+            result = conn.execution_options(yield_per=5000).execute(
+                query, {"start": start, "end": end}
+            )
+            for row in result:
+                yield flat_to_record(dict(row._mapping), model, cols, require_timestamp=True), None
+    except SQLAlchemyError as err:
+        raise IntakeError(
+            f"model {model.name}: the sql source query failed on {mask_url(url)}: "
+            f"{str(err).splitlines()[0]}"
+        ) from err
+    finally:
+        user_engine.dispose()
+
+
+def iter_source(
+    model: ModelConfig, engine: Engine, start: datetime, end: datetime
+) -> Iterator[Row]:
+    """Record-shaped rows from the model's configured source."""
+    if model.source == "log":
+        return iter_log(model, engine, start, end)
+    if model.source == "files":
+        return iter_files(model, start, end)
+    return iter_sql(model, start, end)
+
+
+def _stratum(task: str, prediction: Any) -> int:
+    if task == "binary_classification":
+        return int(prediction >= 0.5)
+    if isinstance(prediction, int):
+        return prediction
+    return int(np.argmax(prediction))
+
+
+def read_window(model: ModelConfig, engine: Engine, start: datetime, end: datetime) -> WindowSample:
+    """A seeded sample of at most `model.sample_size` valid rows with ts in [start, end).
+
+    Rows that fail validation are returned in `rejected` (for the caller to quarantine
+    in its own transaction), counted by reason in `reasons`.
+    """
+    validator = Validator(model)
+    stratify = model.stratify and model.task != "regression"
+    reservoir: Any = (StratifiedReservoir if stratify else Reservoir)(model.sample_size, model.seed)
+    rejected: list[Rejection] = []
+    reasons: Counter[str] = Counter()
+    rows = 0
+    source = model.source
+    for obj, raw in iter_source(model, engine, start, end):
+        try:
+            record = validator.check(obj)
+        except Invalid as bad:
+            reasons[bad.reason] += 1
+            if len(rejected) < MAX_REJECTED:
+                rejected.append(
+                    Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, model.name)
+                )
+            continue
+        if not start <= record.ts < end:
+            continue
+        rows += 1
+        if stratify:
+            reservoir.offer(_stratum(model.task, record.prediction), record)
+        else:
+            reservoir.offer(record)
+    if sum(reasons.values()) > len(rejected):
+        log.warning(
+            "model %s: %d rejected rows in the window, only the first %d are kept",
+            model.name,
+            sum(reasons.values()),
+            len(rejected),
+        )
+    return build_sample(model, validator.k, reservoir.items(), rows, rejected, reasons)
+
+
+def build_sample(
+    model: ModelConfig,
+    k: int | None,
+    records: list[PredictionRecord],
+    rows: int,
+    rejected: list[Rejection],
+    reasons: Counter[str],
+) -> WindowSample:
+    """The WindowSample of sampled records (first row per request id kept)."""
+    unique: dict[str, PredictionRecord] = {}
+    for record in records:
+        unique.setdefault(record.request_id, record)
+    records = list(unique.values())
+    names = list(model.features.names)
+    frame = pd.DataFrame(
+        [r.features for r in records],
+        columns=names,
+        index=pd.Index([r.request_id for r in records], name="request_id", dtype=object),
+    )
+    for name in model.features.numeric:
+        frame[name] = frame[name].astype(float)
+    for name in model.features.categorical:
+        frame[name] = frame[name].astype(object)
+    timestamps = np.array(
+        [r.ts.astimezone(UTC).replace(tzinfo=None) for r in records], dtype="datetime64[us]"
+    )
+    return WindowSample(
+        frame=frame,
+        timestamps=timestamps,
+        predictions=_predictions(model, k, records),
+        labels=_labels(records),
+        rows=rows,
+        rejected=tuple(rejected),
+        reasons=dict(reasons),
+    )
+
+
+def _predictions(model: ModelConfig, k: int | None, records: list[PredictionRecord]) -> np.ndarray:
+    if model.task != "multiclass_classification":
+        return np.array([r.prediction for r in records], dtype=float)
+    indices = [r.prediction for r in records if isinstance(r.prediction, int)]
+    k = k or (max(indices) + 1 if indices else 0)
+    out = np.zeros((len(records), k), dtype=float)
+    for i, r in enumerate(records):
+        if isinstance(r.prediction, int):
+            out[i, r.prediction] = 1.0
+        else:
+            out[i] = r.prediction
+    return out
+
+
+def _labels(records: list[PredictionRecord]) -> np.ndarray | None:
+    values = [r.label for r in records]
+    if all(v is None for v in values):
+        return None
+    if all(v is None or (isinstance(v, int | float) and not isinstance(v, str)) for v in values):
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    return np.array([np.nan if v is None else v for v in values], dtype=object)

@@ -1,0 +1,159 @@
+"""`monitor report RUN_ID`: one self-contained HTML page for a run.
+
+What the run found (drift per feature, prediction drift, attribution shift,
+performance), charts of baseline vs current importance and of drift scores (the same
+PNG charts Slack shows, from `monitor.charts`), the model's alert and feedback
+history, and Evidently's own interactive drift report for the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from typing import Any
+
+from sqlalchemy import Engine
+
+from monitor.config import Settings
+from monitor.errors import NotFoundError
+from monitor.store import transaction
+from monitor.store.baselines import active_baseline
+from monitor.store.runs import alert_history, get_run
+
+log = logging.getLogger(__name__)
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#1d1d1f;max-width:1200px}
+h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0} td,th{padding:.25rem .75rem;border-bottom:1px solid #eee;text-align:left}
+.bad{color:#b00020;font-weight:600} .ok{color:#1b7f3b} .muted{color:#777}
+img{max-width:100%;border:1px solid #eee} iframe{width:100%;height:1400px;border:1px solid #ddd}
+"""
+
+
+def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: bool = True) -> str:
+    """The HTML page for run `run_id`."""
+    with transaction(engine) as session:
+        run = get_run(session, run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} does not exist (see `monitor alerts` or the runs of `monitor once`)")
+        summary = dict(run.summary or {})
+        history = [(a, list(fb)) for a, fb in alert_history(session, run.model)]
+        baseline = active_baseline(session, run.model)
+        model_name, start, end, status = run.model, run.window_start, run.window_end, run.status
+    parts = [_header(model_name, run_id, start, end, status, summary)]
+    parts.append(_drift_section(summary))
+    parts.append(_attribution_section(summary))
+    parts.append(_performance_section(summary))
+    parts.append(_history_section(history))
+    if evidently and baseline is not None and status != "failed":
+        parts.append(_evidently_section(settings, engine, model_name, start, end, baseline))
+    body = "\n".join(p for p in parts if p)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>monitor report: {html.escape(model_name)} "
+            f"run {run_id}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def _e(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape("" if value is None else str(value))
+
+
+def _png(data: bytes, alt: str) -> str:
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+
+
+def _header(model: str, run_id: int, start: Any, end: Any, status: str, s: dict[str, Any]) -> str:
+    cls = "bad" if status == "failed" else "ok"
+    error = f"<p class='bad'>{_e(s.get('error'))}</p>" if s.get("error") else ""
+    return (f"<h1>{_e(model)} — run {run_id}</h1><p>window {_e(start.isoformat())} .. {_e(end.isoformat())}"
+            f" · status <span class='{cls}'>{_e(status)}</span> · {_e(s.get('rows', 0))} rows, "
+            f"{_e(s.get('sampled', 0))} sampled, {_e(s.get('quarantined', 0))} quarantined</p>{error}")
+
+
+def _drift_section(s: dict[str, Any]) -> str:
+    drift = s.get("drift")
+    if not drift:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(n)}</td><td>{_e(f['method'])}</td><td>{_e(f['score'])}</td><td>{_e(f['threshold'])}</td>"
+        f"<td class='{'bad' if f['drifted'] else 'ok'}'>{'drifted' if f['drifted'] else 'ok'}</td></tr>"
+        for n, f in sorted(drift["features"].items(), key=lambda kv: not kv[1]["drifted"])
+    )
+    pred = s.get("prediction_drift")
+    pred_line = (f"<p>prediction drift: {_e(pred['method'])} score {_e(pred['score'])} "
+                 f"(threshold {_e(pred['threshold'])}) — {'drifted' if pred['drifted'] else 'ok'}</p>") if pred else ""
+    chart = _chart("drift_chart", drift["features"], "drift scores against thresholds")
+    verdict = "dataset drift" if drift["dataset_drift"] else "no dataset drift"
+    return (f"<h2>Drift</h2><p>{verdict}: {_e(drift['drift_share'])} of features drifted "
+            f"(threshold {_e(drift['share_threshold'])})</p>{pred_line}{chart}"
+            f"<table><tr><th>feature</th><th>test</th><th>score</th><th>threshold</th><th></th></tr>{rows}</table>")
+
+
+def _attribution_section(s: dict[str, Any]) -> str:
+    attribution = s.get("attribution")
+    if not attribution:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(n)}</td><td>{_e(f.get('baseline'))}</td><td>{_e(f.get('current'))}</td><td>{_e(f.get('change'))}</td></tr>"
+        for n, f in sorted(attribution["features"].items(), key=lambda kv: -(kv[1].get("current") or 0))
+    )
+    chart = _chart("importance_chart", attribution["features"], "baseline vs current importance")
+    ndcg = attribution.get("ndcg")
+    return (f"<h2>Why the model decides (attributions: {_e(attribution['method'])})</h2>"
+            f"<p>nDCG of the importance ranking against the baseline: {_e(ndcg)}"
+            f"{' — <span class=bad>the reasoning shifted</span>' if attribution.get('drifted') else ''}</p>{chart}"
+            f"<table><tr><th>feature</th><th>baseline importance</th><th>current</th><th>relative change</th></tr>{rows}</table>")
+
+
+def _performance_section(s: dict[str, Any]) -> str:
+    perf = s.get("performance")
+    if not perf:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(m)}</td><td>{_e(v.get('baseline'))}</td><td>{_e(v.get('current'))}</td>"
+        f"<td class='{'bad' if v.get('degraded') else 'ok'}'>{'degraded' if v.get('degraded') else 'ok'}</td></tr>"
+        for m, v in perf.items()
+    )
+    return f"<h2>Performance</h2><table><tr><th>metric</th><th>baseline</th><th>window</th><th></th></tr>{rows}</table>"
+
+
+def _history_section(history: list[tuple[Any, list[Any]]]) -> str:
+    if not history:
+        return "<h2>Alerts and feedback</h2><p class='muted'>no alerts for this model</p>"
+    rows = []
+    for alert, feedback in history:
+        answers = "<br>".join(
+            f"{_e(fb.user_name or fb.user_id)}: {_e(fb.verdict)}{' — ' + _e(fb.comment) if fb.comment else ''}"
+            for fb in feedback
+        ) or "<span class='muted'>no feedback</span>"
+        rows.append(f"<tr><td>{alert.id}</td><td>{_e(alert.last_fired_at.isoformat())}</td><td>{_e(alert.kind)}</td>"
+                    f"<td>{_e(alert.title)}</td><td>{_e(alert.status)}</td><td>{answers}</td></tr>")
+    return ("<h2>Alerts and feedback</h2><table><tr><th>id</th><th>last fired</th><th>kind</th><th>what</th>"
+            f"<th>status</th><th>feedback</th></tr>{''.join(rows)}</table>")
+
+
+def _chart(name: str, data: Any, alt: str) -> str:
+    from monitor import charts
+
+    try:
+        return _png(getattr(charts, name)(data), alt)
+    except Exception:  # noqa: BLE001 - a report without one chart is still a report
+        log.exception("chart %s could not be drawn", name)
+        return f"<p class='muted'>({html.escape(alt)}: chart unavailable)</p>"
+
+
+def _evidently_section(settings: Settings, engine: Engine, model_name: str, start: Any, end: Any,
+                       baseline: Any) -> str:
+    from monitor.drift import render_html
+    from monitor.intake import read_window
+
+    cfg = settings.model(model_name)
+    window = read_window(cfg, engine, start, end)
+    if window.frame.empty:
+        return "<h2>Evidently drift report</h2><p class='muted'>the window has no rows any more (retention?)</p>"
+    page = render_html(baseline.sample, window.frame.reset_index(drop=True),
+                       numeric=cfg.features.numeric, categorical=cfg.features.categorical)
+    return ("<h2>Evidently drift report</h2>"
+            f"<iframe sandbox='allow-scripts' srcdoc=\"{html.escape(page, quote=True)}\"></iframe>")

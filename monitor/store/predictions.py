@@ -1,0 +1,218 @@
+"""Repository functions for the prediction log, labels and quarantine.
+
+The only code that reads or writes the `prediction`, `label` and `quarantine` tables.
+Inserts are built for throughput: PostgreSQL gets COPY into a temporary table and
+one ``INSERT .. SELECT .. ON CONFLICT DO NOTHING``; SQLite gets one executemany of
+``INSERT OR IGNORE``. Either way a request id already logged is kept, not replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import Engine, and_, delete, func, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from monitor import clock
+from monitor.errors import DatabaseError
+from monitor.store.tables import Label, Prediction, Quarantine
+
+if TYPE_CHECKING:  # the records are duck-typed here, so intake and store import freely
+    from monitor.intake.records import LabelRecord, PredictionRecord, Rejection
+
+log = logging.getLogger(__name__)
+
+_TEMP = "_monitor_prediction_in"
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=_OPTS).decode()
+
+
+def _sqlite_ts(ts: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores: naive UTC with microseconds."""
+    ts = ts.astimezone(UTC)
+    return (
+        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} {ts.hour:02d}:{ts.minute:02d}:"
+        f"{ts.second:02d}.{ts.microsecond:06d}"
+    )
+
+
+def insert_predictions(session: Session, records: Sequence[PredictionRecord]) -> int:
+    """Append validated records to the log; returns how many were new (not duplicates)."""
+    if not records:
+        return 0
+    conn = session.connection()
+    raw = conn.connection.driver_connection
+    now = clock.utcnow()
+    if conn.dialect.name == "postgresql":
+        return _copy_postgres(raw, records, now)
+    rows = [
+        (
+            r.model,
+            r.request_id,
+            _sqlite_ts(r.ts),
+            _sqlite_ts(now),
+            _json(r.features),
+            _json(r.prediction),
+        )
+        for r in records
+    ]
+    cursor = raw.cursor()
+    try:
+        before = raw.total_changes
+        cursor.executemany(
+            "INSERT OR IGNORE INTO prediction (model, request_id, ts, received_at, features,"
+            " prediction) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return raw.total_changes - before
+    finally:
+        cursor.close()
+
+
+def _copy_postgres(raw: Any, records: Sequence[PredictionRecord], now: datetime) -> int:
+    with raw.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} (model text, request_id text,"
+            " ts timestamptz, features json, prediction json) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(
+            f"COPY {_TEMP} (model, request_id, ts, features, prediction) FROM STDIN"
+        ) as copy:
+            for r in records:
+                copy.write_row(
+                    (r.model, r.request_id, r.ts, _json(r.features), _json(r.prediction))
+                )
+        cur.execute(
+            f"INSERT INTO prediction (model, request_id, ts, received_at, features, prediction)"
+            f" SELECT model, request_id, ts, %s, features, prediction FROM {_TEMP}"
+            " ON CONFLICT (model, request_id) DO NOTHING",
+            (now,),
+        )
+        inserted = cur.rowcount
+        cur.execute(f"TRUNCATE {_TEMP}")
+    return inserted
+
+
+def insert_labels(session: Session, records: Sequence[LabelRecord]) -> int:
+    """Store labels (the first one per request id wins); returns how many were new."""
+    if not records:
+        return 0
+    conn = session.connection()
+    rows = [
+        {
+            "model": r.model,
+            "request_id": r.request_id,
+            "label": r.label,
+            "received_at": clock.utcnow(),
+        }
+        for r in records
+    ]
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(Label.__table__).on_conflict_do_nothing(
+            index_elements=["model", "request_id"]
+        )
+    else:
+        stmt = insert(Label.__table__).prefix_with("OR IGNORE")
+    # executemany rowcount is -1 on psycopg; RETURNING counts the rows really inserted
+    return len(conn.execute(stmt.returning(Label.__table__.c.id), rows).all())
+
+
+def quarantine_rows(session: Session, rejected: Iterable[Rejection], *, source: str) -> int:
+    """Keep rejected rows with their reason; returns how many were stored.
+
+    `source` says where they were rejected (http, file:<path>, client, run:<id>);
+    a rejection that came from elsewhere keeps that origin in its detail.
+    """
+    now = clock.utcnow()
+    rows = []
+    for r in rejected:
+        detail = r.detail if r.source in ("", source) else f"[{r.source}] {r.detail}"
+        rows.append(
+            {
+                "model": r.model,
+                "source": source[:512],
+                "received_at": now,
+                "reason": r.reason[:64],
+                "detail": detail,
+                "raw": r.raw,
+            }
+        )
+    if rows:
+        session.connection().execute(insert(Quarantine.__table__), rows)
+    return len(rows)
+
+
+def iter_log_window(
+    engine: Engine, model: str, start: datetime, end: datetime, *, batch: int = 5000
+) -> Iterator[tuple[str, datetime, dict[str, Any], Any, Any]]:
+    """Stream (request_id, ts, features, prediction, label) of [start, end) in log order.
+
+    Labels are joined here, so a label that arrived before its prediction counts.
+    """
+    stmt = (
+        select(
+            Prediction.request_id,
+            Prediction.ts,
+            Prediction.features,
+            Prediction.prediction,
+            Label.label,
+        )
+        .outerjoin(
+            Label, and_(Label.model == Prediction.model, Label.request_id == Prediction.request_id)
+        )
+        .where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
+        .order_by(Prediction.ts, Prediction.id)
+    )
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch).execute(stmt)
+        for row in result:
+            yield row.request_id, row.ts, row.features, row.prediction, row.label
+
+
+def count_predictions(engine: Engine, model: str | None = None) -> int:
+    """Rows in the prediction log (for one model when given)."""
+    stmt = select(func.count()).select_from(Prediction)
+    if model is not None:
+        stmt = stmt.where(Prediction.model == model)
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+def quarantined(engine: Engine, model: str | None = None, limit: int = 100) -> list[Quarantine]:
+    """The most recent quarantined rows, newest first."""
+    stmt = select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)
+    if model is not None:
+        stmt = stmt.where(Quarantine.model == model)
+    with Session(engine) as session:
+        return list(session.scalars(stmt))
+
+
+def purge_before(session: Session, cutoff: datetime) -> dict[str, int]:
+    """Delete predictions, labels and quarantined rows older than `cutoff` (retention)."""
+    counts = {}
+    for name, stmt in (
+        ("prediction", delete(Prediction).where(Prediction.ts < cutoff)),
+        ("label", delete(Label).where(Label.received_at < cutoff)),
+        ("quarantine", delete(Quarantine).where(Quarantine.received_at < cutoff)),
+    ):
+        counts[name] = session.execute(stmt).rowcount or 0
+    return counts
+
+
+def ping(engine: Engine) -> None:
+    """Raise DatabaseError unless the database answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as err:
+        raise DatabaseError(f"database unreachable: {type(err).__name__}") from err

@@ -1,0 +1,119 @@
+"""HTTP intake: batches, auth, body limit, health, the bind guard; one real uvicorn."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from monitor.errors import ConfigError
+from monitor.server import BackgroundServer, create_app
+from monitor.store import make_engine
+from monitor.store.predictions import count_predictions, quarantined
+from tests.intake.helpers import cancer_rows, model_config, settings
+
+TOKEN = "s3cret-token-for-tests"
+
+
+def _client(engine: Engine, env: dict[str, str] | None = None, **sections) -> TestClient:
+    return TestClient(create_app(settings(model_config(), env=env, **sections), engine))
+
+
+def test_array_and_ndjson_batches_are_ingested(engine: Engine) -> None:
+    client = _client(engine)
+    rows = cancer_rows(10)
+    rows[1]["model"] = "other"
+    answer = client.post("/v1/predictions", content=orjson.dumps(rows))
+    assert answer.status_code == 200
+    assert answer.json() == {"accepted": 9, "quarantined": 1, "reasons": {"unknown_model": 1}}
+    ndjson = b"\n".join(orjson.dumps(r) for r in cancer_rows(12)) + b"\nnot json"
+    answer = client.post(
+        "/v1/predictions", content=ndjson, headers={"content-type": "application/x-ndjson"}
+    )
+    assert answer.json() == {
+        "accepted": 3,
+        "quarantined": 1,
+        "reasons": {"invalid_json": 1, "duplicate": 9},
+    }
+    assert count_predictions(engine) == 12
+    assert {q.reason for q in quarantined(engine)} == {"unknown_model", "invalid_json"}
+    unknown = next(q for q in quarantined(engine) if q.reason == "unknown_model")
+    assert unknown.model == "other" and unknown.source == "http"
+
+
+def test_labels_endpoint(engine: Engine) -> None:
+    client = _client(engine)
+    body = [{"model": "cancer", "request_id": "a", "label": 1}, {"model": "cancer"}]
+    answer = client.post("/v1/labels", content=orjson.dumps(body))
+    assert answer.json() == {"accepted": 1, "quarantined": 1, "reasons": {"missing_request_id": 1}}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x"],
+    ids=["none", "wrong", "basic", "longer"],
+)
+def test_token_is_required_when_set(engine: Engine, header: str | None) -> None:
+    client = _client(engine, env={"MONITOR_INGEST_TOKEN": TOKEN})
+    headers = {"authorization": header} if header else {}
+    for path in ("/v1/predictions", "/v1/labels"):
+        assert client.post(path, content=b"[]", headers=headers).status_code == 401
+    assert client.get("/healthz").status_code == 200
+    ok = client.post(
+        "/v1/predictions",
+        content=orjson.dumps(cancer_rows(2)),
+        headers={"authorization": f"Bearer {TOKEN}"},
+    )
+    assert ok.status_code == 200 and ok.json()["accepted"] == 2
+
+
+def test_body_limit_gives_413(engine: Engine) -> None:
+    client = _client(engine, server={"max_body_mb": 0.001})
+    big = orjson.dumps(cancer_rows(50))
+    assert len(big) > 1100
+    assert client.post("/v1/predictions", content=big).status_code == 413
+
+    def chunks():
+        yield big[:800]
+        yield big[800:]
+
+    assert client.post("/v1/predictions", content=chunks()).status_code == 413
+    assert count_predictions(engine) == 0
+
+
+def test_healthz_reports_database_and_extra_fields(engine: Engine, tmp_path) -> None:
+    app = create_app(settings(model_config()), engine, health=lambda: {"scheduler": "running"})
+    assert app.state.engine is engine and app.state.settings.models[0].name == "cancer"
+    answer = TestClient(app).get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ok" and answer.json()["scheduler"] == "running"
+    broken = make_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    answer = TestClient(create_app(settings(model_config()), broken)).get("/healthz")
+    assert answer.status_code == 503 and answer.json()["status"] == "error"
+
+
+def test_refuses_to_listen_beyond_localhost_without_token(engine: Engine) -> None:
+    with pytest.raises(ConfigError, match="server.host.*MONITOR_INGEST_TOKEN"):
+        create_app(settings(model_config(), server={"host": "0.0.0.0"}), engine)
+    app = create_app(
+        settings(model_config(), env={"MONITOR_INGEST_TOKEN": TOKEN}, server={"host": "0.0.0.0"}),
+        engine,
+    )
+    assert app.state.settings.server.host == "0.0.0.0"
+
+
+def test_real_uvicorn_round_trip(engine: Engine) -> None:
+    app = create_app(settings(model_config(), env={"MONITOR_INGEST_TOKEN": TOKEN}), engine)
+    with BackgroundServer(app) as server:
+        assert server.port > 0
+        denied = httpx.post(f"{server.url}/v1/predictions", content=b"[]")
+        assert denied.status_code == 401
+        answer = httpx.post(
+            f"{server.url}/v1/predictions",
+            content=orjson.dumps(cancer_rows(5)),
+            headers={"authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.json()["accepted"] == 5
+    assert count_predictions(engine, "cancer") == 5
