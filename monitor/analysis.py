@@ -103,18 +103,23 @@ def _verdict(fd: Any) -> dict[str, Any]:
             "drifted": bool(fd.drifted)}
 
 
-def summarize(computed: Any, model: ModelConfig, reference: BaselineData) -> dict[str, Any]:
+def summarize(computed: Any, model: ModelConfig, reference: BaselineData,
+              at_ingest: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The run's document: exactly what `monitor once --json` prints (run_id and alerts
-    are added when the run is stored)."""
+    are added when the run is stored). `at_ingest` counts, by reason, rows of this
+    window quarantined when they were ingested."""
     window = computed.window
+    reasons = dict(window.reasons)
+    for reason, count in (at_ingest or {}).items():
+        reasons[reason] = reasons.get(reason, 0) + count
     summary: dict[str, Any] = {
         "model": model.name,
         "window": {"start": computed.start.isoformat(), "end": computed.end.isoformat()},
         "status": computed.status,
         "rows": int(window.rows),
         "sampled": int(len(window.frame)),
-        "quarantined": len(window.rejected),
-        "reasons": dict(window.reasons),
+        "quarantined": sum(n for r, n in reasons.items() if r != "duplicate"),
+        "reasons": reasons,
         "baseline": {"id": reference.id if reference.id > 0 else None, "version": reference.version,
                      "mode": model.baseline.mode},
         "drift": None, "prediction_drift": None, "attribution": None, "performance": None,
@@ -150,11 +155,12 @@ def _attribution_summary(computed: Any) -> dict[str, Any] | None:
     current = explanation.values.abs().mean()
     drift = computed.attribution
     features: dict[str, Any] = {}
+    per_feature = {f.feature: f for f in drift.features} if drift is not None else {}
     for name in explanation.values.columns:
         entry = {"baseline": None, "current": _clean(float(current[name])), "change": None}
-        if drift is not None and name in drift.features:
-            f = drift.features[name]
-            entry.update(baseline=_clean(f.baseline), current=_clean(f.current),
+        f = per_feature.get(name)
+        if f is not None:
+            entry.update(baseline=_clean(f.baseline_importance), current=_clean(f.current_importance),
                          change=_clean(f.relative_change), distance=_clean(f.distance))
         features[name] = entry
     median_error = None
@@ -172,15 +178,23 @@ def _attribution_summary(computed: Any) -> dict[str, Any] | None:
 
 
 def _quality(report: Any, reference: BaselineData) -> dict[str, Any]:
+    """The window's data quality in the shape alerts and notifications read."""
     quality = report.quality.to_dict()
-    missing = quality.get("missing_share") or quality.get("missing") or {}
+    missing = quality.get("missing_share", {})
     stats = reference.feature_stats or {}
-    increase = {
-        name: _clean(share - (stats.get(name, {}).get("missing_share") or 0.0))
-        for name, share in missing.items()
-        if share is not None and share - (stats.get(name, {}).get("missing_share") or 0.0) > 0
+    increase = {}
+    for name, share in missing.items():
+        before = (stats.get(name) or {}).get("missing_share") or 0.0
+        if share is not None and share - before > 0:
+            increase[name] = _clean(share - before)
+    return {
+        "missing": {n: v for n, v in missing.items() if v},
+        "missing_increase": increase,
+        "out_of_range": quality.get("out_of_range", {}),
+        "unseen": quality.get("unseen_categories", {}),
+        "constant": quality.get("constant", []),
+        "all_missing": quality.get("all_missing", []),
     }
-    return {**quality, "missing_increase": increase}
 
 
 def save_results(session: Session, run: Run, computed: Any, model: ModelConfig) -> None:

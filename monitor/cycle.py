@@ -31,6 +31,7 @@ from monitor.config import ModelConfig, Settings
 from monitor.errors import MonitorError, RunError
 from monitor.store import transaction
 from monitor.store.baselines import BaselineData, active_baseline
+from monitor.store.runs import quarantined_in_window
 from monitor.store.tables import Alert, Quarantine, Run
 
 log = logging.getLogger(__name__)
@@ -219,13 +220,14 @@ def _compute(settings: Settings, engine: Engine, model: ModelConfig, start: date
     timings["read"] = round(time.perf_counter() - tick, 4)
     with transaction(engine) as session:
         policies = active_policies(session, model.name, clock.utcnow())
+        at_ingest = quarantined_in_window(session, model.name, start, end)
     computed = Computed(model.name, start, end, "succeeded", reference.id if reference.id > 0 else None,
                         {}, window, timings=timings)
     if len(window.frame) < model.drift.min_rows:
         computed.status = "insufficient_data"
     else:
         analysis.analyze(computed, model, reference, policies, runtime)
-    computed.summary = analysis.summarize(computed, model, reference)
+    computed.summary = analysis.summarize(computed, model, reference, at_ingest)
     computed.findings = alerts.findings(computed.summary)
     return computed
 

@@ -10,10 +10,14 @@ even a hard kill leaves no half-written run).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import uvicorn
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -153,8 +157,6 @@ class Daemon:
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then stop gracefully."""
-        import uvicorn
-
         from monitor.server import check_bind, create_app
         from monitor.slack.app import start_feedback
 
@@ -170,14 +172,32 @@ class Daemon:
             len(self.settings.models), ", ".join(m.name for m in self.settings.models),
             ", ".join(self.notifiers) or "nothing", self.settings.server.host, self.settings.server.port,
         )
-        server = uvicorn.Server(uvicorn.Config(
+        server = _Server(uvicorn.Config(
             app, host=self.settings.server.host, port=self.settings.server.port,
             log_config=None, access_log=False, lifespan="off",
         ))
+        self._install_signal_handlers(server)
         try:
             server.run()
         finally:
             self.stop(feedback)
+
+    def _install_signal_handlers(self, server: Any) -> None:
+        """SIGTERM/SIGINT stop the server; the scheduler is stopped after it returns.
+        A second signal stops without waiting for open connections."""
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if server.should_exit:
+                log.warning("%s again: not waiting for open connections", name)
+                server.force_exit = True
+            else:
+                log.info("%s received: shutting down", name)
+            server.should_exit = True
+            self._stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
 
     def stop(self, feedback: Any = None) -> None:
         log.info("stopping: waiting for running jobs to finish")
@@ -188,6 +208,15 @@ class Daemon:
             self.scheduler.shutdown(wait=True)
         self.engine.dispose()
         log.info("monitor daemon stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal capture: uvicorn re-raises SIGTERM after
+    shutting down, which would kill the process before the scheduler is stopped."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _trigger(model: ModelConfig) -> Any:

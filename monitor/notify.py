@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +30,10 @@ from monitor.store.tables import Alert, Outbox
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
+# One delivery at a time per process: the daemon's outbox job and the Slack handlers'
+# immediate deliveries must not post the same row twice (SQLite has no SKIP LOCKED;
+# across processes PostgreSQL's row locks do the same).
+_DELIVERY_LOCK = threading.Lock()
 FIRST_BACKOFF = timedelta(seconds=30)
 
 
@@ -92,6 +97,11 @@ def deliver_outbox(
     delivered or rescheduled. A row waits while an earlier row of the same alert and
     channel is undelivered, so a thread reply never precedes its alert.
     """
+    with _DELIVERY_LOCK:
+        return _deliver_due(engine, notifiers, limit)
+
+
+def _deliver_due(engine: Engine, notifiers: Mapping[str, Notifier], limit: int) -> DeliveryStats:
     delivered = failed = 0
     factory = session_factory(engine)
     skipped: set[int] = set()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:08:29.336144
+Create Date: 2026-11-23 19:36:54.637860
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def upgrade() -> None:
         "quarantine",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("model", sa.String(length=64), nullable=True),
+        sa.Column("ts", sa.DateTime(timezone=True), nullable=True),
         sa.Column("source", sa.String(length=512), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.String(length=64), nullable=False),
@@ -74,6 +75,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_quarantine_model_received_at", ["model", "received_at"], unique=False
         )
+        batch_op.create_index("ix_quarantine_model_ts", ["model", "ts"], unique=False)
 
     op.create_table(
         "baseline",
@@ -123,6 +125,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "model", "window_start", "window_end", name=op.f("uq_run_model_window_start_window_end")
         ),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "alert",
@@ -343,6 +346,7 @@ def downgrade() -> None:
     op.drop_table("run")
     op.drop_table("baseline")
     with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.drop_index("ix_quarantine_model_ts")
         batch_op.drop_index("ix_quarantine_model_received_at")
 
     op.drop_table("quarantine")

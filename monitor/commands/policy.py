@@ -36,23 +36,40 @@ def list_policies(app: AppContext, model: str | None, show_all: bool, as_json: b
 
     now = clock.utcnow()
     with transaction(app.engine()) as session:
-        rows = repo.all_policies(session, model) if show_all else repo.live_policies(session, model, now)
+        rows = (
+            repo.all_policies(session, model)
+            if show_all
+            else repo.live_policies(session, model, now)
+        )
     if not rows:
         click.echo("no policies" if show_all else "no active policies")
         return
     for p in rows:
         if as_json:
-            click.echo(json.dumps({
-                "id": p.id, "model": p.model, "kind": p.kind, "alert_kind": p.alert_kind, "feature": p.feature,
-                "value": p.value, "reason": p.reason, "created_by": p.created_by,
-                "created_at": p.created_at.isoformat(), "until": p.until.isoformat() if p.until else None,
-                "state": _state(p, now),
-            }))
+            click.echo(
+                json.dumps(
+                    {
+                        "id": p.id,
+                        "model": p.model,
+                        "kind": p.kind,
+                        "alert_kind": p.alert_kind,
+                        "feature": p.feature,
+                        "value": p.value,
+                        "reason": p.reason,
+                        "created_by": p.created_by,
+                        "created_at": p.created_at.isoformat(),
+                        "until": p.until.isoformat() if p.until else None,
+                        "state": _state(p, now),
+                    }
+                )
+            )
             continue
         target = "/".join(x for x in (p.alert_kind, p.feature) if x) or "model"
         value = f" x{p.value:g}" if p.kind == "threshold" and p.value else ""
-        click.echo(f"{p.id:>4}  {p.model}  {p.kind}{value}  {target}  [{_state(p, now)}]  "
-                   f"by {p.created_by} {p.created_at:%Y-%m-%d %H:%M}: {p.reason}")
+        click.echo(
+            f"{p.id:>4}  {p.model}  {p.kind}{value}  {target}  [{_state(p, now)}]  "
+            f"by {p.created_by} {p.created_at:%Y-%m-%d %H:%M}: {p.reason}"
+        )
 
 
 @policy.command("revoke")
@@ -68,4 +85,7 @@ def revoke(app: AppContext, policy_id: int, by: str | None) -> None:
     who = by or getpass.getuser()
     with transaction(app.engine()) as session:
         p = revoke_policy(session, policy_id, by=who, now=clock.utcnow())
-        click.echo(f"policy {p.id} ({p.kind} {p.alert_kind or ''} {p.feature or ''} on {p.model}) revoked by {who}")
+        click.echo(
+            f"policy {p.id} ({p.kind} {p.alert_kind or ''} {p.feature or ''} on {p.model}) "
+            f"revoked by {who}"
+        )

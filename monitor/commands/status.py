@@ -21,22 +21,52 @@ def collect(session: Any, models: list[str], now: Any) -> list[dict[str, Any]]:
     known = set(models) | set(session.scalars(select(Run.model).distinct()))
     out = []
     for model in sorted(known):
-        run = session.scalars(select(Run).where(Run.model == model).order_by(Run.window_end.desc(), Run.id.desc())).first()
-        alerts = session.scalars(select(Alert).where(Alert.model == model, Alert.status != "resolved")
-                                 .order_by(Alert.id)).all()
+        run = session.scalars(
+            select(Run).where(Run.model == model).order_by(Run.window_end.desc(), Run.id.desc())
+        ).first()
+        alerts = session.scalars(
+            select(Alert).where(Alert.model == model, Alert.status != "resolved").order_by(Alert.id)
+        ).all()
         policies = repo.live_policies(session, model, now)
-        out.append({
-            "model": model,
-            "last_run": None if run is None else {
-                "id": run.id, "status": run.status, "window_start": run.window_start.isoformat(),
-                "window_end": run.window_end.isoformat(), "rows": run.rows, "error": run.error},
-            "alerts": [{"id": a.id, "kind": a.kind, "feature": a.feature, "status": a.status,
-                        "severity": a.severity, "title": a.title} for a in alerts],
-            "policies": [{"id": p.id, "kind": p.kind, "alert_kind": p.alert_kind, "feature": p.feature,
-                          "value": p.value, "until": p.until.isoformat() if p.until else None,
-                          "created_by": p.created_by} for p in policies],
-            "retrain_requested": active_policies(session, model, now).retrain_requested,
-        })
+        out.append(
+            {
+                "model": model,
+                "last_run": None
+                if run is None
+                else {
+                    "id": run.id,
+                    "status": run.status,
+                    "window_start": run.window_start.isoformat(),
+                    "window_end": run.window_end.isoformat(),
+                    "rows": run.rows,
+                    "error": run.error,
+                },
+                "alerts": [
+                    {
+                        "id": a.id,
+                        "kind": a.kind,
+                        "feature": a.feature,
+                        "status": a.status,
+                        "severity": a.severity,
+                        "title": a.title,
+                    }
+                    for a in alerts
+                ],
+                "policies": [
+                    {
+                        "id": p.id,
+                        "kind": p.kind,
+                        "alert_kind": p.alert_kind,
+                        "feature": p.feature,
+                        "value": p.value,
+                        "until": p.until.isoformat() if p.until else None,
+                        "created_by": p.created_by,
+                    }
+                    for p in policies
+                ],
+                "retrain_requested": active_policies(session, model, now).retrain_requested,
+            }
+        )
     return out
 
 
@@ -44,7 +74,7 @@ def collect(session: Any, models: list[str], now: Any) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def status(app: AppContext, as_json: bool) -> None:
-    """Per model: the last run, open alerts, active policies, and whether a retrain was asked for."""
+    """Per model: the last run, open alerts, active policies, and the retrain flag."""
     from monitor import clock
     from monitor.store.engine import transaction
 
@@ -60,14 +90,21 @@ def status(app: AppContext, as_json: bool) -> None:
         flag = "  RETRAIN REQUESTED" if item["retrain_requested"] else ""
         click.echo(f"{item['model']}{flag}")
         run = item["last_run"]
-        click.echo("  last run: none" if run is None else
-                   f"  last run {run['id']}: {run['status']}, {run['window_start']} .. {run['window_end']}, "
-                   f"{run['rows']} rows" + (f", error: {run['error']}" if run["error"] else ""))
+        click.echo(
+            "  last run: none"
+            if run is None
+            else f"  last run {run['id']}: {run['status']}, "
+            f"{run['window_start']} .. {run['window_end']}, "
+            f"{run['rows']} rows" + (f", error: {run['error']}" if run["error"] else "")
+        )
         click.echo(f"  open alerts: {len(item['alerts'])}")
         for a in item["alerts"]:
             click.echo(f"    #{a['id']} [{a['status']}] {a['severity']} {a['title']}")
         click.echo(f"  active policies: {len(item['policies'])}")
         for p in item["policies"]:
             target = "/".join(x for x in (p["alert_kind"], p["feature"]) if x) or "model"
-            click.echo(f"    #{p['id']} {p['kind']} {target}" + (f" until {p['until']}" if p["until"] else "")
-                       + f" (by {p['created_by']})")
+            click.echo(
+                f"    #{p['id']} {p['kind']} {target}"
+                + (f" until {p['until']}" if p["until"] else "")
+                + f" (by {p['created_by']})"
+            )

@@ -26,22 +26,34 @@ def feedback_for_alert(session: Session, alert_id: int) -> list[Feedback]:
 
 
 def count_verdicts(
-    session: Session, model: str, kind: str, feature: str | None, verdict: str, since: datetime,
-    *, after_id: int | None = None,
+    session: Session,
+    model: str,
+    kind: str,
+    feature: str | None,
+    verdict: str,
+    since: datetime,
+    *,
+    after_id: int | None = None,
 ) -> int:
     """How many `verdict` answers alerts of (model, kind, feature) received since `since`
     (and, with `after_id`, after that feedback row)."""
     feature_match = Alert.feature.is_(None) if feature is None else Alert.feature == feature
-    return session.scalar(
-        select(func.count())
-        .select_from(Feedback)
-        .join(Alert, Alert.id == Feedback.alert_id)
-        .where(
-            Alert.model == model, Alert.kind == kind, feature_match,
-            Feedback.verdict == verdict, Feedback.created_at >= since,
-            Feedback.id > (after_id or 0),
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Feedback)
+            .join(Alert, Alert.id == Feedback.alert_id)
+            .where(
+                Alert.model == model,
+                Alert.kind == kind,
+                feature_match,
+                Feedback.verdict == verdict,
+                Feedback.created_at >= since,
+                Feedback.id > (after_id or 0),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def live_policies(session: Session, model: str | None, now: datetime) -> list[Policy]:

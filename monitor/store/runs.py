@@ -80,3 +80,19 @@ def explained_requests(session: Session, run_id: int, limit: int = 10) -> list[s
         select(SampleAttribution.request_id).where(SampleAttribution.run_id == run_id)
         .order_by(SampleAttribution.id).limit(limit)
     ))
+
+
+def quarantined_in_window(session: Session, model: str, start: Any, end: Any) -> dict[str, int]:
+    """Rows of a model quarantined at ingest whose own timestamp falls in [start, end),
+    counted by reason (rows a run itself rejected are counted by that run)."""
+    from sqlalchemy import func
+
+    from monitor.store.tables import Quarantine
+
+    rows = session.execute(
+        select(Quarantine.reason, func.count())
+        .where(Quarantine.model == model, Quarantine.ts >= start, Quarantine.ts < end,
+               ~Quarantine.source.startswith("run:"))
+        .group_by(Quarantine.reason)
+    ).all()
+    return {reason: int(n) for reason, n in rows}

@@ -150,9 +150,14 @@ class Quarantine(Base):
     """A row that failed validation, kept with its reason: never silently dropped."""
 
     __tablename__ = "quarantine"
-    __table_args__ = (Index("ix_quarantine_model_received_at", "model", "received_at"),)
+    __table_args__ = (
+        Index("ix_quarantine_model_received_at", "model", "received_at"),
+        Index("ix_quarantine_model_ts", "model", "ts"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     model: Mapped[str | None] = mapped_column(String(64))
+    #: the row's own timestamp when it could be read (runs count the rows of their window)
+    ts: Mapped[datetime | None]
     #: http, file:<path>, sql, client, run:<id>
     source: Mapped[str] = mapped_column(String(512))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -167,7 +172,11 @@ class Run(Base):
     """One monitoring run for one model and one window."""
 
     __tablename__ = "run"
-    __table_args__ = (UniqueConstraint("model", "window_start", "window_end"),)
+    __table_args__ = (
+        UniqueConstraint("model", "window_start", "window_end"),
+        # a replaced run (--force) gets a new id: ids in alerts and reports stay unambiguous
+        {"sqlite_autoincrement": True},
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     model: Mapped[str] = mapped_column(String(64))
     window_start: Mapped[datetime]

@@ -86,7 +86,9 @@ def settings(db_url, model_dir, write_config) -> Settings:
 @pytest.fixture
 def send_traffic(cancer) -> Callable[..., list[str]]:
     """Ingest one window of predictions (optionally shifted, with labels) through intake."""
-    from monitor.intake.ingest import ingest_predictions
+    import json
+
+    from monitor.intake.ingest import ingest_predictions, parse_body
 
     _, held_out = cancer
 
@@ -111,7 +113,8 @@ def send_traffic(cancer) -> Callable[..., list[str]]:
         for j in range(bad):
             records.append({"model": "cancer", "request_id": f"bad-{j}", "timestamp": start.isoformat(),
                             "features": {"mean_radius": "x"}, "prediction": 0.5})
-        ingest_predictions(engine, settings.models, records, source="test")
+        body = json.dumps(records).encode()
+        ingest_predictions(engine, settings.models, parse_body(body), source="test")
         return ids
 
     return send

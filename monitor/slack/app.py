@@ -1,0 +1,177 @@
+"""The Slack feedback app (slack-bolt): buttons, the comment modal, thread replies and
+`why <request_id>` mentions, over Socket Mode (default) or the signed HTTP endpoint.
+
+Both transports share the same listeners. Every listener acknowledges first (Slack
+wants an answer within 3 seconds) and does its work afterwards. Replays, foreign
+workspaces, people and channels not allowed, and messages monitor did not post change
+nothing; people get an ephemeral refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request, Response
+from slack_bolt import App, BoltRequest, BoltResponse
+from sqlalchemy import Engine
+
+from monitor.config import Settings
+from monitor.slack import messages
+from monitor.slack.handlers import FeedbackService
+from monitor.slack.notifier import make_client
+from monitor.slack.security import (
+    SlackRequestRefused,
+    request_key,
+    verify_signature,
+)
+from monitor.store import feedback as repo
+from monitor.store.engine import transaction
+
+log = logging.getLogger(__name__)
+VERDICT_ACTION = re.compile("^(" + "|".join(messages.VERDICT_ACTIONS) + ")$")
+
+
+@dataclass
+class FeedbackHandle:
+    """What `start_feedback` returns: `stop()` ends the Socket Mode connection."""
+
+    app: App
+    mode: str
+    socket_handler: Any = None
+
+    def stop(self) -> None:
+        if self.socket_handler is not None:
+            self.socket_handler.close()
+            log.info("slack socket mode connection closed")
+
+
+def build_app(settings: Settings, engine: Engine, client: Any) -> App:
+    """The Bolt app with monitor's middleware (origin and replay checks) and listeners."""
+    app = App(
+        client=client,
+        token_verification_enabled=False,
+        request_verification_enabled=False,
+        ignoring_self_events_enabled=False,
+        process_before_response=False,
+        logger=logging.getLogger("slack_bolt.monitor"),
+    )
+    service = FeedbackService(settings, engine, client)
+
+    @app.middleware
+    def _screen(body: dict[str, Any], next: Any, logger: Any) -> Any:  # noqa: A002 - Bolt's name
+        problem = service.gate.origin_problem(body)
+        if problem:
+            log.warning("slack payload refused: %s", problem)
+            return BoltResponse(status=200, body="")
+        key = request_key(body)
+        if key:
+            with transaction(engine) as session:
+                seen = repo.is_processed(session, key)
+            if seen:
+                log.info("slack request %s already handled: ignored (replay or retry)", key)
+                return BoltResponse(status=200, body="")
+        return next()
+
+    @app.action(VERDICT_ACTION)
+    def _verdict(ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        service.on_verdict(body)
+
+    @app.action(messages.COMMENT_ACTION)
+    def _comment(ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        service.on_comment_button(body)
+
+    @app.action(messages.REBASELINE_ACTION)
+    def _rebaseline(ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        service.on_rebaseline(body)
+
+    @app.view(messages.COMMENT_CALLBACK)
+    def _submitted(ack: Any, body: dict[str, Any]) -> None:
+        values = body["view"]["state"]["values"]
+        comment = (
+            values.get(messages.COMMENT_BLOCK, {}).get(messages.COMMENT_INPUT, {}).get("value")
+            or ""
+        ).strip()
+        if not comment:
+            ack(response_action="errors", errors={messages.COMMENT_BLOCK: messages.EMPTY_COMMENT})
+            return
+        if not service.gate.user_allowed(body["user"]["id"]):
+            ack(response_action="errors", errors={messages.COMMENT_BLOCK: messages.REFUSED_USER})
+            return
+        ack()
+        service.on_comment_submitted(body, comment)
+
+    @app.event("app_mention")
+    def _mention(ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        service.on_mention(body)
+
+    @app.event("message")
+    def _message(ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        service.on_thread_message(body)
+
+    return app
+
+
+def add_http_route(fastapi_app: Any, app: App, signing_secret: str) -> None:
+    """`POST /slack/events` on the daemon's FastAPI app: verify, then hand to Bolt."""
+    from starlette.concurrency import run_in_threadpool
+
+    @fastapi_app.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        headers = dict(request.headers)
+        try:
+            verify_signature(signing_secret, body, headers)
+        except SlackRequestRefused as err:
+            log.warning("slack request refused: %s", err)
+            return Response(status_code=401, content="invalid request")
+        bolt_request = BoltRequest(
+            body=body.decode("utf-8"),
+            query=str(request.query_params),
+            headers={k: [v] for k, v in headers.items()},
+        )
+        response = await run_in_threadpool(app.dispatch, bolt_request)
+        return Response(
+            status_code=response.status,
+            content=response.body,
+            headers={
+                k: v[0] for k, v in response.headers.items() if v and k.lower() != "content-length"
+            },
+        )
+
+
+def start_feedback(
+    settings: Settings, engine: Engine, fastapi_app: Any = None
+) -> FeedbackHandle | None:
+    """Start receiving Slack feedback; returns a handle with `stop()`, or None when Slack
+    is off (or not set up enough to receive anything)."""
+    secrets = settings.secrets
+    if not settings.slack.enabled or secrets.slack_bot_token is None:
+        return None
+    client = make_client(secrets.slack_bot_token.get_secret_value(), settings.slack.api_url)
+    app = build_app(settings, engine, client)
+    if settings.slack.mode == "http":
+        if secrets.slack_signing_secret is None or fastapi_app is None:
+            log.warning(
+                "slack.mode = http needs SLACK_SIGNING_SECRET and the HTTP server: feedback is off"
+            )
+            return None
+        add_http_route(fastapi_app, app, secrets.slack_signing_secret.get_secret_value())
+        log.info("slack feedback: HTTP endpoint POST /slack/events")
+        return FeedbackHandle(app, "http")
+    if secrets.slack_app_token is None:
+        log.warning("slack.mode = socket needs SLACK_APP_TOKEN (xapp-...): feedback is off")
+        return None
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(app, secrets.slack_app_token.get_secret_value(), web_client=client)
+    handler.connect()
+    log.info("slack feedback: Socket Mode connected")
+    return FeedbackHandle(app, "socket", handler)

@@ -1,0 +1,127 @@
+"""Who may talk to monitor through Slack, and proof that Slack is the one talking.
+
+- HTTP requests are verified (HMAC signature, 5-minute window) before they are parsed;
+- replays are recognised by the Slack event id or the action key (`request_key`);
+- payloads from another workspace or app are refused when `team_id`/`app_id` are set;
+- users and channels are checked against the allow-lists from config;
+- feedback counts only on the message monitor posted for that alert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import Clock, SignatureVerifier
+
+from monitor import clock
+from monitor.config import SlackConfig
+from monitor.errors import SlackError
+from monitor.store.tables import Alert
+
+log = logging.getLogger(__name__)
+
+
+class SlackRequestRefused(SlackError):
+    """An inbound Slack request failed verification or came from elsewhere."""
+
+
+class _MonitorClock(Clock):
+    """The signature window measured on monitor's clock (so tests can move time)."""
+
+    def now(self) -> float:
+        return clock.utcnow().timestamp()
+
+
+def verify_signature(signing_secret: str, body: bytes, headers: Mapping[str, str]) -> None:
+    """Raise SlackRequestRefused unless `body` carries a valid, fresh Slack signature."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    timestamp = lower.get("x-slack-request-timestamp")
+    signature = lower.get("x-slack-signature")
+    if not timestamp or not signature:
+        raise SlackRequestRefused("missing X-Slack-Signature or X-Slack-Request-Timestamp")
+    verifier = SignatureVerifier(signing_secret, clock=_MonitorClock())
+    try:
+        fresh = abs(verifier.clock.now() - int(timestamp)) <= 300
+    except ValueError as err:
+        raise SlackRequestRefused(f"bad X-Slack-Request-Timestamp {timestamp[:20]!r}") from err
+    if not fresh:
+        raise SlackRequestRefused("stale request: timestamp more than 5 minutes away")
+    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+        raise SlackRequestRefused("invalid signature")
+
+
+def parse_body(body: bytes | str, content_type: str | None = None) -> dict[str, Any]:
+    """The JSON payload of an event (JSON) or of an interaction (form `payload=`)."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    if text.startswith("payload=") or (content_type or "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        form = parse_qs(text)
+        return json.loads(form["payload"][0]) if "payload" in form else {}
+    return json.loads(text) if text.strip() else {}
+
+
+def request_key(body: Mapping[str, Any]) -> str | None:
+    """A key that identifies one inbound request across Slack's retries and replays."""
+    kind = body.get("type")
+    if kind == "event_callback" and body.get("event_id"):
+        return f"event:{body['event_id']}"
+    if kind == "block_actions" and body.get("actions"):
+        action = body["actions"][0]
+        user = (body.get("user") or {}).get("id")
+        return f"action:{user}:{action.get('action_id')}:{action.get('action_ts')}"
+    if kind == "view_submission" and body.get("view"):
+        view = body["view"]
+        return f"view:{view.get('id')}:{view.get('hash')}"
+    return None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The allow-lists and origin checks from `[slack]` config."""
+
+    config: SlackConfig
+
+    def origin_problem(self, body: Mapping[str, Any]) -> str | None:
+        """Why a payload from this workspace/app is refused, or None when it is fine."""
+        team = body.get("team_id") or (body.get("team") or {}).get("id")
+        app = body.get("api_app_id")
+        if self.config.team_id and team and team != self.config.team_id:
+            return f"team {team} is not {self.config.team_id}"
+        if self.config.team_id and not team:
+            return "payload without a team id"
+        if self.config.app_id and app and app != self.config.app_id:
+            return f"app {app} is not {self.config.app_id}"
+        return None
+
+    def user_allowed(self, user_id: str | None) -> bool:
+        """Empty `allowed_users` lets anyone in an allowed channel answer."""
+        if not user_id:
+            return False
+        return not self.config.allowed_users or user_id in self.config.allowed_users
+
+    def channel_allowed(self, channel_id: str | None, alert: Alert | None = None) -> bool:
+        """`allowed_channels` when set; otherwise the configured channel or the alert's."""
+        if not channel_id:
+            return False
+        if self.config.allowed_channels:
+            return channel_id in self.config.allowed_channels
+        known = {
+            self.config.channel,
+            self.config.channel.lstrip("#") if self.config.channel else None,
+        }
+        if alert is not None:
+            known.add(alert.slack_channel)
+        return channel_id in known
+
+
+def posted_by_monitor(alert: Alert, channel_id: str | None, message_ts: str | None) -> bool:
+    """True when (channel, ts) is the message monitor posted for `alert`."""
+    return (
+        bool(alert.slack_ts) and alert.slack_channel == channel_id and alert.slack_ts == message_ts
+    )

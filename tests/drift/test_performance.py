@@ -1,0 +1,168 @@
+"""Performance against the baseline: metrics equal scikit-learn's on real Keras models."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.metrics import (
+    accuracy_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    roc_auc_score,
+)
+
+from monitor.config import DriftConfig, PerformanceConfig
+from monitor.drift import DriftAnalyzer, compare, performance_metrics
+
+
+def _train(x: np.ndarray, y: np.ndarray, outputs: int, activation: str, loss: str):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((x.shape[1],)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(outputs, activation=activation),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
+    model.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    return model
+
+
+def _standardize(frame: pd.DataFrame) -> pd.DataFrame:
+    return (frame - frame.mean()) / frame.std()
+
+
+@pytest.fixture(scope="module")
+def binary():
+    data = load_breast_cancer(as_frame=True)
+    x = _standardize(data.data)
+    model = _train(
+        x.to_numpy("float32"), data.target.to_numpy(), 1, "sigmoid", "binary_crossentropy"
+    )
+    scores = model.predict(x.to_numpy("float32"), verbose=0).reshape(-1).astype(float)
+    return x, data.target.to_numpy().astype(float), scores
+
+
+@pytest.fixture(scope="module")
+def multiclass():
+    data = load_wine(as_frame=True)
+    x = _standardize(data.data)
+    model = _train(
+        x.to_numpy("float32"),
+        data.target.to_numpy(),
+        3,
+        "softmax",
+        "sparse_categorical_crossentropy",
+    )
+    return (
+        x,
+        data.target.to_numpy().astype(float),
+        model.predict(x.to_numpy("float32"), verbose=0).astype(float),
+    )
+
+
+def test_binary_metrics_equal_sklearn(binary):
+    _, y, p = binary
+    got = performance_metrics("binary_classification", y, p)
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, p >= 0.5), abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert got["log_loss"] == pytest.approx(log_loss(y, p), abs=1e-12)
+    assert got["accuracy"] > 0.9
+
+
+def test_multiclass_metrics_equal_sklearn(multiclass):
+    _, y, scores = multiclass
+    got = performance_metrics("multiclass_classification", y, scores)
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, scores.argmax(1)), abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, scores, multi_class="ovr"), abs=1e-12)
+    assert got["log_loss"] == pytest.approx(log_loss(y, scores), abs=1e-12)
+
+
+def test_regression_metrics_equal_sklearn():
+    import keras
+
+    data = load_diabetes(as_frame=True)
+    x = _standardize(data.data).to_numpy("float32")
+    model = _train(x, data.target.to_numpy(), 1, "linear", "mse")
+    keras.backend.clear_session()
+    values = model.predict(x, verbose=0).reshape(-1).astype(float)
+    got = performance_metrics("regression", data.target.to_numpy(), values)
+    assert got["rmse"] == pytest.approx(
+        math.sqrt(mean_squared_error(data.target, values)), abs=1e-9
+    )
+    assert got["mae"] == pytest.approx(mean_absolute_error(data.target, values), abs=1e-9)
+
+
+def test_unlabelled_rows_are_ignored_and_few_labels_give_none(binary):
+    x, y, p = binary
+    frame = x.iloc[:, :5]
+    analyzer = DriftAnalyzer(
+        list(frame.columns), [], DriftConfig(min_rows=30), "binary_classification"
+    )
+    analyzer.fit(frame.iloc[:300], predictions=p[:300], labels=y[:300])
+    labels = y[300:].astype(object)
+    labels[::2] = None
+    report = analyzer.analyze(frame.iloc[300:], predictions=p[300:], labels=labels)
+    keep = np.arange(300, len(y))[1::2]
+    assert report.performance.labelled_rows == len(keep)
+    assert report.performance.metrics["accuracy"].current == pytest.approx(
+        accuracy_score(y[keep], p[keep] >= 0.5), abs=1e-12
+    )
+    assert report.performance.metrics["accuracy"].baseline == pytest.approx(
+        accuracy_score(y[:300], p[:300] >= 0.5), abs=1e-12
+    )
+    few = np.full(len(y) - 300, np.nan)
+    few[:10] = y[300:310]
+    assert analyzer.analyze(frame.iloc[300:], predictions=p[300:], labels=few).performance is None
+
+
+def test_degradation_against_baseline(binary):
+    x, y, p = binary
+    frame = x.iloc[:, :5]
+    analyzer = DriftAnalyzer(
+        list(frame.columns),
+        [],
+        DriftConfig(),
+        "binary_classification",
+        PerformanceConfig(max_drop=0.05),
+    )
+    analyzer.fit(frame, predictions=p, labels=y)
+    flipped = y.copy()
+    flipped[:100] = 1 - flipped[:100]  # a fifth of the labels now disagree
+    result = analyzer.analyze(frame, predictions=p, labels=flipped).performance
+    assert result.degraded
+    accuracy = result.metrics["accuracy"]
+    assert (
+        accuracy.drop == pytest.approx(accuracy.baseline - accuracy.current) and accuracy.degraded
+    )
+    loss = result.metrics["log_loss"]
+    assert (
+        loss.drop == pytest.approx((loss.current - loss.baseline) / loss.baseline) and loss.degraded
+    )
+    same = analyzer.analyze(frame, predictions=p, labels=y).performance
+    assert not same.degraded and same.metrics["accuracy"].drop == 0.0
+    assert result.to_dict()["metrics"]["accuracy"]["degraded"] is True
+
+
+def test_error_metrics_use_relative_increase():
+    result = compare({"rmse": 11.0, "mae": 10.4}, {"rmse": 10.0, "mae": 10.0}, 0.05, 100)
+    assert result.metrics["rmse"].drop == pytest.approx(0.1) and result.metrics["rmse"].degraded
+    assert result.metrics["mae"].drop == pytest.approx(0.04) and not result.metrics["mae"].degraded
+    assert result.degraded
+    no_baseline = compare({"rmse": 11.0}, None, 0.05, 100)
+    assert no_baseline.metrics["rmse"].drop is None and not no_baseline.degraded
+
+
+def test_one_class_leaves_roc_auc_out():
+    got = performance_metrics("binary_classification", np.ones(40), np.linspace(0.4, 0.9, 40))
+    assert "roc_auc" not in got and got["accuracy"] == pytest.approx(
+        np.mean(np.linspace(0.4, 0.9, 40) >= 0.5)
+    )

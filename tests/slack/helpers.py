@@ -1,0 +1,144 @@
+"""Alerts, runs and outbox rows written straight through the tables, as the cycle would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from monitor.alerts import alert_view
+from monitor.store.engine import transaction
+from monitor.store.tables import Alert, Outbox, Run
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def payload(alert: Alert, run: Run) -> dict[str, Any]:
+    """An `alert_opened` payload shaped like the cycle's."""
+    return {
+        "alert": alert_view(alert),
+        "run": {
+            "id": run.id,
+            "window_start": run.window_start.isoformat(),
+            "window_end": run.window_end.isoformat(),
+            "rows": 500,
+            "sampled": 200,
+            "quarantined": 3,
+        },
+        "lines": ["mean radius drifted: wasserstein 0.31 > 0.1", "dataset drift share 0.4"],
+        "details": {"method": "wasserstein", "score": 0.31, "threshold": 0.1},
+        "drift": {
+            "dataset_drift": True,
+            "drift_share": 0.4,
+            "features": {
+                "mean radius": {
+                    "method": "wasserstein",
+                    "score": 0.31,
+                    "threshold": 0.1,
+                    "drifted": True,
+                },
+                "mean texture": {
+                    "method": "wasserstein",
+                    "score": 0.02,
+                    "threshold": 0.1,
+                    "drifted": False,
+                },
+            },
+        },
+        "attribution": {
+            "method": "integrated_gradients",
+            "ndcg": 0.82,
+            "threshold": 0.9,
+            "features": {
+                "mean radius": {"baseline": 0.1, "current": 0.3, "change": 0.2},
+                "mean texture": {"baseline": 0.25, "current": 0.12, "change": -0.13},
+            },
+        },
+        "quality": {
+            "quarantined": 3,
+            "reasons": {"missing_feature": 2, "not_a_number": 1},
+            "missing": {"mean radius": 0.01},
+            "out_of_range": {"mean area": 4},
+            "unseen": {"color": ["purple"]},
+        },
+        "report_hint": f"monitor report {run.id} --out report-{run.id}.html",
+        "report_url": None,
+    }
+
+
+def make_alert(
+    engine: Engine,
+    *,
+    model: str = "cancer",
+    kind: str = "feature_drift",
+    feature: str | None = "mean radius",
+    channels: tuple[str, ...] = ("slack",),
+    now: datetime = T0,
+    window: int = 0,
+) -> int:
+    """A run, an open alert and its `alert_opened` outbox rows; returns the alert id."""
+    with transaction(engine) as session:
+        start = now - timedelta(hours=1 + window)
+        run = Run(
+            model=model,
+            window_start=start,
+            window_end=start + timedelta(hours=1),
+            status="succeeded",
+            started_at=now,
+            finished_at=now,
+            rows=500,
+            sampled=200,
+            quarantined=3,
+        )
+        session.add(run)
+        session.flush()
+        alert = Alert(
+            model=model,
+            kind=kind,
+            feature=feature,
+            dedup_key=f"{model}|{kind}|{feature or '*'}",
+            severity="warning",
+            status="open",
+            title=f"{feature or kind} drifted",
+            details={"method": "wasserstein"},
+            first_run_id=run.id,
+            last_run_id=run.id,
+            opened_at=now,
+            last_fired_at=now,
+        )
+        session.add(alert)
+        session.flush()
+        for channel in channels:
+            session.add(
+                Outbox(
+                    alert_id=alert.id,
+                    event="alert_opened",
+                    channel=channel,
+                    payload=payload(alert, run),
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
+        return alert.id
+
+
+def queue(
+    engine: Engine, alert_id: int, event: str, now: datetime = T0, channel: str = "slack"
+) -> int:
+    """Another outbox row for an existing alert (refired/resolved); returns its id."""
+    with transaction(engine) as session:
+        alert = session.get(Alert, alert_id)
+        run = session.get(Run, alert.last_run_id)
+        alert.fire_count += event == "alert_refired"
+        row = Outbox(
+            alert_id=alert_id,
+            event=event,
+            channel=channel,
+            payload=payload(alert, run),
+            created_at=now,
+            next_attempt_at=now,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
