@@ -82,27 +82,41 @@ def findings(summary: Mapping[str, Any]) -> list[Finding]:
     drifted = [name for name, f in features.items() if f.get("drifted")]
     if drift.get("dataset_drift"):
         share = drift.get("drift_share", 0.0)
-        found.append(Finding(
-            "dataset_drift", None,
-            f"{len(drifted)} of {len(features)} features drifted ({share:.0%})",
-            {"drift_share": share, "share_threshold": drift.get("share_threshold"),
-             "drifted_features": drifted},
-            tuple(_drift_line(n, features[n]) for n in drifted),
-        ))
+        found.append(
+            Finding(
+                "dataset_drift",
+                None,
+                f"{len(drifted)} of {len(features)} features drifted ({share:.0%})",
+                {
+                    "drift_share": share,
+                    "share_threshold": drift.get("share_threshold"),
+                    "drifted_features": drifted,
+                },
+                tuple(_drift_line(n, features[n]) for n in drifted),
+            )
+        )
     for name in drifted:
         f = features[name]
-        found.append(Finding(
-            "feature_drift", name, f"input feature '{name}' drifted",
-            {k: f.get(k) for k in ("method", "score", "threshold")},
-            (_drift_line(name, f),),
-        ))
+        found.append(
+            Finding(
+                "feature_drift",
+                name,
+                f"input feature '{name}' drifted",
+                {k: f.get(k) for k in ("method", "score", "threshold")},
+                (_drift_line(name, f),),
+            )
+        )
     pred = summary.get("prediction_drift")
     if pred and pred.get("drifted"):
-        found.append(Finding(
-            "prediction_drift", None, f"the model's predictions of '{model}' drifted",
-            {k: pred.get(k) for k in ("method", "score", "threshold")},
-            (_drift_line("prediction", pred),),
-        ))
+        found.append(
+            Finding(
+                "prediction_drift",
+                None,
+                f"the model's predictions of '{model}' drifted",
+                {k: pred.get(k) for k in ("method", "score", "threshold")},
+                (_drift_line("prediction", pred),),
+            )
+        )
     found.extend(_attribution_findings(summary.get("attribution")))
     found.extend(_performance_findings(summary.get("performance")))
     quality = _quality_finding(summary)
@@ -128,18 +142,27 @@ def _attribution_findings(attribution: Mapping[str, Any] | None) -> list[Finding
         ((name, f.get("current", 0.0) - f.get("baseline", 0.0)) for name, f in feats.items()),
         key=lambda item: -abs(item[1]),
     )
-    lines = [f"nDCG of the importance ranking {attribution['ndcg']:.3f} "
-             f"(threshold {attribution.get('threshold', 0.9):.3g})"]
+    lines = [
+        f"nDCG of the importance ranking {attribution['ndcg']:.3f} "
+        f"(threshold {attribution.get('threshold', 0.9):.3g})"
+    ]
     for name, delta in changes[:3]:
         word = "gained" if delta > 0 else "lost"
         f = feats[name]
         lines.append(f"{name} {word} influence: {f.get('baseline', 0):.4g} -> {f.get('current', 0):.4g}")
-    return [Finding(
-        "attribution_drift", None, "the model's reasoning shifted (feature importance ranking changed)",
-        {"ndcg": attribution["ndcg"], "threshold": attribution.get("threshold"),
-         "top_changes": [name for name, _ in changes[:3]]},
-        tuple(lines),
-    )]
+    return [
+        Finding(
+            "attribution_drift",
+            None,
+            "the model's reasoning shifted (feature importance ranking changed)",
+            {
+                "ndcg": attribution["ndcg"],
+                "threshold": attribution.get("threshold"),
+                "top_changes": [name for name, _ in changes[:3]],
+            },
+            tuple(lines),
+        )
+    ]
 
 
 def _performance_findings(performance: Mapping[str, Any] | None) -> list[Finding]:
@@ -148,13 +171,16 @@ def _performance_findings(performance: Mapping[str, Any] | None) -> list[Finding
     degraded = {m: v for m, v in performance.items() if isinstance(v, Mapping) and v.get("degraded")}
     if not degraded:
         return []
-    lines = tuple(
-        f"{m}: {_num(v.get('baseline'))} -> {_num(v.get('current'))}" for m, v in degraded.items()
-    )
-    return [Finding(
-        "performance_drop", None, f"performance dropped ({', '.join(degraded)})",
-        {"metrics": {m: dict(v) for m, v in degraded.items()}}, lines,
-    )]
+    lines = tuple(f"{m}: {_num(v.get('baseline'))} -> {_num(v.get('current'))}" for m, v in degraded.items())
+    return [
+        Finding(
+            "performance_drop",
+            None,
+            f"performance dropped ({', '.join(degraded)})",
+            {"metrics": {m: dict(v) for m, v in degraded.items()}},
+            lines,
+        )
+    ]
 
 
 def _quality_finding(summary: Mapping[str, Any]) -> Finding | None:
@@ -174,8 +200,13 @@ def _quality_finding(summary: Mapping[str, Any]) -> Finding | None:
             lines.append(f"{name}: {share:.0%} more missing values than the baseline")
     if not lines:
         return None
-    return Finding("data_quality", None, "data quality problems in the window",
-                   {"quarantined": quarantined, "rows": total}, tuple(lines))
+    return Finding(
+        "data_quality",
+        None,
+        "data quality problems in the window",
+        {"quarantined": quarantined, "rows": total},
+        tuple(lines),
+    )
 
 
 @dataclass(frozen=True)
@@ -208,9 +239,7 @@ def reconcile(
     channels = list(channels)
     live = {
         a.dedup_key: a
-        for a in session.scalars(
-            select(Alert).where(Alert.model == run.model, Alert.status != "resolved")
-        )
+        for a in session.scalars(select(Alert).where(Alert.model == run.model, Alert.status != "resolved"))
     }
     opened, refired, muted = [], [], []
     seen: set[str] = set()
@@ -247,18 +276,29 @@ def reconcile(
     if muted:
         log.info("run %s: %d finding(s) muted by policy: %s", run.id, len(muted), ", ".join(muted))
     return Reconciled(
-        tuple(a.id for a in opened), tuple(a.id for a in refired),
-        tuple(a.id for a in resolved), tuple(muted),
+        tuple(a.id for a in opened),
+        tuple(a.id for a in refired),
+        tuple(a.id for a in resolved),
+        tuple(muted),
     )
 
 
 def _open(session: Session, run: Run, finding: Finding, key: str, now: datetime) -> Alert:
     alert = Alert(
-        model=run.model, kind=finding.kind, feature=finding.feature, dedup_key=key,
-        severity=finding.severity, status="open", title=finding.title,
+        model=run.model,
+        kind=finding.kind,
+        feature=finding.feature,
+        dedup_key=key,
+        severity=finding.severity,
+        status="open",
+        title=finding.title,
         details={**finding.details, "lines": list(finding.lines)},
-        first_run_id=run.id, last_run_id=run.id, opened_at=now, last_fired_at=now,
-        fire_count=1, clean_windows=0,
+        first_run_id=run.id,
+        last_run_id=run.id,
+        opened_at=now,
+        last_fired_at=now,
+        fire_count=1,
+        clean_windows=0,
     )
     session.add(alert)
     return alert
@@ -274,21 +314,38 @@ def _refire(alert: Alert, run: Run, finding: Finding, now: datetime) -> None:
 def alert_view(alert: Alert) -> dict[str, Any]:
     """The JSON-safe description of an alert used in payloads and listings."""
     return {
-        "id": alert.id, "model": alert.model, "kind": alert.kind, "feature": alert.feature,
-        "severity": alert.severity, "status": alert.status, "title": alert.title,
+        "id": alert.id,
+        "model": alert.model,
+        "kind": alert.kind,
+        "feature": alert.feature,
+        "severity": alert.severity,
+        "status": alert.status,
+        "title": alert.title,
         "fire_count": alert.fire_count,
         "opened_at": alert.opened_at.isoformat() if alert.opened_at else None,
     }
 
 
 def queue(
-    session: Session, alert: Alert, event: str, channels: Iterable[str],
-    context: Mapping[str, Any], now: datetime,
+    session: Session,
+    alert: Alert,
+    event: str,
+    channels: Iterable[str],
+    context: Mapping[str, Any],
+    now: datetime,
 ) -> None:
     """One outbox row per channel for this alert event, in the caller's transaction."""
     lines = list((alert.details or {}).get("lines", []))
     details = {k: v for k, v in (alert.details or {}).items() if k != "lines"}
     payload = {**context, "alert": alert_view(alert), "lines": lines, "details": details}
     for channel in channels:
-        session.add(Outbox(alert_id=alert.id, event=event, channel=channel, payload=payload,
-                           created_at=now, next_attempt_at=now))
+        session.add(
+            Outbox(
+                alert_id=alert.id,
+                event=event,
+                channel=channel,
+                payload=payload,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )

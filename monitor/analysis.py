@@ -28,7 +28,7 @@ PREDICTION_KEY = "__prediction__"
 
 def analyze(computed: Any, model: ModelConfig, reference: BaselineData, policies: Any, runtime: Any) -> None:
     """Run drift and attribution analysis on the window; fills `computed` in place."""
-    from monitor.attribution import attribution_drift, explain_frame
+    from monitor.attribution import attribution_drift, explain_for_model
 
     window = computed.window
     factors = {
@@ -48,11 +48,7 @@ def analyze(computed: Any, model: ModelConfig, reference: BaselineData, policies
     tick = time.perf_counter()
     loaded = runtime.model(model)
     subset = window.frame.iloc[: model.attribution.max_samples]
-    computed.explanation = explain_frame(
-        loaded, subset, reference=reference.sample, numeric=model.features.numeric,
-        categorical=model.features.categorical, config=model.attribution, task=model.task,
-        explain_class=model.explain_class,
-    )
+    computed.explanation = explain_for_model(model, loaded, subset, reference.sample)
     names = list(model.features.names)
     if reference.attributions is not None and len(subset):
         computed.attribution_threshold = 1 - (1 - model.attribution.ndcg_threshold) * policies.factor(
@@ -67,8 +63,9 @@ def analyze(computed: Any, model: ModelConfig, reference: BaselineData, policies
     computed.timings["attribution"] = round(time.perf_counter() - tick, 4)
 
 
-def previous_window_reference(engine: Engine, model: ModelConfig, baseline: BaselineData,
-                              start: datetime, end: datetime) -> BaselineData:
+def previous_window_reference(
+    engine: Engine, model: ModelConfig, baseline: BaselineData, start: datetime, end: datetime
+) -> BaselineData:
     """For `baseline.mode = "previous_window"`: the window before this one as reference.
 
     Attributions and performance still come from the stored baseline (they need the
@@ -85,8 +82,13 @@ def previous_window_reference(engine: Engine, model: ModelConfig, baseline: Base
             f"{len(previous.frame)} rows; previous_window mode needs at least {model.drift.min_rows}"
         )
     # a negative id: fitted analyzers are cached per reference, never reused across windows
-    return replace(baseline, id=-int(start.timestamp()), sample=previous.frame.reset_index(drop=True),
-                   predictions=previous.predictions, labels=previous.labels)
+    return replace(
+        baseline,
+        id=-int(start.timestamp()),
+        sample=previous.frame.reset_index(drop=True),
+        predictions=previous.predictions,
+        labels=previous.labels,
+    )
 
 
 def _clean(value: Any) -> Any:
@@ -99,12 +101,17 @@ def _clean(value: Any) -> Any:
 
 
 def _verdict(fd: Any) -> dict[str, Any]:
-    return {"method": fd.method, "score": _clean(fd.score), "threshold": _clean(fd.threshold),
-            "drifted": bool(fd.drifted)}
+    return {
+        "method": fd.method,
+        "score": _clean(fd.score),
+        "threshold": _clean(fd.threshold),
+        "drifted": bool(fd.drifted),
+    }
 
 
-def summarize(computed: Any, model: ModelConfig, reference: BaselineData,
-              at_ingest: Mapping[str, int] | None = None) -> dict[str, Any]:
+def summarize(
+    computed: Any, model: ModelConfig, reference: BaselineData, at_ingest: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     """The run's document: exactly what `monitor once --json` prints (run_id and alerts
     are added when the run is stored). `at_ingest` counts, by reason, rows of this
     window quarantined when they were ingested."""
@@ -120,9 +127,15 @@ def summarize(computed: Any, model: ModelConfig, reference: BaselineData,
         "sampled": int(len(window.frame)),
         "quarantined": sum(n for r, n in reasons.items() if r != "duplicate"),
         "reasons": reasons,
-        "baseline": {"id": reference.id if reference.id > 0 else None, "version": reference.version,
-                     "mode": model.baseline.mode},
-        "drift": None, "prediction_drift": None, "attribution": None, "performance": None,
+        "baseline": {
+            "id": reference.id if reference.id > 0 else None,
+            "version": reference.version,
+            "mode": model.baseline.mode,
+        },
+        "drift": None,
+        "prediction_drift": None,
+        "attribution": None,
+        "performance": None,
         "quality": {},
         "timings": dict(computed.timings),
     }
@@ -160,8 +173,12 @@ def _attribution_summary(computed: Any) -> dict[str, Any] | None:
         entry = {"baseline": None, "current": _clean(float(current[name])), "change": None}
         f = per_feature.get(name)
         if f is not None:
-            entry.update(baseline=_clean(f.baseline_importance), current=_clean(f.current_importance),
-                         change=_clean(f.relative_change), distance=_clean(f.distance))
+            entry.update(
+                baseline=_clean(f.baseline_importance),
+                current=_clean(f.current_importance),
+                change=_clean(f.relative_change),
+                distance=_clean(f.distance),
+            )
         features[name] = entry
     median_error = None
     if explanation.completeness_error is not None and len(explanation.completeness_error):
@@ -197,36 +214,73 @@ def _quality(report: Any, reference: BaselineData) -> dict[str, Any]:
     }
 
 
+def _verdict_row(run: Run, scope: str, verdict: Mapping[str, Any], feature: str | None = None) -> DriftResult:
+    return DriftResult(
+        run_id=run.id,
+        scope=scope,
+        feature=feature,
+        method=verdict["method"],
+        score=verdict["score"],
+        threshold=verdict["threshold"],
+        drifted=bool(verdict["drifted"]),
+    )
+
+
 def save_results(session: Session, run: Run, computed: Any, model: ModelConfig) -> None:
     """Result rows of a stored run: drift verdicts, importances, per-request attributions."""
     summary = computed.summary
-    if summary.get("drift"):
-        for name, f in summary["drift"]["features"].items():
-            session.add(DriftResult(run_id=run.id, scope="feature", feature=name, method=f["method"],
-                                    score=f["score"], threshold=f["threshold"], drifted=f["drifted"]))
-        drift = summary["drift"]
-        session.add(DriftResult(run_id=run.id, scope="dataset", method="share_of_drifted_features",
-                                score=drift["drift_share"], threshold=drift["share_threshold"],
-                                drifted=drift["dataset_drift"]))
+    drift = summary.get("drift")
+    if drift:
+        session.add_all(_verdict_row(run, "feature", f, name) for name, f in drift["features"].items())
+        session.add(
+            _verdict_row(
+                run,
+                "dataset",
+                {
+                    "method": "share_of_drifted_features",
+                    "score": drift["drift_share"],
+                    "threshold": drift["share_threshold"],
+                    "drifted": drift["dataset_drift"],
+                },
+            )
+        )
     if summary.get("prediction_drift"):
-        p = summary["prediction_drift"]
-        session.add(DriftResult(run_id=run.id, scope="prediction", method=p["method"], score=p["score"],
-                                threshold=p["threshold"], drifted=p["drifted"]))
+        session.add(_verdict_row(run, "prediction", summary["prediction_drift"]))
     for metric, values in (summary.get("performance") or {}).items():
-        session.add(DriftResult(run_id=run.id, scope="performance", feature=metric, method=metric,
-                                score=values.get("current"), threshold=values.get("baseline"),
-                                drifted=bool(values.get("degraded")), details=values))
+        # score = the window's value, threshold = the baseline's (the full comparison in details)
+        row = _verdict_row(
+            run,
+            "performance",
+            {
+                "method": metric,
+                "score": values.get("current"),
+                "threshold": values.get("baseline"),
+                "drifted": values.get("degraded"),
+            },
+            metric,
+        )
+        row.details = dict(values)
+        session.add(row)
     attribution = summary.get("attribution")
     if attribution:
         if attribution.get("ndcg") is not None:
-            session.add(DriftResult(run_id=run.id, scope="attribution", method="ndcg",
-                                    score=attribution["ndcg"], threshold=attribution["threshold"],
-                                    drifted=attribution["drifted"]))
-        for name, f in attribution["features"].items():
-            session.add(AttributionResult(
-                run_id=run.id, feature=name, method=attribution["method"],
-                baseline_importance=f.get("baseline"), current_importance=f.get("current") or 0.0,
-                relative_change=f.get("change"), distance=f.get("distance")))
+            session.add(
+                _verdict_row(
+                    run, "attribution", {**attribution, "method": "ndcg", "score": attribution["ndcg"]}
+                )
+            )
+        session.add_all(
+            AttributionResult(
+                run_id=run.id,
+                feature=name,
+                method=attribution["method"],
+                baseline_importance=f.get("baseline"),
+                current_importance=f.get("current") or 0.0,
+                relative_change=f.get("change"),
+                distance=f.get("distance"),
+            )
+            for name, f in attribution["features"].items()
+        )
         _save_samples(session, run, computed)
 
 
@@ -237,14 +291,19 @@ def _save_samples(session: Session, run: Run, computed: Any) -> None:
     baseline_out = explanation.baseline_output
     rows = []
     for i, request_id in enumerate(explanation.values.index):
-        rows.append(SampleAttribution(
-            run_id=run.id, model=run.model, request_id=str(request_id), method=explanation.method,
-            output=float(explanation.output[i]),
-            baseline_output=float(baseline_out[i]) if baseline_out is not None else None,
-            values={k: _clean(float(v)) for k, v in explanation.values.iloc[i].items()},
-            features={k: _clean(_plain(v)) for k, v in frame.iloc[i].items()},
-            completeness_error=_clean(float(errors[i])) if errors is not None else None,
-        ))
+        rows.append(
+            SampleAttribution(
+                run_id=run.id,
+                model=run.model,
+                request_id=str(request_id),
+                method=explanation.method,
+                output=float(explanation.output[i]),
+                baseline_output=float(baseline_out[i]) if baseline_out is not None else None,
+                values={k: _clean(float(v)) for k, v in explanation.values.iloc[i].items()},
+                features={k: _clean(_plain(v)) for k, v in frame.iloc[i].items()},
+                completeness_error=_clean(float(errors[i])) if errors is not None else None,
+            )
+        )
     session.add_all(rows)
 
 
@@ -259,12 +318,20 @@ def _plain(value: Any) -> Any:
 def payload_context(run: Run, summary: Mapping[str, Any]) -> dict[str, Any]:
     """What every notification of this run carries besides its alert."""
     return {
-        "run": {"id": run.id, "window_start": summary["window"]["start"],
-                "window_end": summary["window"]["end"], "rows": summary["rows"],
-                "sampled": summary["sampled"], "quarantined": summary["quarantined"]},
+        "run": {
+            "id": run.id,
+            "window_start": summary["window"]["start"],
+            "window_end": summary["window"]["end"],
+            "rows": summary["rows"],
+            "sampled": summary["sampled"],
+            "quarantined": summary["quarantined"],
+        },
         "drift": summary.get("drift"),
         "attribution": summary.get("attribution"),
-        "quality": {**(summary.get("quality") or {}), "quarantined": summary["quarantined"],
-                    "reasons": summary.get("reasons", {})},
+        "quality": {
+            **(summary.get("quality") or {}),
+            "quarantined": summary["quarantined"],
+            "reasons": summary.get("reasons", {}),
+        },
         "report_hint": f"monitor report {run.id} --out report-{run.id}.html",
     }

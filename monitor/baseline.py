@@ -70,15 +70,22 @@ def feature_stats(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
         valid = col.dropna()
         q = valid.quantile([0.01, 0.5, 0.99]).tolist() if len(valid) else [None] * 3
         stats[name] = {
-            "kind": "numeric", "missing_share": float(col.isna().mean()),
-            "mean": _f(valid.mean()), "std": _f(valid.std()), "min": _f(valid.min()),
-            "max": _f(valid.max()), "p01": _f(q[0]), "p50": _f(q[1]), "p99": _f(q[2]),
+            "kind": "numeric",
+            "missing_share": float(col.isna().mean()),
+            "mean": _f(valid.mean()),
+            "std": _f(valid.std()),
+            "min": _f(valid.min()),
+            "max": _f(valid.max()),
+            "p01": _f(q[0]),
+            "p50": _f(q[1]),
+            "p99": _f(q[2]),
         }
     for name in model.features.categorical:
         col = frame[name]
         counts = col.dropna().astype(str).value_counts().head(50)
         stats[name] = {
-            "kind": "categorical", "missing_share": float(col.isna().mean()),
+            "kind": "categorical",
+            "missing_share": float(col.isna().mean()),
             "categories": {str(k): int(v) for k, v in counts.items()},
         }
     return stats
@@ -99,11 +106,18 @@ def model_predictions(loaded: Any, frame: pd.DataFrame, model: ModelConfig) -> n
 
 
 def compute_and_store(
-    settings: Settings, engine: Engine, model: ModelConfig, frame: pd.DataFrame,
-    labels: np.ndarray | None, *, source: str, created_by: str, progress: Progress | None = None,
+    settings: Settings,
+    engine: Engine,
+    model: ModelConfig,
+    frame: pd.DataFrame,
+    labels: np.ndarray | None,
+    *,
+    source: str,
+    created_by: str,
+    progress: Progress | None = None,
 ) -> BaselineSummary:
     """Predict, explain, summarise and store a baseline for `frame`; make it active."""
-    from monitor.attribution import explain_frame, global_importance
+    from monitor.attribution import explain_for_model, global_importance
     from monitor.drift import performance_metrics
     from monitor.model import load_model
 
@@ -120,11 +134,7 @@ def compute_and_store(
     predictions = model_predictions(loaded, frame, model)
     step("explaining")
     explained = frame.iloc[: model.attribution.max_samples]
-    explanation = explain_frame(
-        loaded, explained, reference=frame, numeric=model.features.numeric,
-        categorical=model.features.categorical, config=model.attribution, task=model.task,
-        explain_class=model.explain_class,
-    )
+    explanation = explain_for_model(model, loaded, explained, frame)
     importance = {k: float(v) for k, v in global_importance(explanation.values).items()}
     step("statistics")
     stats = feature_stats(frame, model)
@@ -134,23 +144,49 @@ def compute_and_store(
     step("storing")
     with transaction(engine) as session:
         row = save_baseline(
-            session, model=model.name, task=model.task, source=source, created_by=created_by,
-            sample=frame, predictions=predictions, labels=labels, feature_stats=stats,
+            session,
+            model=model.name,
+            task=model.task,
+            source=source,
+            created_by=created_by,
+            sample=frame,
+            predictions=predictions,
+            labels=labels,
+            feature_stats=stats,
             attributions=explanation.values.reset_index(drop=True),
-            attribution_method=explanation.method, importance=importance, performance=performance,
+            attribution_method=explanation.method,
+            importance=importance,
+            performance=performance,
         )
         summary = BaselineSummary(
-            id=row.id, model=model.name, version=row.version, rows=len(frame), source=source,
-            attribution_method=explanation.method, importance=importance, performance=performance,
+            id=row.id,
+            model=model.name,
+            version=row.version,
+            rows=len(frame),
+            source=source,
+            attribution_method=explanation.method,
+            importance=importance,
+            performance=performance,
         )
-    log.info("baseline v%d stored for %s: %d rows from %s (attributions: %s)",
-             summary.version, model.name, summary.rows, source, summary.attribution_method)
+    log.info(
+        "baseline v%d stored for %s: %d rows from %s (attributions: %s)",
+        summary.version,
+        model.name,
+        summary.rows,
+        source,
+        summary.attribution_method,
+    )
     return summary
 
 
 def build_baseline(
-    settings: Settings, engine: Engine, model_name: str, data: Path | None = None, *,
-    created_by: str = "cli", progress: Progress | None = None,
+    settings: Settings,
+    engine: Engine,
+    model_name: str,
+    data: Path | None = None,
+    *,
+    created_by: str = "cli",
+    progress: Progress | None = None,
 ) -> BaselineSummary:
     """`monitor baseline`: a new active baseline from the training data file."""
     model = settings.model(model_name)
@@ -161,7 +197,13 @@ def build_baseline(
     if frame.empty:
         raise ConfigError([f"baseline data {path}: has no rows"])
     return compute_and_store(
-        settings, engine, model, frame, labels, source=str(path), created_by=created_by,
+        settings,
+        engine,
+        model,
+        frame,
+        labels,
+        source=str(path),
+        created_by=created_by,
         progress=progress,
     )
 
@@ -181,7 +223,12 @@ def adopt_run_as_baseline(settings: Settings, engine: Engine, run_id: int, *, cr
     if window.frame.empty:
         raise RunError(f"run {run_id}: the window {start} .. {end} has no rows left to adopt")
     summary = compute_and_store(
-        settings, engine, model, window.frame.reset_index(drop=True), window.labels,
-        source=f"run:{run_id}", created_by=created_by,
+        settings,
+        engine,
+        model,
+        window.frame.reset_index(drop=True),
+        window.labels,
+        source=f"run:{run_id}",
+        created_by=created_by,
     )
     return summary.id

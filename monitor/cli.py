@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,8 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI and turns MonitorErrors into a message and an exit code."""
+    # TensorFlow's C++ start-up banner is noise for operators (set the variable to see it)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         code = cli.main(args=argv, prog_name="monitor", standalone_mode=False)
     except click.exceptions.Abort:

@@ -215,8 +215,11 @@ class AttributionConfig(Strict):
 
 
 class PerformanceConfig(Strict):
-    #: alert when a metric is worse than the baseline's by more than this (absolute)
+    #: alert when accuracy or ROC AUC falls below the baseline's by more than this (absolute)
     max_drop: float = Field(0.05, gt=0)
+    #: alert when log loss, RMSE or MAE rises above the baseline's by more than this
+    #: fraction of it (errors on a few hundred labels are noisy: keep this wider)
+    max_error_increase: float = Field(0.25, gt=0)
 
 
 class AlertsConfig(Strict):

@@ -82,12 +82,13 @@ class Runtime:
         with self._lock:
             if key not in self._analyzers:
                 analyzer = DriftAnalyzer(
-                    cfg.features.numeric, cfg.features.categorical, cfg.drift, cfg.task,
+                    cfg.features.numeric,
+                    cfg.features.categorical,
+                    cfg.drift,
+                    cfg.task,
                     cfg.performance,
                 )
-                self._analyzers[key] = analyzer.fit(
-                    reference.sample, reference.predictions, reference.labels
-                )
+                self._analyzers[key] = analyzer.fit(reference.sample, reference.predictions, reference.labels)
             return self._analyzers[key]
 
 
@@ -126,12 +127,19 @@ def run_once(
     channels = channels if channels is not None else _channels(settings)
     with _window_lock(engine, model.name, start, end, wait=wait) as acquired:
         if not acquired:
-            raise WindowBusy(f"{model.name} {start.isoformat()}..{end.isoformat()} is being computed by another process")
+            raise WindowBusy(
+                f"{model.name} {start.isoformat()}..{end.isoformat()} is being computed by another process"
+            )
         existing = _find_run(engine, model.name, start, end)
         if existing and existing.status != "failed" and not force:
             return RunOutcome(existing.id, existing.status, existing.summary or {}, reused=True)
-        log.info("computing %s %s..%s%s", model.name, start.isoformat(), end.isoformat(),
-                 " (replacing the stored run)" if existing and existing.status != "failed" else "")
+        log.info(
+            "computing %s %s..%s%s",
+            model.name,
+            start.isoformat(),
+            end.isoformat(),
+            " (replacing the stored run)" if existing and existing.status != "failed" else "",
+        )
         began = time.perf_counter()
         try:
             computed = _compute(settings, engine, model, start, end, runtime)
@@ -142,8 +150,11 @@ def run_once(
             raise RunFailed(f"run {outcome.run_id} for {model.name} failed: {message}", outcome) from err
         outcome = _store(engine, model, computed, existing, channels)
         metrics.observe_run(
-            model.name, outcome.status, time.perf_counter() - began,
-            outcome.summary.get("rows", 0), outcome.summary.get("quarantined", 0),
+            model.name,
+            outcome.status,
+            time.perf_counter() - began,
+            outcome.summary.get("rows", 0),
+            outcome.summary.get("quarantined", 0),
             outcome.summary.get("alerts", []),
         )
         return outcome
@@ -158,8 +169,9 @@ def _channels(settings: Settings) -> list[str]:
 
 
 @contextmanager
-def _window_lock(engine: Engine, model: str, start: datetime, end: datetime, *,
-                 wait: bool = False) -> Iterator[bool]:
+def _window_lock(
+    engine: Engine, model: str, start: datetime, end: datetime, *, wait: bool = False
+) -> Iterator[bool]:
     """PostgreSQL: a session advisory lock per (model, window). SQLite: single daemon."""
     if engine.dialect.name != "postgresql":
         yield True
@@ -207,8 +219,9 @@ class Computed:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _compute(settings: Settings, engine: Engine, model: ModelConfig, start: datetime,
-             end: datetime, runtime: Runtime) -> Computed:
+def _compute(
+    settings: Settings, engine: Engine, model: ModelConfig, start: datetime, end: datetime, runtime: Runtime
+) -> Computed:
     from monitor import analysis
     from monitor.intake import read_window
     from monitor.policies import active_policies
@@ -221,8 +234,16 @@ def _compute(settings: Settings, engine: Engine, model: ModelConfig, start: date
     with transaction(engine) as session:
         policies = active_policies(session, model.name, clock.utcnow())
         at_ingest = quarantined_in_window(session, model.name, start, end)
-    computed = Computed(model.name, start, end, "succeeded", reference.id if reference.id > 0 else None,
-                        {}, window, timings=timings)
+    computed = Computed(
+        model.name,
+        start,
+        end,
+        "succeeded",
+        reference.id if reference.id > 0 else None,
+        {},
+        window,
+        timings=timings,
+    )
     if len(window.frame) < model.drift.min_rows:
         computed.status = "insufficient_data"
     else:
@@ -236,9 +257,7 @@ def _reference(engine: Engine, model: ModelConfig, start: datetime, end: datetim
     with transaction(engine) as session:
         baseline = active_baseline(session, model.name)
     if baseline is None:
-        raise RunError(
-            f"model {model.name!r} has no baseline yet: run `monitor baseline {model.name}` first"
-        )
+        raise RunError(f"model {model.name!r} has no baseline yet: run `monitor baseline {model.name}` first")
     if model.baseline.mode == "previous_window":
         from monitor import analysis
 
@@ -246,8 +265,9 @@ def _reference(engine: Engine, model: ModelConfig, start: datetime, end: datetim
     return baseline
 
 
-def _store(engine: Engine, model: ModelConfig, computed: Computed, existing: Run | None,
-           channels: list[str]) -> RunOutcome:
+def _store(
+    engine: Engine, model: ModelConfig, computed: Computed, existing: Run | None, channels: list[str]
+) -> RunOutcome:
     from monitor import analysis
     from monitor.intake import quarantine_rows
     from monitor.policies import active_policies
@@ -258,10 +278,16 @@ def _store(engine: Engine, model: ModelConfig, computed: Computed, existing: Run
             if existing is not None:
                 _forget(session, existing.id)
             run = Run(
-                model=computed.model, window_start=computed.start, window_end=computed.end,
-                status=computed.status, started_at=now, finished_at=now,
-                baseline_id=computed.baseline_id, rows=computed.summary["rows"],
-                sampled=computed.summary["sampled"], quarantined=computed.summary["quarantined"],
+                model=computed.model,
+                window_start=computed.start,
+                window_end=computed.end,
+                status=computed.status,
+                started_at=now,
+                finished_at=now,
+                baseline_id=computed.baseline_id,
+                rows=computed.summary["rows"],
+                sampled=computed.summary["sampled"],
+                quarantined=computed.summary["quarantined"],
                 timings=computed.timings,
             )
             session.add(run)
@@ -270,14 +296,22 @@ def _store(engine: Engine, model: ModelConfig, computed: Computed, existing: Run
             analysis.save_results(session, run, computed, model)
             policies = active_policies(session, model.name, now)
             done = alerts.reconcile(
-                session, run, computed.findings, policies=policies,
-                resolve_after=model.alerts.resolve_after, channels=channels,
+                session,
+                run,
+                computed.findings,
+                policies=policies,
+                resolve_after=model.alerts.resolve_after,
+                channels=channels,
                 context=analysis.payload_context(run, computed.summary),
-                now=now, count_clean=computed.status == "succeeded",
+                now=now,
+                count_clean=computed.status == "succeeded",
             )
-            summary = {**computed.summary, "run_id": run.id,
-                       "alerts": _raised(session, done.opened + done.refired),
-                       "resolved_alerts": list(done.resolved)}
+            summary = {
+                **computed.summary,
+                "run_id": run.id,
+                "alerts": _raised(session, done.opened + done.refired),
+                "resolved_alerts": list(done.resolved),
+            }
             run.summary = summary
     except IntegrityError:
         # another process stored this window first (SQLite has no advisory lock)
@@ -288,8 +322,15 @@ def _store(engine: Engine, model: ModelConfig, computed: Computed, existing: Run
         return RunOutcome(stored.id, stored.status, stored.summary or {}, reused=True)
     log.info(
         "run %s %s %s..%s: %s, %d rows, %d sampled, %d quarantined, %d alert(s) raised, %d resolved",
-        run.id, computed.model, computed.start.isoformat(), computed.end.isoformat(), computed.status,
-        summary["rows"], summary["sampled"], summary["quarantined"], len(summary["alerts"]),
+        run.id,
+        computed.model,
+        computed.start.isoformat(),
+        computed.end.isoformat(),
+        computed.status,
+        summary["rows"],
+        summary["sampled"],
+        summary["quarantined"],
+        len(summary["alerts"]),
         len(done.resolved),
     )
     return RunOutcome(run.id, computed.status, summary)
@@ -307,41 +348,88 @@ def _raised(session: Any, ids: tuple[int, ...]) -> list[dict[str, Any]]:
     for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
         details = alert.details or {}
         features = (
-            [alert.feature] if alert.feature
+            [alert.feature]
+            if alert.feature
             else details.get("drifted_features") or details.get("top_changes") or []
         )
-        raised.append({"id": alert.id, "kind": alert.kind, "severity": alert.severity,
-                       "features": list(features), "status": alert.status})
+        raised.append(
+            {
+                "id": alert.id,
+                "kind": alert.kind,
+                "severity": alert.severity,
+                "features": list(features),
+                "status": alert.status,
+            }
+        )
     return raised
 
 
-def _record_failure(engine: Engine, model: ModelConfig, start: datetime, end: datetime,
-                    err: BaseException, existing: Run | None, channels: list[str]) -> RunOutcome:
+def _record_failure(
+    engine: Engine,
+    model: ModelConfig,
+    start: datetime,
+    end: datetime,
+    err: BaseException,
+    existing: Run | None,
+    channels: list[str],
+) -> RunOutcome:
     """Store a failed run with its error and raise (or re-fire) its run_failed alert."""
     from monitor.policies import active_policies
 
-    log.error("run for %s %s..%s failed", model.name, start.isoformat(), end.isoformat(),
-              exc_info=err)
+    log.error("run for %s %s..%s failed", model.name, start.isoformat(), end.isoformat(), exc_info=err)
     message = str(err) if isinstance(err, MonitorError) else f"{type(err).__name__}: {err}"
     now = clock.utcnow()
     with transaction(engine) as session:
         if existing is not None:
             _forget(session, existing.id)
-        run = Run(model=model.name, window_start=start, window_end=end, status="failed",
-                  started_at=now, finished_at=now, error=message[:4000])
+        run = Run(
+            model=model.name,
+            window_start=start,
+            window_end=end,
+            status="failed",
+            started_at=now,
+            finished_at=now,
+            error=message[:4000],
+        )
         session.add(run)
         session.flush()
         window = {"start": start.isoformat(), "end": end.isoformat()}
-        summary = {"run_id": run.id, "model": model.name, "window": window, "status": "failed",
-                   "error": message, "rows": 0, "sampled": 0, "quarantined": 0}
-        finding = alerts.Finding("run_failed", None, f"monitoring run failed: {message[:200]}",
-                                 {"error": message[:2000]}, (message[:500],))
+        summary = {
+            "run_id": run.id,
+            "model": model.name,
+            "window": window,
+            "status": "failed",
+            "error": message,
+            "rows": 0,
+            "sampled": 0,
+            "quarantined": 0,
+        }
+        finding = alerts.Finding(
+            "run_failed",
+            None,
+            f"monitoring run failed: {message[:200]}",
+            {"error": message[:2000]},
+            (message[:500],),
+        )
         done = alerts.reconcile(
-            session, run, [finding], policies=active_policies(session, model.name, now),
-            resolve_after=model.alerts.resolve_after, channels=channels,
-            context={"run": {"id": run.id, "window_start": window["start"],
-                             "window_end": window["end"], "rows": 0, "sampled": 0, "quarantined": 0}},
-            now=now, count_clean=False,
+            session,
+            run,
+            [finding],
+            policies=active_policies(session, model.name, now),
+            resolve_after=model.alerts.resolve_after,
+            channels=channels,
+            context={
+                "run": {
+                    "id": run.id,
+                    "window_start": window["start"],
+                    "window_end": window["end"],
+                    "rows": 0,
+                    "sampled": 0,
+                    "quarantined": 0,
+                }
+            },
+            now=now,
+            count_clean=False,
         )
         run.summary = {**summary, "alerts": _raised(session, done.opened + done.refired)}
         return RunOutcome(run.id, "failed", run.summary)

@@ -64,39 +64,62 @@ class Daemon:
     def schedule(self) -> None:
         for model in self.settings.models:
             self.scheduler.add_job(
-                self.cycle_job, _trigger(model), args=[model.name], id=f"cycle:{model.name}",
-                name=f"monitoring run for {model.name}", replace_existing=True,
+                self.cycle_job,
+                _trigger(model),
+                args=[model.name],
+                id=f"cycle:{model.name}",
+                name=f"monitoring run for {model.name}",
+                replace_existing=True,
             )
         self.scheduler.add_job(
-            self.outbox_job, IntervalTrigger(seconds=self.settings.scheduler.outbox_interval.total_seconds()),
-            id="outbox", name="outbox delivery", replace_existing=True,
+            self.outbox_job,
+            IntervalTrigger(seconds=self.settings.scheduler.outbox_interval.total_seconds()),
+            id="outbox",
+            name="outbox delivery",
+            replace_existing=True,
         )
         self.scheduler.add_job(
-            self.retention_job, IntervalTrigger(hours=24), id="retention",
-            name="retention", replace_existing=True, next_run_time=clock.utcnow() + timedelta(minutes=5),
+            self.retention_job,
+            IntervalTrigger(hours=24),
+            id="retention",
+            name="retention",
+            replace_existing=True,
+            next_run_time=clock.utcnow() + timedelta(minutes=5),
         )
 
     def cycle_job(self, model_name: str) -> None:
         """Compute the last complete window and any recent ones missed while down."""
         model = self.settings.model(model_name)
         start, end = last_complete_window(model.window)
-        windows = [(start - i * model.window, end - i * model.window) for i in range(CATCH_UP_WINDOWS, -1, -1)]
+        windows = [
+            (start - i * model.window, end - i * model.window) for i in range(CATCH_UP_WINDOWS, -1, -1)
+        ]
         for w_start, w_end in windows:
             if self._stopping.is_set():
                 return
             if w_start != start and not self._missing(model_name, w_start, w_end):
                 continue
             try:
-                outcome = run_once(self.settings, self.engine, model_name, w_start, w_end,
-                                   runtime=self.runtime, channels=self.channels)
+                outcome = run_once(
+                    self.settings,
+                    self.engine,
+                    model_name,
+                    w_start,
+                    w_end,
+                    runtime=self.runtime,
+                    channels=self.channels,
+                )
             except WindowBusy:
                 log.debug("%s %s: computed by another daemon", model_name, w_start.isoformat())
             except RunError:
                 pass  # recorded as a failed run and logged with its traceback by the cycle
             except Exception:
-                log.exception("monitoring job for %s window %s failed before the run could be "
-                              "recorded (database down?); it will be retried on the next tick",
-                              model_name, w_start.isoformat())
+                log.exception(
+                    "monitoring job for %s window %s failed before the run could be "
+                    "recorded (database down?); it will be retried on the next tick",
+                    model_name,
+                    w_start.isoformat(),
+                )
                 return
             else:
                 if not outcome.reused:
@@ -104,10 +127,14 @@ class Daemon:
 
     def _missing(self, model: str, start: Any, end: Any) -> bool:
         with transaction(self.engine) as session:
-            return session.scalar(
-                select(func.count()).select_from(Run)
-                .where(Run.model == model, Run.window_start == start, Run.window_end == end)
-            ) == 0
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(Run)
+                    .where(Run.model == model, Run.window_start == start, Run.window_end == end)
+                )
+                == 0
+            )
 
     def outbox_job(self) -> None:
         try:
@@ -132,7 +159,9 @@ class Daemon:
                 "outbox": session.execute(
                     delete(Outbox).where(Outbox.delivered_at.is_not(None), Outbox.delivered_at < cutoff)
                 ).rowcount,
-                "events": session.execute(delete(ProcessedEvent).where(ProcessedEvent.received_at < cutoff)).rowcount,
+                "events": session.execute(
+                    delete(ProcessedEvent).where(ProcessedEvent.received_at < cutoff)
+                ).rowcount,
             }
         log.info("retention: deleted rows older than %s: %s", cutoff.date().isoformat(), counts)
 
@@ -169,13 +198,22 @@ class Daemon:
         self.scheduler.start()
         log.info(
             "monitor daemon started: %d model(s) [%s], notifying via %s, serving on http://%s:%d",
-            len(self.settings.models), ", ".join(m.name for m in self.settings.models),
-            ", ".join(self.notifiers) or "nothing", self.settings.server.host, self.settings.server.port,
+            len(self.settings.models),
+            ", ".join(m.name for m in self.settings.models),
+            ", ".join(self.notifiers) or "nothing",
+            self.settings.server.host,
+            self.settings.server.port,
         )
-        server = _Server(uvicorn.Config(
-            app, host=self.settings.server.host, port=self.settings.server.port,
-            log_config=None, access_log=False, lifespan="off",
-        ))
+        server = _Server(
+            uvicorn.Config(
+                app,
+                host=self.settings.server.host,
+                port=self.settings.server.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
         self._install_signal_handlers(server)
         try:
             server.run()
@@ -227,16 +265,18 @@ def _trigger(model: ModelConfig) -> Any:
 
 
 def _last_runs(engine: Engine) -> dict[str, Any]:
-    latest = (
-        select(Run.model, func.max(Run.window_end).label("end")).group_by(Run.model).subquery()
-    )
+    latest = select(Run.model, func.max(Run.window_end).label("end")).group_by(Run.model).subquery()
     with transaction(engine) as session:
         rows = session.execute(
-            select(Run.model, Run.status, Run.window_end, Run.finished_at)
-            .join(latest, (Run.model == latest.c.model) & (Run.window_end == latest.c.end))
+            select(Run.model, Run.status, Run.window_end, Run.finished_at).join(
+                latest, (Run.model == latest.c.model) & (Run.window_end == latest.c.end)
+            )
         ).all()
     return {
-        model: {"status": status, "window_end": end.isoformat(),
-                "finished_at": finished.isoformat() if finished else None}
+        model: {
+            "status": status,
+            "window_end": end.isoformat(),
+            "finished_at": finished.isoformat() if finished else None,
+        }
         for model, status, end, finished in rows
     }

@@ -29,9 +29,16 @@ def explain_request(settings: Settings, engine: Engine, model: str, request_id: 
         stored = latest_explanation(session, model, request_id)
         if stored is not None:
             sample, run = stored
-            return _answer(model, request_id, sample.method, sample.output, sample.baseline_output,
-                           sample.values, sample.features,
-                           f"run {run.id}, window {run.window_start.isoformat()} .. {run.window_end.isoformat()}")
+            return _answer(
+                model,
+                request_id,
+                sample.method,
+                sample.output,
+                sample.baseline_output,
+                sample.values,
+                sample.features,
+                f"run {run.id}, window {run.window_start.isoformat()} .. {run.window_end.isoformat()}",
+            )
         prediction = find_prediction(session, model, request_id)
         baseline = active_baseline(session, model) if prediction is not None else None
         features = dict(prediction.features) if prediction is not None else None
@@ -48,29 +55,47 @@ def explain_request(settings: Settings, engine: Engine, model: str, request_id: 
 def _on_demand(cfg: Any, features: dict[str, Any], baseline: Any, request_id: str) -> dict[str, Any]:
     import pandas as pd
 
-    from monitor.attribution import explain_frame
+    from monitor.attribution import explain_for_model
     from monitor.model import load_model
 
     frame = pd.DataFrame([{name: features.get(name) for name in cfg.features.names}], index=[request_id])
     for name in cfg.features.numeric:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    explanation = explain_frame(
-        load_model(cfg.path), frame, reference=baseline.sample, numeric=cfg.features.numeric,
-        categorical=cfg.features.categorical, config=cfg.attribution, task=cfg.task,
-        explain_class=cfg.explain_class,
-    )
+    explanation = explain_for_model(cfg, load_model(cfg.path), frame, baseline.sample)
     values = explanation.values.iloc[0].to_dict()
     base = explanation.baseline_output
-    return _answer(cfg.name, request_id, explanation.method, float(explanation.output[0]),
-                   float(base[0]) if base is not None else None, values, features,
-                   f"computed on demand against baseline v{baseline.version}")
+    return _answer(
+        cfg.name,
+        request_id,
+        explanation.method,
+        float(explanation.output[0]),
+        float(base[0]) if base is not None else None,
+        values,
+        features,
+        f"computed on demand against baseline v{baseline.version}",
+    )
 
 
-def _answer(model: str, request_id: str, method: str, output: float, baseline_output: float | None,
-            values: dict[str, Any], inputs: dict[str, Any], source: str) -> dict[str, Any]:
+def _answer(
+    model: str,
+    request_id: str,
+    method: str,
+    output: float,
+    baseline_output: float | None,
+    values: dict[str, Any],
+    inputs: dict[str, Any],
+    source: str,
+) -> dict[str, Any]:
     contributions = sorted(
         ([name, float(v or 0.0), inputs.get(name)] for name, v in values.items()),
         key=lambda item: -abs(item[1]),
     )
-    return {"model": model, "request_id": request_id, "method": method, "output": float(output),
-            "baseline_output": baseline_output, "source": source, "contributions": contributions}
+    return {
+        "model": model,
+        "request_id": request_id,
+        "method": method,
+        "output": float(output),
+        "baseline_output": baseline_output,
+        "source": source,
+        "contributions": contributions,
+    }

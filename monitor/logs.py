@@ -92,8 +92,11 @@ def configure(level: str = "INFO", fmt: str = "text", stream: Any = None) -> Non
     root.addHandler(handler)
     root.setLevel(level)
     # slack-sdk logs request bodies at DEBUG and Bolt logs unsigned bodies at INFO
-    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "httpx", "httpcore", "apscheduler"):
+    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # one line per HTTP request is noise at INFO (the client reports failures itself)
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("slack_bolt").setLevel(logging.WARNING)
     # the CLI reports what a migration did; Alembic's per-step lines are noise there
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -14,27 +14,51 @@ from prometheus_client.core import GaugeMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-RUNS = Counter("monitor_runs_total", "Monitoring runs by model and status.",
-               ["model", "status"], registry=REGISTRY)
-RUN_SECONDS = Histogram("monitor_run_duration_seconds", "Duration of monitoring runs.", ["model"],
-                        buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600), registry=REGISTRY)
-WINDOW_ROWS = Counter("monitor_window_rows_total", "Valid rows read by monitoring runs.",
-                      ["model"], registry=REGISTRY)
-RUN_QUARANTINED = Counter("monitor_run_quarantined_rows_total",
-                          "Rows quarantined while reading windows.", ["model"], registry=REGISTRY)
-ALERTS = Counter("monitor_alerts_raised_total", "Alerts opened or re-fired, by kind.",
-                 ["model", "kind"], registry=REGISTRY)
-INGESTED = Counter("monitor_ingested_rows_total", "Rows accepted by ingest.", ["source"],
-                   registry=REGISTRY)
-INGEST_QUARANTINED = Counter("monitor_ingest_quarantined_rows_total",
-                             "Rows quarantined by ingest, by reason.", ["source", "reason"],
-                             registry=REGISTRY)
-DELIVERIES = Counter("monitor_outbox_deliveries_total", "Outbox delivery attempts by result.",
-                     ["channel", "result"], registry=REGISTRY)
+RUNS = Counter(
+    "monitor_runs_total", "Monitoring runs by model and status.", ["model", "status"], registry=REGISTRY
+)
+RUN_SECONDS = Histogram(
+    "monitor_run_duration_seconds",
+    "Duration of monitoring runs.",
+    ["model"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+WINDOW_ROWS = Counter(
+    "monitor_window_rows_total", "Valid rows read by monitoring runs.", ["model"], registry=REGISTRY
+)
+RUN_QUARANTINED = Counter(
+    "monitor_run_quarantined_rows_total",
+    "Rows quarantined while reading windows.",
+    ["model"],
+    registry=REGISTRY,
+)
+ALERTS = Counter(
+    "monitor_alerts_raised_total", "Alerts opened or re-fired, by kind.", ["model", "kind"], registry=REGISTRY
+)
+INGESTED = Counter("monitor_ingested_rows_total", "Rows accepted by ingest.", ["source"], registry=REGISTRY)
+INGEST_QUARANTINED = Counter(
+    "monitor_ingest_quarantined_rows_total",
+    "Rows quarantined by ingest, by reason.",
+    ["source", "reason"],
+    registry=REGISTRY,
+)
+DELIVERIES = Counter(
+    "monitor_outbox_deliveries_total",
+    "Outbox delivery attempts by result.",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
 
 
-def observe_run(model: str, status: str, seconds: float, rows: int, quarantined: int,
-                raised: Iterable[Mapping[str, Any]] = ()) -> None:
+def observe_run(
+    model: str,
+    status: str,
+    seconds: float,
+    rows: int,
+    quarantined: int,
+    raised: Iterable[Mapping[str, Any]] = (),
+) -> None:
     RUNS.labels(model, status).inc()
     RUN_SECONDS.labels(model).observe(seconds)
     WINDOW_ROWS.labels(model).inc(rows)
@@ -60,8 +84,9 @@ class BacklogCollector:
             value = float(self.count())
         except Exception:  # noqa: BLE001 - a scrape must not fail because the DB is down
             value = -1.0
-        yield GaugeMetricFamily("monitor_outbox_backlog", "Undelivered outbox rows (-1: unknown).",
-                                value=value)
+        yield GaugeMetricFamily(
+            "monitor_outbox_backlog", "Undelivered outbox rows (-1: unknown).", value=value
+        )
 
 
 _backlog: BacklogCollector | None = None

@@ -42,6 +42,22 @@ class InputSpec:
         return self.kind == "float"
 
 
+
+def output_matrix(out: Any) -> Any:
+    """A model's raw output as one 2-D float32 tensor (rows x outputs).
+
+    Dict outputs take the first key in sorted order and list outputs their first
+    element: monitor explains one output head per model.
+    """
+    import tensorflow as tf
+
+    if isinstance(out, Mapping):
+        out = out[sorted(out)[0]]
+    elif isinstance(out, list | tuple):
+        out = out[0]
+    out = tf.cast(out, tf.float32)
+    return tf.reshape(out, (-1, 1)) if out.shape.rank == 1 else out
+
 class LoadedModel:
     """A model ready to be called on DataFrames (batched) or on tensors (for gradients).
 
@@ -76,18 +92,12 @@ class LoadedModel:
 
     def __call__(self, inputs: Any) -> Any:
         """Raw output for a tensor or dict of tensors, as a 2-D float tensor."""
-        import tensorflow as tf
 
         if self.format == "saved_model":
             out = self._fn(**inputs) if self.dict_inputs else self._fn(inputs)
         else:
             out = self._fn(inputs, training=False)
-        if isinstance(out, Mapping):
-            out = out[sorted(out)[0]]
-        elif isinstance(out, list | tuple):
-            out = out[0]
-        out = tf.cast(out, tf.float32)
-        return tf.reshape(out, (-1, 1)) if out.shape.rank == 1 else out
+        return output_matrix(out)
 
     def to_inputs(self, frame: pd.DataFrame) -> np.ndarray | dict[str, np.ndarray]:
         """The model's inputs for `frame`: a float32 matrix, or a dict of arrays by name.

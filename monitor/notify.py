@@ -87,9 +87,7 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     return min(FIRST_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
-def deliver_outbox(
-    engine: Engine, notifiers: Mapping[str, Notifier], *, limit: int = 100
-) -> DeliveryStats:
+def deliver_outbox(engine: Engine, notifiers: Mapping[str, Notifier], *, limit: int = 100) -> DeliveryStats:
     """Deliver due outbox rows for the given channels; returns what happened.
 
     Each row is claimed in its own transaction (``FOR UPDATE SKIP LOCKED`` on
@@ -112,8 +110,12 @@ def _deliver_due(engine: Engine, notifiers: Mapping[str, Notifier], limit: int) 
                 break
             alert = session.get(Alert, row.alert_id) if row.alert_id else None
             message = OutboxMessage(
-                id=row.id, event=row.event, channel=row.channel, alert_id=row.alert_id,
-                payload=row.payload, attempts=row.attempts,
+                id=row.id,
+                event=row.event,
+                channel=row.channel,
+                alert_id=row.alert_id,
+                payload=row.payload,
+                attempts=row.attempts,
                 alert_slack_channel=alert.slack_channel if alert else None,
                 alert_slack_ts=alert.slack_ts if alert else None,
             )
@@ -166,12 +168,21 @@ def _deliver_one(notifier: Notifier, message: OutboxMessage, row: Outbox, alert:
         if isinstance(err, NotifyError):
             log.warning(
                 "outbox %s (%s via %s) not delivered, attempt %d, next try in %ds: %s",
-                row.id, row.event, row.channel, row.attempts, delay.total_seconds(), err,
+                row.id,
+                row.event,
+                row.channel,
+                row.attempts,
+                delay.total_seconds(),
+                err,
             )
         else:
             log.exception(
                 "outbox %s (%s via %s) failed unexpectedly, attempt %d, next try in %ds",
-                row.id, row.event, row.channel, row.attempts, delay.total_seconds(),
+                row.id,
+                row.event,
+                row.channel,
+                row.attempts,
+                delay.total_seconds(),
             )
         return False
     row.attempts += 1
@@ -233,4 +244,3 @@ def render_text(event: str, payload: Mapping[str, Any]) -> str:
     if payload.get("report_hint"):
         lines.append(f"  report: {payload['report_hint']}")
     return "\n".join(lines)
-

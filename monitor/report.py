@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1d1d1f;max-width:1200px}
 h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0} td,th{padding:.25rem .75rem;border-bottom:1px solid #eee;text-align:left}
+table{border-collapse:collapse;margin:.5rem 0}
+td,th{padding:.25rem .75rem;border-bottom:1px solid #eee;text-align:left}
 .bad{color:#b00020;font-weight:600} .ok{color:#1b7f3b} .muted{color:#777}
-img{max-width:100%;border:1px solid #eee} iframe{width:100%;height:1400px;border:1px solid #ddd}
+img{max-width:100%;border:1px solid #eee}
+iframe{width:100%;height:1400px;border:1px solid #ddd}
 """
 
 
@@ -37,7 +39,9 @@ def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: 
     with transaction(engine) as session:
         run = get_run(session, run_id)
         if run is None:
-            raise NotFoundError(f"run {run_id} does not exist (see `monitor alerts` or the runs of `monitor once`)")
+            raise NotFoundError(
+                f"run {run_id} does not exist (see `monitor alerts` or the runs of `monitor once`)"
+            )
         summary = dict(run.summary or {})
         history = [(a, list(fb)) for a, fb in alert_history(session, run.model)]
         baseline = active_baseline(session, run.model)
@@ -50,8 +54,10 @@ def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: 
     if evidently and baseline is not None and status != "failed":
         parts.append(_evidently_section(settings, engine, model_name, start, end, baseline))
     body = "\n".join(p for p in parts if p)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>monitor report: {html.escape(model_name)} "
-            f"run {run_id}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>monitor report: {html.escape(model_name)} "
+        f"run {run_id}</title><style>{STYLE}</style></head><body>{body}</body></html>"
+    )
 
 
 def _e(value: Any) -> str:
@@ -67,56 +73,78 @@ def _png(data: bytes, alt: str) -> str:
 def _header(model: str, run_id: int, start: Any, end: Any, status: str, s: dict[str, Any]) -> str:
     cls = "bad" if status == "failed" else "ok"
     error = f"<p class='bad'>{_e(s.get('error'))}</p>" if s.get("error") else ""
-    return (f"<h1>{_e(model)} — run {run_id}</h1><p>window {_e(start.isoformat())} .. {_e(end.isoformat())}"
-            f" · status <span class='{cls}'>{_e(status)}</span> · {_e(s.get('rows', 0))} rows, "
-            f"{_e(s.get('sampled', 0))} sampled, {_e(s.get('quarantined', 0))} quarantined</p>{error}")
+    return (
+        f"<h1>{_e(model)} — run {run_id}</h1><p>window {_e(start.isoformat())} .. {_e(end.isoformat())}"
+        f" · status <span class='{cls}'>{_e(status)}</span> · {_e(s.get('rows', 0))} rows, "
+        f"{_e(s.get('sampled', 0))} sampled, {_e(s.get('quarantined', 0))} quarantined</p>{error}"
+    )
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells are already escaped HTML."""
+    header = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{header}</tr>{body}</table>"
+
+
+def _flag(bad: bool, words: tuple[str, str] = ("drifted", "ok")) -> str:
+    return f"<span class='{'bad' if bad else 'ok'}'>{words[0] if bad else words[1]}</span>"
 
 
 def _drift_section(s: dict[str, Any]) -> str:
     drift = s.get("drift")
     if not drift:
         return ""
-    rows = "".join(
-        f"<tr><td>{_e(n)}</td><td>{_e(f['method'])}</td><td>{_e(f['score'])}</td><td>{_e(f['threshold'])}</td>"
-        f"<td class='{'bad' if f['drifted'] else 'ok'}'>{'drifted' if f['drifted'] else 'ok'}</td></tr>"
-        for n, f in sorted(drift["features"].items(), key=lambda kv: not kv[1]["drifted"])
-    )
+    ordered = sorted(drift["features"].items(), key=lambda kv: not kv[1]["drifted"])
+    rows = [
+        [_e(n), _e(f["method"]), _e(f["score"]), _e(f["threshold"]), _flag(f["drifted"])] for n, f in ordered
+    ]
     pred = s.get("prediction_drift")
-    pred_line = (f"<p>prediction drift: {_e(pred['method'])} score {_e(pred['score'])} "
-                 f"(threshold {_e(pred['threshold'])}) — {'drifted' if pred['drifted'] else 'ok'}</p>") if pred else ""
+    pred_line = ""
+    if pred:
+        pred_line = (
+            f"<p>prediction drift: {_e(pred['method'])} score {_e(pred['score'])} "
+            f"(threshold {_e(pred['threshold'])}) — {_flag(pred['drifted'])}</p>"
+        )
     chart = _chart("drift_chart", drift["features"], "drift scores against thresholds")
     verdict = "dataset drift" if drift["dataset_drift"] else "no dataset drift"
-    return (f"<h2>Drift</h2><p>{verdict}: {_e(drift['drift_share'])} of features drifted "
-            f"(threshold {_e(drift['share_threshold'])})</p>{pred_line}{chart}"
-            f"<table><tr><th>feature</th><th>test</th><th>score</th><th>threshold</th><th></th></tr>{rows}</table>")
+    return (
+        f"<h2>Drift</h2><p>{verdict}: {_e(drift['drift_share'])} of features drifted "
+        f"(threshold {_e(drift['share_threshold'])})</p>{pred_line}{chart}"
+        + _table(["feature", "test", "score", "threshold", ""], rows)
+    )
 
 
 def _attribution_section(s: dict[str, Any]) -> str:
     attribution = s.get("attribution")
     if not attribution:
         return ""
-    rows = "".join(
-        f"<tr><td>{_e(n)}</td><td>{_e(f.get('baseline'))}</td><td>{_e(f.get('current'))}</td><td>{_e(f.get('change'))}</td></tr>"
-        for n, f in sorted(attribution["features"].items(), key=lambda kv: -(kv[1].get("current") or 0))
-    )
+    ordered = sorted(attribution["features"].items(), key=lambda kv: -(kv[1].get("current") or 0))
+    rows = [[_e(n), _e(f.get("baseline")), _e(f.get("current")), _e(f.get("change"))] for n, f in ordered]
     chart = _chart("importance_chart", attribution["features"], "baseline vs current importance")
-    ndcg = attribution.get("ndcg")
-    return (f"<h2>Why the model decides (attributions: {_e(attribution['method'])})</h2>"
-            f"<p>nDCG of the importance ranking against the baseline: {_e(ndcg)}"
-            f"{' — <span class=bad>the reasoning shifted</span>' if attribution.get('drifted') else ''}</p>{chart}"
-            f"<table><tr><th>feature</th><th>baseline importance</th><th>current</th><th>relative change</th></tr>{rows}</table>")
+    shifted = " — <span class=bad>the reasoning shifted</span>" if attribution.get("drifted") else ""
+    return (
+        f"<h2>Why the model decides (attributions: {_e(attribution['method'])})</h2>"
+        f"<p>nDCG of the importance ranking against the baseline: {_e(attribution.get('ndcg'))}{shifted}</p>"
+        + chart
+        + _table(["feature", "baseline importance", "current", "relative change"], rows)
+    )
 
 
 def _performance_section(s: dict[str, Any]) -> str:
     perf = s.get("performance")
     if not perf:
         return ""
-    rows = "".join(
-        f"<tr><td>{_e(m)}</td><td>{_e(v.get('baseline'))}</td><td>{_e(v.get('current'))}</td>"
-        f"<td class='{'bad' if v.get('degraded') else 'ok'}'>{'degraded' if v.get('degraded') else 'ok'}</td></tr>"
+    rows = [
+        [
+            _e(m),
+            _e(v.get("baseline")),
+            _e(v.get("current")),
+            _flag(bool(v.get("degraded")), ("degraded", "ok")),
+        ]
         for m, v in perf.items()
-    )
-    return f"<h2>Performance</h2><table><tr><th>metric</th><th>baseline</th><th>window</th><th></th></tr>{rows}</table>"
+    ]
+    return "<h2>Performance</h2>" + _table(["metric", "baseline", "window", ""], rows)
 
 
 def _history_section(history: list[tuple[Any, list[Any]]]) -> str:
@@ -124,14 +152,24 @@ def _history_section(history: list[tuple[Any, list[Any]]]) -> str:
         return "<h2>Alerts and feedback</h2><p class='muted'>no alerts for this model</p>"
     rows = []
     for alert, feedback in history:
-        answers = "<br>".join(
-            f"{_e(fb.user_name or fb.user_id)}: {_e(fb.verdict)}{' — ' + _e(fb.comment) if fb.comment else ''}"
+        answers = [
+            f"{_e(fb.user_name or fb.user_id)}: {_e(fb.verdict)}"
+            + (f" — {_e(fb.comment)}" if fb.comment else "")
             for fb in feedback
-        ) or "<span class='muted'>no feedback</span>"
-        rows.append(f"<tr><td>{alert.id}</td><td>{_e(alert.last_fired_at.isoformat())}</td><td>{_e(alert.kind)}</td>"
-                    f"<td>{_e(alert.title)}</td><td>{_e(alert.status)}</td><td>{answers}</td></tr>")
-    return ("<h2>Alerts and feedback</h2><table><tr><th>id</th><th>last fired</th><th>kind</th><th>what</th>"
-            f"<th>status</th><th>feedback</th></tr>{''.join(rows)}</table>")
+        ]
+        rows.append(
+            [
+                str(alert.id),
+                _e(alert.last_fired_at.isoformat()),
+                _e(alert.kind),
+                _e(alert.title),
+                _e(alert.status),
+                "<br>".join(answers) or "<span class='muted'>no feedback</span>",
+            ]
+        )
+    return "<h2>Alerts and feedback</h2>" + _table(
+        ["id", "last fired", "kind", "what", "status", "feedback"], rows
+    )
 
 
 def _chart(name: str, data: Any, alt: str) -> str:
@@ -144,16 +182,25 @@ def _chart(name: str, data: Any, alt: str) -> str:
         return f"<p class='muted'>({html.escape(alt)}: chart unavailable)</p>"
 
 
-def _evidently_section(settings: Settings, engine: Engine, model_name: str, start: Any, end: Any,
-                       baseline: Any) -> str:
+def _evidently_section(
+    settings: Settings, engine: Engine, model_name: str, start: Any, end: Any, baseline: Any
+) -> str:
     from monitor.drift import render_html
     from monitor.intake import read_window
 
     cfg = settings.model(model_name)
     window = read_window(cfg, engine, start, end)
     if window.frame.empty:
-        return "<h2>Evidently drift report</h2><p class='muted'>the window has no rows any more (retention?)</p>"
-    page = render_html(baseline.sample, window.frame.reset_index(drop=True),
-                       numeric=cfg.features.numeric, categorical=cfg.features.categorical)
-    return ("<h2>Evidently drift report</h2>"
-            f"<iframe sandbox='allow-scripts' srcdoc=\"{html.escape(page, quote=True)}\"></iframe>")
+        return (
+            "<h2>Evidently drift report</h2><p class='muted'>the window has no rows any more (retention?)</p>"
+        )
+    page = render_html(
+        baseline.sample,
+        window.frame.reset_index(drop=True),
+        numeric=cfg.features.numeric,
+        categorical=cfg.features.categorical,
+    )
+    return (
+        "<h2>Evidently drift report</h2>"
+        f"<iframe sandbox='allow-scripts' srcdoc=\"{html.escape(page, quote=True)}\"></iframe>"
+    )

@@ -41,8 +41,9 @@ def test_version(run_monitor):
 
 def test_config_check_prints_masked_settings(run_monitor, write_config):
     path = write_config(CONFIG.format(url="postgresql://u:hunter2@h/db"))
-    proc = run_monitor("--config", str(path), "config", "check",
-                       env={"MONITOR_INGEST_TOKEN": "secret-token-1"})
+    proc = run_monitor(
+        "--config", str(path), "config", "check", env={"MONITOR_INGEST_TOKEN": "secret-token-1"}
+    )
     assert proc.returncode == 0, proc.stderr
     assert 'models[0].name = "m"' in proc.stdout
     assert "hunter2" not in proc.stdout and "secret-token-1" not in proc.stdout
@@ -52,10 +53,16 @@ def test_config_check_prints_masked_settings(run_monitor, write_config):
 @pytest.mark.parametrize(
     ("replace", "message"),
     [
-        pytest.param(('task = "binary_classification"', 'task = "binary_classification"\nsample_size = -5'),
-                     "models[0].sample_size: must be > 0, got -5", id="negative"),
-        pytest.param(('task = "binary_classification"', 'task = "binary_classification"\nwindw = "1h"'),
-                     "models[0].windw: unknown key (did you mean 'window'?)", id="typo"),
+        pytest.param(
+            ('task = "binary_classification"', 'task = "binary_classification"\nsample_size = -5'),
+            "models[0].sample_size: must be > 0, got -5",
+            id="negative",
+        ),
+        pytest.param(
+            ('task = "binary_classification"', 'task = "binary_classification"\nwindw = "1h"'),
+            "models[0].windw: unknown key (did you mean 'window'?)",
+            id="typo",
+        ),
     ],
 )
 def test_config_check_fails_and_names_the_key(run_monitor, write_config, replace, message):
@@ -73,7 +80,9 @@ def test_config_from_environment_variable(run_monitor, write_config):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_db_upgrade_and_current(request, run_monitor, write_config, tmp_path, backend):
-    url = f"sqlite:///{tmp_path / 'cli.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
+    url = (
+        f"sqlite:///{tmp_path / 'cli.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
+    )
     path = write_config(CONFIG.format(url=url))
     before = run_monitor("--config", str(path), "db", "current")
     assert before.returncode == 3 and "run `monitor db upgrade`" in before.stdout

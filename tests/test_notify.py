@@ -39,13 +39,25 @@ def now(monkeypatch):
 
 def add_alert(engine, events):
     with transaction(engine) as session:
-        alert = Alert(model="m", kind="feature_drift", feature="a", dedup_key="m|feature_drift|a",
-                      severity="warning", title="a drifted")
+        alert = Alert(
+            model="m",
+            kind="feature_drift",
+            feature="a",
+            dedup_key="m|feature_drift|a",
+            severity="warning",
+            title="a drifted",
+        )
         session.add(alert)
         session.flush()
         for event in events:
-            session.add(Outbox(alert_id=alert.id, event=event, channel="slack",
-                               payload={"alert": {"model": "m", "title": "a drifted"}}))
+            session.add(
+                Outbox(
+                    alert_id=alert.id,
+                    event=event,
+                    channel="slack",
+                    payload={"alert": {"model": "m", "title": "a drifted"}},
+                )
+            )
         return alert.id
 
 
@@ -80,10 +92,18 @@ def test_rows_for_other_channels_are_left_alone(engine, now):
 
 def test_console_notifier_prints_readable_text(engine, now):
     with transaction(engine) as session:
-        session.add(Outbox(event="alert_opened", channel="console", payload={
-            "alert": {"model": "m", "title": "input feature 'a' drifted", "severity": "warning"},
-            "run": {"id": 3, "window_start": "s", "window_end": "e", "rows": 10, "quarantined": 1},
-            "lines": ["a: ks score 0.001 (threshold 0.05)"], "report_hint": "monitor report 3 --out r.html"}))
+        session.add(
+            Outbox(
+                event="alert_opened",
+                channel="console",
+                payload={
+                    "alert": {"model": "m", "title": "input feature 'a' drifted", "severity": "warning"},
+                    "run": {"id": 3, "window_start": "s", "window_end": "e", "rows": 10, "quarantined": 1},
+                    "lines": ["a: ks score 0.001 (threshold 0.05)"],
+                    "report_hint": "monitor report 3 --out r.html",
+                },
+            )
+        )
     out = io.StringIO()
     assert deliver_outbox(engine, {"console": ConsoleNotifier(out)}).delivered == 1
     text = out.getvalue()
@@ -91,7 +111,8 @@ def test_console_notifier_prints_readable_text(engine, now):
     assert "a: ks score 0.001" in text and "monitor report 3" in text
 
 
-@pytest.mark.parametrize(("attempts", "retry_after", "seconds"),
-                         [(1, None, 30), (2, None, 60), (20, None, 3600), (1, 7.0, 7)])
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "seconds"), [(1, None, 30), (2, None, 60), (20, None, 3600), (1, 7.0, 7)]
+)
 def test_backoff(attempts, retry_after, seconds):
     assert backoff(attempts, retry_after).total_seconds() == seconds

@@ -14,7 +14,7 @@ from monitor.attribution.drift import (
     global_importance,
     ndcg,
 )
-from monitor.attribution.explain import FrameExplanation, choose_method, explain_frame
+from monitor.attribution.explain import FrameExplanation, choose_method, explain_for_model, explain_frame
 from monitor.attribution.gradients import (
     Attributions,
     gradient_x_input,
@@ -34,6 +34,7 @@ __all__ = [
     "baseline_row",
     "choose_method",
     "expected_gradients",
+    "explain_for_model",
     "explain_frame",
     "global_importance",
     "gradient_x_input",

@@ -32,7 +32,7 @@ from monitor.attribution.gradients import (
     smoothgrad,
 )
 from monitor.attribution.shapley import sampled_shapley
-from monitor.config import AttributionConfig
+from monitor.config import AttributionConfig, ModelConfig
 from monitor.errors import AttributionError, ModelError
 from monitor.model import LoadedModel, output_target
 
@@ -65,8 +65,7 @@ class FrameExplanation:
 def choose_method(model: LoadedModel, categorical: Sequence[str], method: str) -> str:
     """The attribution method for `model`: `method`, or for "auto" the rule in the module doc."""
     if method == "auto":
-        return "integrated_gradients" if model.differentiable and not categorical \
-            else "sampled_shapley"
+        return "integrated_gradients" if model.differentiable and not categorical else "sampled_shapley"
     if method in GRADIENT_METHODS and not model.differentiable:
         raise AttributionError(
             f"attribution.method = {method!r} needs float model inputs, but "
@@ -99,8 +98,9 @@ def explain_frame(
     method = choose_method(model, categorical, config.method)
     if len(frame) == 0:
         empty = np.zeros(0)
-        return FrameExplanation(method, pd.DataFrame(columns=features, index=frame.index,
-                                                     dtype=float), empty, None, None, None)
+        return FrameExplanation(
+            method, pd.DataFrame(columns=features, index=frame.index, dtype=float), empty, None, None, None
+        )
     target = output_target(model.predict_frame(frame), task, explain_class)
     if method == "sampled_shapley":
         return _shapley(model, frame, reference[features], config, target)
@@ -108,22 +108,30 @@ def explain_frame(
 
 
 def _shapley(
-    model: LoadedModel, frame: pd.DataFrame, reference: pd.DataFrame,
-    config: AttributionConfig, target: np.ndarray,
+    model: LoadedModel,
+    frame: pd.DataFrame,
+    reference: pd.DataFrame,
+    config: AttributionConfig,
+    target: np.ndarray,
 ) -> FrameExplanation:
     rows = min(len(reference), SHAPLEY_BACKGROUND_ROWS)
     if rows == 0:
         raise AttributionError("sampled Shapley values need reference rows, got none")
     background = reference.sample(n=rows, random_state=0)
-    result = sampled_shapley(model.predict_frame, frame, background,
-                             permutations=config.permutations, seed=0, target=target)
-    return FrameExplanation("sampled_shapley", result.values, result.output,
-                            result.base_value, None, None)
+    result = sampled_shapley(
+        model.predict_frame, frame, background, permutations=config.permutations, seed=0, target=target
+    )
+    return FrameExplanation("sampled_shapley", result.values, result.output, result.base_value, None, None)
 
 
 def _gradients(
-    model: LoadedModel, frame: pd.DataFrame, reference: pd.DataFrame,
-    features: list[str], config: AttributionConfig, method: str, target: np.ndarray,
+    model: LoadedModel,
+    frame: pd.DataFrame,
+    reference: pd.DataFrame,
+    features: list[str],
+    config: AttributionConfig,
+    method: str,
+    target: np.ndarray,
 ) -> FrameExplanation:
     inputs = model.to_inputs(frame)
     if method == "gradient_x_input":
@@ -132,18 +140,25 @@ def _gradients(
         result = smoothgrad(model, inputs, target=target)
     elif config.baseline == "expected":
         result = expected_gradients(
-            model, inputs, model.to_inputs(reference), k=EXPECTED_GRADIENT_ROWS,
-            target=target, steps=config.steps, tolerance=config.tolerance)
+            model,
+            inputs,
+            model.to_inputs(reference),
+            k=EXPECTED_GRADIENT_ROWS,
+            target=target,
+            steps=config.steps,
+            tolerance=config.tolerance,
+        )
     else:
         if config.baseline != "zeros" and len(reference) == 0:
             raise AttributionError(f"a {config.baseline} baseline needs reference rows")
-        base = baseline_row(model.to_inputs(reference) if len(reference) else inputs,
-                            config.baseline)
-        result = integrated_gradients(model, inputs, base, target=target,
-                                      steps=config.steps, tolerance=config.tolerance)
+        base = baseline_row(model.to_inputs(reference) if len(reference) else inputs, config.baseline)
+        result = integrated_gradients(
+            model, inputs, base, target=target, steps=config.steps, tolerance=config.tolerance
+        )
     values = _per_feature(model, result, features, frame.index)
-    return FrameExplanation(result.method, values, result.output, result.baseline_output,
-                            result.completeness_error, result.steps)
+    return FrameExplanation(
+        result.method, values, result.output, result.baseline_output, result.completeness_error, result.steps
+    )
 
 
 def _per_feature(
@@ -161,3 +176,19 @@ def _per_feature(
     order = list(model.features) if model.features else features
     matrix = pd.DataFrame(values.reshape(len(index), -1), index=index, columns=order)
     return matrix[features].astype(np.float64)
+
+
+def explain_for_model(
+    cfg: ModelConfig, model: LoadedModel, frame: pd.DataFrame, reference: pd.DataFrame
+) -> FrameExplanation:
+    """`explain_frame` with everything taken from a model's configuration."""
+    return explain_frame(
+        model,
+        frame,
+        reference=reference,
+        numeric=cfg.features.numeric,
+        categorical=cfg.features.categorical,
+        config=cfg.attribution,
+        task=cfg.task,
+        explain_class=cfg.explain_class,
+    )

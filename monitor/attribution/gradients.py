@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from monitor.errors import AttributionError
+from monitor.model import output_matrix
 
 log = logging.getLogger(__name__)
 
@@ -296,13 +297,7 @@ def _build(model: Any, keys: tuple[str, ...] | None, shapes: list[tuple[int, ...
     call = _callable(model)
 
     def forward(leaves: Any) -> Any:
-        out = call(leaves[0] if keys is None else dict(zip(keys, leaves, strict=True)))
-        if isinstance(out, Mapping):
-            out = out[sorted(out)[0]]
-        elif isinstance(out, list | tuple):
-            out = out[0]
-        out = tf.cast(out, tf.float32)
-        return tf.reshape(out, (-1, 1)) if out.shape.rank == 1 else out
+        return output_matrix(call(leaves[0] if keys is None else dict(zip(keys, leaves, strict=True))))
 
     specs = tuple(tf.TensorSpec((None, *s[1:]), tf.float32) for s in shapes)
     vec = tf.TensorSpec((None,), tf.float32)

@@ -19,8 +19,15 @@ from monitor.commands._common import IsoTime, echo_json
 @click.option("--force", is_flag=True, help="Compute again and replace a stored run of this window.")
 @click.option("--no-deliver", is_flag=True, help="Leave the run's notifications in the outbox.")
 @click.pass_obj
-def once(app: AppContext, model: str, start: datetime | None, end: datetime | None,
-         as_json: bool, force: bool, no_deliver: bool) -> None:
+def once(
+    app: AppContext,
+    model: str,
+    start: datetime | None,
+    end: datetime | None,
+    as_json: bool,
+    force: bool,
+    no_deliver: bool,
+) -> None:
     """Run MODEL once for one window (default: the last complete window).
 
     Reads the window from the model's source, validates and quarantines bad rows,
@@ -66,17 +73,25 @@ def _deliver(settings, engine, as_json: bool, skip: bool) -> None:
 def _print(outcome) -> None:
     s = outcome.summary
     reused = " (stored run, use --force to compute again)" if outcome.reused else ""
-    click.echo(f"run {outcome.run_id} {s['model']} {s['window']['start']} .. {s['window']['end']}: "
-               f"{outcome.status}{reused}")
+    click.echo(
+        f"run {outcome.run_id} {s['model']} {s['window']['start']} .. {s['window']['end']}: "
+        f"{outcome.status}{reused}"
+    )
     click.echo(f"  {s['rows']} rows, {s['sampled']} sampled, {s['quarantined']} quarantined")
     drift = s.get("drift")
     if drift:
         drifted = [n for n, f in drift["features"].items() if f["drifted"]]
-        click.echo(f"  drift: {len(drifted)}/{len(drift['features'])} features"
-                   f"{' (dataset drift)' if drift['dataset_drift'] else ''}: {', '.join(drifted) or '-'}")
+        click.echo(
+            f"  drift: {len(drifted)}/{len(drift['features'])} features"
+            f"{' (dataset drift)' if drift['dataset_drift'] else ''}: {', '.join(drifted) or '-'}"
+        )
     attribution = s.get("attribution")
     if attribution and attribution.get("ndcg") is not None:
-        click.echo(f"  attribution ({attribution['method']}): nDCG {attribution['ndcg']:.3f}"
-                   f"{' (drifted)' if attribution['drifted'] else ''}")
+        click.echo(
+            f"  attribution ({attribution['method']}): nDCG {attribution['ndcg']:.3f}"
+            f"{' (drifted)' if attribution['drifted'] else ''}"
+        )
     for alert in s.get("alerts", []):
-        click.echo(f"  alert {alert['id']}: {alert['severity']} {alert['kind']} {', '.join(alert['features'])}")
+        click.echo(
+            f"  alert {alert['id']}: {alert['severity']} {alert['kind']} {', '.join(alert['features'])}"
+        )

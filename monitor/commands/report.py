@@ -11,9 +11,15 @@ from monitor.cli import AppContext
 
 @click.command()
 @click.argument("run_id", type=int)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the HTML page.")
-@click.option("--no-evidently", is_flag=True, help="Leave out Evidently's interactive report (smaller, faster).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the HTML page.",
+)
+@click.option(
+    "--no-evidently", is_flag=True, help="Leave out Evidently's interactive report (smaller, faster)."
+)
 @click.pass_obj
 def report(app: AppContext, run_id: int, out: Path, no_evidently: bool) -> None:
     """Write an HTML report of run RUN_ID: drift, attribution shift, performance,

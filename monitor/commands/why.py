@@ -35,7 +35,11 @@ def why(app: AppContext, model: str, request_id: str, as_json: bool, top: int) -
 def render(answer: dict, top: int = 10) -> list[str]:
     lines = [
         f"{answer['model']} request {answer['request_id']}: output {answer['output']:.4g}"
-        + (f" (baseline {answer['baseline_output']:.4g})" if answer.get("baseline_output") is not None else ""),
+        + (
+            f" (baseline {answer['baseline_output']:.4g})"
+            if answer.get("baseline_output") is not None
+            else ""
+        ),
         f"explained by {answer['method']} ({answer['source']})",
         "",
         f"{'feature':<28}{'value':>14}{'contribution':>16}",

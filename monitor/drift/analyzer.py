@@ -212,9 +212,9 @@ class DriftAnalyzer:
         if len(y) < self.config.min_rows:
             return None
         current = performance_metrics(self.task, labels, predictions)
-        return compare(
-            current, self._baseline_performance, self.performance_config.max_drop, len(y)
-        )
+        cfg = self.performance_config
+        return compare(current, self._baseline_performance, cfg.max_drop, len(y),
+                       max_error_increase=cfg.max_error_increase)
 
     def _quality(self, columns: Mapping[str, Column], rows: int) -> DataQuality:
         result = {}

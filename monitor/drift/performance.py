@@ -107,8 +107,16 @@ def compare(
     baseline: Mapping[str, float] | None,
     max_drop: float,
     labelled_rows: int,
+    *,
+    max_error_increase: float | None = None,
 ) -> PerformanceResult:
-    """Each current metric against the baseline's: see `MetricChange` for `drop`."""
+    """Each current metric against the baseline's: see `MetricChange` for `drop`.
+
+    Scores (accuracy, ROC AUC) are degraded when they fall by more than `max_drop`
+    (absolute); errors (log loss, RMSE, MAE) when they rise by more than
+    `max_error_increase` of the baseline's value (`max_drop` when not given).
+    """
+    error_limit = max_drop if max_error_increase is None else max_error_increase
     changes = {}
     for name, value in current.items():
         base = (baseline or {}).get(name)
@@ -121,6 +129,6 @@ def compare(
                 drop = (value - base) / base
             else:  # a perfect baseline: any error at all is an infinite relative increase
                 drop = math.inf if value > 0 else 0.0
-        degraded = drop is not None and drop > max_drop
+        degraded = drop is not None and drop > (max_drop if higher else error_limit)
         changes[name] = MetricChange(name, value, base, drop, degraded, higher)
     return PerformanceResult(changes, labelled_rows, max_drop)

@@ -92,8 +92,14 @@ def save_baseline(
     if labels is not None:
         stored[LABEL] = pd.Series(labels).astype("float64" if _numeric(labels) else "string").values
     baseline = Baseline(
-        model_id=row.id, version=version, active=True, created_by=created_by, source=source,
-        rows=len(sample), sample=frame_to_bytes(stored), feature_stats=dict(feature_stats),
+        model_id=row.id,
+        version=version,
+        active=True,
+        created_by=created_by,
+        source=source,
+        rows=len(sample),
+        sample=frame_to_bytes(stored),
+        feature_stats=dict(feature_stats),
         attributions=frame_to_bytes(attributions) if attributions is not None else None,
         attribution_method=attribution_method,
         global_importance=dict(importance) if importance is not None else None,
@@ -129,18 +135,28 @@ def decode(row: Baseline, model: str) -> BaselineData:
     labels = stored[LABEL].to_numpy() if LABEL in stored else None
     sample = stored.drop(columns=[*pred_cols, *([LABEL] if LABEL in stored else [])])
     return BaselineData(
-        id=row.id, model=model, version=row.version, created_at=row.created_at, source=row.source,
-        sample=sample, predictions=predictions, labels=labels,
+        id=row.id,
+        model=model,
+        version=row.version,
+        created_at=row.created_at,
+        source=row.source,
+        sample=sample,
+        predictions=predictions,
+        labels=labels,
         attributions=bytes_to_frame(row.attributions) if row.attributions else None,
-        attribution_method=row.attribution_method, importance=row.global_importance,
-        performance=row.performance, feature_stats=row.feature_stats,
+        attribution_method=row.attribution_method,
+        importance=row.global_importance,
+        performance=row.performance,
+        feature_stats=row.feature_stats,
     )
 
 
 def list_baselines(session: Session, model: str) -> list[Baseline]:
     return list(
         session.scalars(
-            select(Baseline).join(Model, Model.id == Baseline.model_id)
-            .where(Model.name == model).order_by(Baseline.version)
+            select(Baseline)
+            .join(Model, Model.id == Baseline.model_id)
+            .where(Model.name == model)
+            .order_by(Baseline.version)
         )
     )

@@ -40,8 +40,9 @@ def find_prediction(session: Session, model: str, request_id: str) -> Prediction
     ).first()
 
 
-def list_alerts(session: Session, model: str | None = None, status: str | None = None,
-                limit: int = 200) -> list[Alert]:
+def list_alerts(
+    session: Session, model: str | None = None, status: str | None = None, limit: int = 200
+) -> list[Alert]:
     query = select(Alert).order_by(Alert.last_fired_at.desc(), Alert.id.desc()).limit(limit)
     if model:
         query = query.where(Alert.model == model)
@@ -55,10 +56,13 @@ def list_alerts(session: Session, model: str | None = None, status: str | None =
 def run_results(session: Session, run_id: int) -> dict[str, Any]:
     """Drift verdicts and importances of a run, for reports."""
     drift = list(session.scalars(select(DriftResult).where(DriftResult.run_id == run_id)))
-    importance = list(session.scalars(
-        select(AttributionResult).where(AttributionResult.run_id == run_id)
-        .order_by(AttributionResult.current_importance.desc())
-    ))
+    importance = list(
+        session.scalars(
+            select(AttributionResult)
+            .where(AttributionResult.run_id == run_id)
+            .order_by(AttributionResult.current_importance.desc())
+        )
+    )
     return {"drift": drift, "importance": importance}
 
 
@@ -76,10 +80,14 @@ def alert_history(session: Session, model: str, limit: int = 50) -> list[tuple[A
 
 def explained_requests(session: Session, run_id: int, limit: int = 10) -> list[str]:
     """Request ids a run explained (the ones `monitor why` answers from storage)."""
-    return list(session.scalars(
-        select(SampleAttribution.request_id).where(SampleAttribution.run_id == run_id)
-        .order_by(SampleAttribution.id).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(SampleAttribution.request_id)
+            .where(SampleAttribution.run_id == run_id)
+            .order_by(SampleAttribution.id)
+            .limit(limit)
+        )
+    )
 
 
 def quarantined_in_window(session: Session, model: str, start: Any, end: Any) -> dict[str, int]:
@@ -91,8 +99,12 @@ def quarantined_in_window(session: Session, model: str, start: Any, end: Any) ->
 
     rows = session.execute(
         select(Quarantine.reason, func.count())
-        .where(Quarantine.model == model, Quarantine.ts >= start, Quarantine.ts < end,
-               ~Quarantine.source.startswith("run:"))
+        .where(
+            Quarantine.model == model,
+            Quarantine.ts >= start,
+            Quarantine.ts < end,
+            ~Quarantine.source.startswith("run:"),
+        )
         .group_by(Quarantine.reason)
     ).all()
     return {reason: int(n) for reason, n in rows}

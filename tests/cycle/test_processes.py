@@ -54,8 +54,13 @@ def counts(engine):
 def test_kill_9_mid_run_then_rerun_gives_one_complete_run(engine, settings, send_traffic):
     build_baseline(settings, engine, "cancer")
     send_traffic(engine, settings, T0, seed=7, shift=True)
-    proc = subprocess.Popen(monitor(settings, "once", "cancer", *window_args()), env=ENV,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        monitor(settings, "once", "cancer", *window_args()),
+        env=ENV,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         wait_for_line(proc, "computing cancer")
         proc.send_signal(signal.SIGKILL)
@@ -63,22 +68,36 @@ def test_kill_9_mid_run_then_rerun_gives_one_complete_run(engine, settings, send
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert counts(engine) == (0, [])  # nothing half-written
-    done = subprocess.run(monitor(settings, "once", "cancer", "--json", *window_args()), env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        monitor(settings, "once", "cancer", "--json", *window_args()),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     runs, keys = counts(engine)
     assert runs == 1 and len(keys) == len(set(keys)) == len(document["alerts"]) > 0
 
 
-def test_two_processes_on_postgresql_compute_a_window_once(request, pg_session_url, settings,
-                                                          send_traffic, engine):
+def test_two_processes_on_postgresql_compute_a_window_once(
+    request, pg_session_url, settings, send_traffic, engine
+):
     if engine.dialect.name != "postgresql":
         pytest.skip("several daemons share a database on PostgreSQL only")
     build_baseline(settings, engine, "cancer")
     send_traffic(engine, settings, T0, seed=8, shift=True)
-    procs = [subprocess.Popen(monitor(settings, "once", "cancer", "--json", *window_args()), env=ENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            monitor(settings, "once", "cancer", "--json", *window_args()),
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     ids = {json.loads(out)["run_id"] for out, _ in outputs}
@@ -99,8 +118,13 @@ def test_daemon_serves_healthz_and_stops_on_sigterm(settings, write_config, engi
     port = free_port()
     text = settings.source_path.read_text() + f"\n[server]\nport = {port}\n"
     path = write_config(text, name="daemon.toml")
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(path), "run"], env=ENV,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+        env=ENV,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         wait_for_line(proc, "monitor daemon started")
         deadline = time.monotonic() + 30

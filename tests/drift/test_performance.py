@@ -166,3 +166,12 @@ def test_one_class_leaves_roc_auc_out():
     assert "roc_auc" not in got and got["accuracy"] == pytest.approx(
         np.mean(np.linspace(0.4, 0.9, 40) >= 0.5)
     )
+
+
+def test_errors_have_their_own_tolerance():
+    result = compare({"accuracy": 0.90, "log_loss": 0.18}, {"accuracy": 0.94, "log_loss": 0.15}, 0.05, 120,
+                     max_error_increase=0.25)
+    assert not result.metrics["log_loss"].degraded  # +20% is within a 25% tolerance
+    assert not result.metrics["accuracy"].degraded  # -0.04 is within 0.05
+    worse = compare({"log_loss": 0.2}, {"log_loss": 0.15}, 0.05, 120, max_error_increase=0.25)
+    assert worse.metrics["log_loss"].degraded and worse.degraded

@@ -1,0 +1,78 @@
+"""The commands an operator (or an outside script) runs, as processes: baseline,
+ingest, once --json twice, why, report, alerts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.cycle.conftest import FEATURES, SHIFTED, T0, WINDOW
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def monitor(settings, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(settings.source_path), *args],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"monitor {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_operator_workflow(settings, cancer, tmp_path):
+    _, held_out = cancer
+    rows = held_out.head(150)
+    lines = [
+        json.dumps({"request_id": f"r{i}", "timestamp": (T0 + i * WINDOW / 200).isoformat(),
+                    "features": {f: float(row[f]) * (1.5 if f in SHIFTED else 1.0) for f in FEATURES},
+                    "prediction": 0.5})
+        for i, row in rows.iterrows()
+    ]
+    lines += [json.dumps({"request_id": f"broken-{i}", "timestamp": T0.isoformat(),
+                          "features": {"mean_radius": None}, "prediction": 0.5}) for i in range(3)]
+    traffic = tmp_path / "traffic.jsonl"
+    traffic.write_text("\n".join(lines) + "\n")
+
+    out = monitor(settings, "baseline", "cancer").stdout
+    assert "baseline v1 of cancer is active" in out
+    ingested = monitor(settings, "ingest", "cancer", str(traffic), "--no-progress")
+    assert "150" in ingested.stdout + ingested.stderr
+
+    window = ["--start", T0.isoformat(), "--end", (T0 + WINDOW).isoformat()]
+    first = monitor(settings, "once", "cancer", "--json", *window)
+    document = json.loads(first.stdout)  # exactly one JSON document on stdout
+    assert {"run_id", "model", "window", "rows", "sampled", "quarantined", "drift", "prediction_drift",
+            "attribution", "performance", "alerts"} <= set(document)
+    assert document["rows"] == 150 and document["quarantined"] == 3
+    drifted = {n for n, f in document["drift"]["features"].items() if f["drifted"]}
+    assert set(SHIFTED) <= drifted
+    assert {"method", "score", "threshold", "drifted"} <= set(document["drift"]["features"]["mean_radius"])
+    second = json.loads(monitor(settings, "once", "cancer", "--json", *window).stdout)
+    assert second["run_id"] == document["run_id"]
+
+    request_id = next(iter(_explained(settings, document["run_id"])))
+    why = monitor(settings, "why", "cancer", request_id).stdout
+    assert f"cancer request {request_id}" in why and "contribution" in why
+    report = tmp_path / "report.html"
+    monitor(settings, "report", str(document["run_id"]), "--out", str(report), "--no-evidently")
+    assert "mean_radius" in report.read_text()
+    listed = json.loads(monitor(settings, "alerts", "--json").stdout)
+    assert {a["kind"] for a in listed} >= {"feature_drift", "data_quality"}
+    missing = monitor(settings, "why", "cancer", "no-such-request", check=False)
+    assert missing.returncode == 4 and "neither among the explained samples" in missing.stderr
+
+
+def _explained(settings, run_id):
+    from monitor.store import make_engine, transaction
+    from monitor.store.runs import explained_requests
+
+    engine = make_engine(settings.database.url)
+    with transaction(engine) as session:
+        ids = explained_requests(session, run_id, limit=3)
+    engine.dispose()
+    return ids
