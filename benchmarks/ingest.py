@@ -1,27 +1,34 @@
 """HTTP batch ingest throughput into PostgreSQL and SQLite, against a COPY floor.
 
 Batches of 1,000 records with 30 numeric features are POSTed to /v1/predictions of a
-real uvicorn server (a separate process) backed by a fresh PostgreSQL database (created
-and dropped here) and by a SQLite file. The floor is PostgreSQL COPY of the same rows,
-already serialized, straight into the prediction table, one transaction per batch.
-Prints the median rows/s of several repeats and the ratio to the floor.
+real uvicorn server (a separate process) by concurrent senders over keep-alive
+connections, so the server is the bottleneck. The server is backed by a fresh
+PostgreSQL database (created and dropped here) or by a SQLite file.
 
-    python benchmarks/ingest.py [--batches 40] [--repeats 3]
+The floor is the fastest straightforward bulk load of the same rows into the same
+table: the rows pre-serialized (outside the timing) into one binary COPY buffer per
+batch, ``COPY prediction .. FROM STDIN (FORMAT BINARY)`` and a commit per batch,
+with as many connections as there are HTTP senders. Prints medians of the repeats.
+
+    python benchmarks/ingest.py [--batches 40] [--repeats 3] [--senders 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import numpy as np
 import orjson
 from sqlalchemy import create_engine, text
@@ -29,12 +36,16 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.config import settings_from_dict  # noqa: E402
+from monitor.intake.ingest import parse_body, validators_for  # noqa: E402
+from monitor.intake.prepare import prepare_predictions  # noqa: E402
 from monitor.store import make_engine, upgrade  # noqa: E402
+from monitor.store.copy import copy_payload  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 FEATURES = [f"f{i:02d}" for i in range(30)]
 BATCH = 1000
 TARGET_RPS = 50_000
+TARGET_RATIO = 0.5
 
 
 def settings_for(url: str):
@@ -77,78 +88,127 @@ def _serve(url: str, port_queue: mp.Queue) -> None:
         time.sleep(3600)
 
 
-def http_rate(url: str, bodies: list[bytes]) -> float:
-    """Rows/s POSTing every body once, sequentially, to a server process on `url`."""
-    ctx = mp.get_context("spawn")
-    ports = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(url, ports), daemon=True)
-    proc.start()
-    try:
-        port = ports.get(timeout=60)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            client.post("/v1/predictions", content=b"[]").raise_for_status()
-            start = time.perf_counter()
-            for body in bodies:
-                answer = client.post(
-                    "/v1/predictions", content=body, headers={"content-type": "application/json"}
-                )
-                answer.raise_for_status()
-                if answer.json()["accepted"] != BATCH:
-                    raise RuntimeError(f"not all rows accepted: {answer.text}")
-            return len(bodies) * BATCH / (time.perf_counter() - start)
-    finally:
-        proc.kill()
-        proc.join()
+def concurrently(work: list, senders: int, send: Callable[[int, list], None]) -> float:
+    """Seconds for `senders` threads to handle `work` (dealt round-robin) with `send`."""
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            send(index, work[index::senders])
+        except BaseException as err:  # reported in the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(senders)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - start
 
 
-def copy_rate(url: str, bodies: list[bytes]) -> float:
-    """Rows/s of psycopg COPY of the same rows (pre-serialized) into prediction."""
+class Server:
+    """A uvicorn server process for one database, started once for all repeats."""
+
+    def __init__(self, url: str):
+        ctx = mp.get_context("spawn")
+        ports = ctx.Queue()
+        self.proc = ctx.Process(target=_serve, args=(url, ports), daemon=True)
+        self.proc.start()
+        self.port = ports.get(timeout=120)
+
+    def rate(self, bodies: list[bytes], senders: int) -> float:
+        """Rows/s POSTing every body once, over one keep-alive connection per sender."""
+
+        def send(_index: int, mine: list[bytes], rows: int = BATCH) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            headers = {"content-type": "application/json"}
+            for body in mine:
+                conn.request("POST", "/v1/predictions", body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                if answer.status != 200 or orjson.loads(data)["accepted"] != rows:
+                    raise RuntimeError(f"not all rows accepted: {answer.status} {data[:200]!r}")
+            conn.close()
+
+        send(0, [b"[]"], 0)  # warm-up: connection pool, imports
+        return len(bodies) * BATCH / concurrently(bodies, senders, send)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.join()
+
+
+def copy_rate(url: str, bodies: list[bytes], senders: int) -> float:
+    """Rows/s of binary COPY of the same rows, pre-serialized, one commit per batch."""
     import psycopg
 
+    validators = validators_for(settings_for(url).models)
     now = datetime.now(UTC)
-    batches = []
-    for body in bodies:
-        batches.append(
-            [
-                (
-                    r["model"],
-                    r["request_id"],
-                    r["timestamp"],
-                    now,
-                    orjson.dumps(r["features"]).decode(),
-                    orjson.dumps(r["prediction"]).decode(),
-                )
-                for r in orjson.loads(body)
-            ]
-        )
-    with psycopg.connect(url.replace("+psycopg", "")) as conn:
-        start = time.perf_counter()
-        for rows in batches:
-            with (
-                conn.cursor() as cur,
-                cur.copy(
-                    "COPY prediction (model, request_id, ts, received_at, features, prediction)"
-                    " FROM STDIN"
-                ) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-            conn.commit()
-        return len(batches) * BATCH / (time.perf_counter() - start)
+    payloads = [
+        copy_payload(prepare_predictions(parse_body(b), validators, source="bench").rows, now)
+        for b in bodies
+    ]
+    columns = "ts, received_at, model, request_id, features, prediction"
+    dsn = url.replace("+psycopg", "")
+
+    def send(_index: int, mine: list[bytes]) -> None:
+        with psycopg.connect(dsn) as conn:
+            for payload in mine:
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(f"COPY prediction ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+                ):
+                    copy.write(payload)
+                conn.commit()
+
+    return len(bodies) * BATCH / concurrently(payloads, senders, send)
 
 
-def truncate(url: str) -> None:
+def clear(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM prediction"))
     engine.dispose()
 
 
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(args: argparse.Namespace, results: dict[str, list[float]], load: str) -> None:
+    med = {k: statistics.median(v) for k, v in results.items()}
+    floor = med["copy"]
+    print(
+        f"ingest: median of {args.repeats} repeats x {args.batches * BATCH:,} rows, batches of "
+        f"{BATCH:,}, {len(FEATURES)} features, {args.senders} concurrent senders"
+    )
+    print(f"  load average at start / end: {load}")
+    print(f"  PostgreSQL binary COPY floor ({args.senders} conn) {floor:>9,.0f} rows/s")
+    for key, label in (("pg", "HTTP -> PostgreSQL"), ("sqlite", "HTTP -> SQLite")):
+        print(f"  {label:<32}  {med[key]:>9,.0f} rows/s   {med[key] / floor:.2f}x floor")
+    pg = med["pg"]
+    print(
+        f"  target HTTP -> PostgreSQL >= {TARGET_RPS:,} rows/s: {verdict(pg >= TARGET_RPS)}; "
+        f">= {TARGET_RATIO}x floor: {verdict(pg >= TARGET_RATIO * floor)}"
+    )
+    print(
+        "  all repeats (rows/s): "
+        + "; ".join(
+            f"{k} " + ", ".join(f"{v:,.0f}" for v in values) for k, values in results.items()
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--senders", type=int, default=2)
     args = parser.parse_args()
+    load_start = f"{os.getloadavg()[0]:.2f}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
@@ -156,36 +216,27 @@ def main() -> None:
     pg_url = admin.url.set(database=name).render_as_string(hide_password=False)
     tmp = tempfile.TemporaryDirectory()
     sqlite_url = f"sqlite:///{tmp.name}/bench.db"
+    servers: list[Server] = []
     try:
         for url in (pg_url, sqlite_url):
             engine = make_engine(url)
             upgrade(engine)
             engine.dispose()
+        pg_server, sqlite_server = Server(pg_url), Server(sqlite_url)
+        servers += [pg_server, sqlite_server]
         results: dict[str, list[float]] = {"copy": [], "pg": [], "sqlite": []}
         for repeat in range(args.repeats):
             bodies = make_batches(args.batches, f"r{repeat}")
-            results["copy"].append(copy_rate(pg_url, bodies))
-            truncate(pg_url)
-            results["pg"].append(http_rate(pg_url, bodies))
-            truncate(pg_url)
-            results["sqlite"].append(http_rate(sqlite_url, bodies))
-            truncate(sqlite_url)
-        med = {k: statistics.median(v) for k, v in results.items()}
-        rows = args.batches * BATCH
-        print(
-            f"ingest: {args.repeats} repeats x {rows} rows, batches of {BATCH}, "
-            f"{len(FEATURES)} features (medians)"
-        )
-        print(f"  PostgreSQL COPY floor     {med['copy']:>10,.0f} rows/s")
-        print(
-            f"  HTTP -> PostgreSQL        {med['pg']:>10,.0f} rows/s   "
-            f"{med['pg'] / med['copy']:.2f}x COPY   target >= {TARGET_RPS:,} and >= 0.5x"
-        )
-        print(
-            f"  HTTP -> SQLite            {med['sqlite']:>10,.0f} rows/s   "
-            f"{med['sqlite'] / med['copy']:.2f}x COPY"
-        )
+            results["copy"].append(copy_rate(pg_url, bodies, args.senders))
+            clear(pg_url)
+            results["pg"].append(pg_server.rate(bodies, args.senders))
+            clear(pg_url)
+            results["sqlite"].append(sqlite_server.rate(bodies, args.senders))
+            clear(sqlite_url)
+        report(args, results, f"{load_start} / {os.getloadavg()[0]:.2f}")
     finally:
+        for server in servers:
+            server.close()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

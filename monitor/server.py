@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -86,6 +87,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _json_answer(content: Mapping[str, Any]) -> Response:
+    """A 200 JSON answer serialized with orjson (no per-request pydantic or json)."""
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
 def create_app(
     settings: Settings, engine: Engine, *, health: HealthFields | None = None
 ) -> FastAPI:
@@ -104,22 +110,22 @@ def create_app(
     router = APIRouter(prefix="/v1", dependencies=[Depends(_token_check(settings))])
 
     @router.post("/predictions")
-    async def post_predictions(request: Request) -> JSONResponse:
+    async def post_predictions(request: Request) -> Response:
         body = await read_body(request, limit)
         result = await run_in_threadpool(
             lambda: ingest_predictions(engine, models, parse_body(body), source="http")
         )
         metrics.observe_ingest("http", result.accepted, result.reasons)
-        return JSONResponse(result.as_json())
+        return _json_answer(result.as_json())
 
     @router.post("/labels")
-    async def post_labels(request: Request) -> JSONResponse:
+    async def post_labels(request: Request) -> Response:
         body = await read_body(request, limit)
         result = await run_in_threadpool(
             lambda: ingest_labels(engine, models, parse_body(body), source="http")
         )
         metrics.observe_ingest("http-labels", result.accepted, result.reasons)
-        return JSONResponse(result.as_json())
+        return _json_answer(result.as_json())
 
     app.include_router(router)
 

@@ -14,8 +14,9 @@ import orjson
 from sqlalchemy import Engine
 
 from monitor.config import ModelConfig
-from monitor.intake.records import DUPLICATE, IngestResult, LabelRecord
-from monitor.intake.validate import Checked, Unparsed, Validator, check_labels, check_predictions
+from monitor.intake.prepare import prepare_predictions
+from monitor.intake.records import DUPLICATE, IngestResult, Rejection
+from monitor.intake.validate import Unparsed, Validator, check_labels
 from monitor.store import predictions as store
 from monitor.store import transaction
 
@@ -67,12 +68,14 @@ def validators_for(models: Iterable[ModelConfig]) -> dict[str, Validator]:
     return {m.name: Validator(m) for m in models}
 
 
-def _result(checked: Checked, inserted: int) -> IngestResult:
-    reasons = Counter(r.reason for r in checked.rejected)
-    duplicates = checked.duplicates + len(checked.records) - inserted
+def _result(
+    valid: int, rejected: Sequence[Rejection], duplicates: int, inserted: int
+) -> IngestResult:
+    reasons = Counter(r.reason for r in rejected)
+    duplicates += valid - inserted
     if duplicates:
         reasons[DUPLICATE] += duplicates
-    return IngestResult(inserted, len(checked.rejected), dict(reasons))
+    return IngestResult(inserted, len(rejected), dict(reasons))
 
 
 def ingest_predictions(
@@ -88,17 +91,14 @@ def ingest_predictions(
     A label given with a prediction goes to the label table. Returns the counts;
     request ids already logged count as `duplicate`.
     """
-    checked = check_predictions(
+    checked = prepare_predictions(
         rows, validators_for(models), source=source, default_model=default_model
     )
-    labels = [
-        LabelRecord(r.model, r.request_id, r.label) for r in checked.records if r.label is not None
-    ]
     with transaction(engine) as session:
-        inserted = store.insert_predictions(session, checked.records)
-        store.insert_labels(session, labels)
+        inserted = store.insert_log_rows(session, checked.rows)
+        store.insert_labels(session, checked.labels)
         store.quarantine_rows(session, checked.rejected, source=source)
-    return _result(checked, inserted)
+    return _result(len(checked.rows), checked.rejected, checked.duplicates, inserted)
 
 
 def ingest_labels(
@@ -109,4 +109,4 @@ def ingest_labels(
     with transaction(engine) as session:
         inserted = store.insert_labels(session, checked.records)
         store.quarantine_rows(session, checked.rejected, source=source)
-    return _result(checked, inserted)
+    return _result(len(checked.records), checked.rejected, checked.duplicates, inserted)

@@ -66,6 +66,8 @@ class Rejection:
     detail: str
     source: str
     model: str | None = None
+    #: the row's own timestamp when it could be read (runs count their window's rows)
+    ts: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from monitor.errors import IntakeError
 from monitor.intake.files import Columns, Row, flat_to_record, iter_file
 from monitor.intake.records import PredictionRecord, Rejection, WindowSample
 from monitor.intake.sampling import Reservoir, StratifiedReservoir
-from monitor.intake.validate import Invalid, Validator, raw_text
+from monitor.intake.validate import Invalid, Validator, rejection
 from monitor.store import predictions as store
 from monitor.store.engine import normalize_url
 
@@ -131,9 +131,7 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
         except Invalid as bad:
             reasons[bad.reason] += 1
             if len(rejected) < MAX_REJECTED:
-                rejected.append(
-                    Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, model.name)
-                )
+                rejected.append(rejection(obj, raw, bad, source, model.name))
             continue
         if not start <= record.ts < end:
             continue

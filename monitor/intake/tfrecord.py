@@ -96,10 +96,7 @@ def _predict_rows(entry: Any, model: ModelConfig) -> Iterator[dict[str, Any]]:
     n = len(scores) if scores.ndim else 1
     for i in range(n):
         value = np.asarray(scores[i] if scores.ndim else scores)
-        if value.size == 1:
-            prediction = value.ravel()[0].item()
-        else:
-            prediction = [float(x) for x in value.ravel()]
+        prediction = value.ravel()[0].item() if value.size == 1 else [float(x) for x in value.ravel()]
         yield {
             "features": {k: _plain(col[i]) for k, col in columns.items() if i < len(col)},
             "prediction": prediction,

@@ -58,6 +58,18 @@ def raw_text(obj: Any) -> str:
         return repr(obj)
 
 
+def rejection(obj: Any, raw: str | None, bad: Invalid, source: str, model: Any) -> Rejection:
+    """A Rejection for a bad row, with its model and, when readable, its own timestamp."""
+    ts = None
+    if isinstance(obj, Mapping) and obj.get("timestamp") is not None:
+        try:
+            ts = parse_timestamp(obj["timestamp"])
+        except Invalid:
+            ts = None
+    name = model if isinstance(model, str) else None
+    return Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, name, ts)
+
+
 def parse_timestamp(value: Any) -> datetime:
     """An ISO-8601 string, epoch seconds or a datetime -> aware UTC; None -> now.
 
@@ -289,8 +301,7 @@ def check_predictions(
                 raise Invalid("unknown_model", f"no configured model named {model!r}")
             record = validator.check(obj)
         except Invalid as bad:
-            name = model if isinstance(model, str) else None
-            rejected.append(Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, name))
+            rejected.append(rejection(obj, raw, bad, source, model))
             continue
         key = (record.model, record.request_id)
         if key in seen:
@@ -326,8 +337,7 @@ def check_labels(
             ):
                 raise Invalid("wrong_type", "label: expected a finite number, string or bool")
         except Invalid as bad:
-            name = model if isinstance(model, str) else None
-            rejected.append(Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, name))
+            rejected.append(rejection(obj, raw, bad, source, model))
             continue
         if (model, request_id) in seen:
             duplicates += 1

@@ -1,9 +1,9 @@
 """Repository functions for the prediction log, labels and quarantine.
 
 The only code that reads or writes the `prediction`, `label` and `quarantine` tables.
-Inserts are built for throughput: PostgreSQL gets COPY into a temporary table and
-one ``INSERT .. SELECT .. ON CONFLICT DO NOTHING``; SQLite gets one executemany of
-``INSERT OR IGNORE``. Either way a request id already logged is kept, not replaced.
+Inserts are built for throughput from rows serialized once (see `monitor.store.copy`
+for PostgreSQL's COPY); SQLite gets one executemany of ``INSERT OR IGNORE``. Either
+way a request id already logged is kept, not replaced.
 """
 
 from __future__ import annotations
@@ -20,19 +20,20 @@ from sqlalchemy.orm import Session
 
 from monitor import clock
 from monitor.errors import DatabaseError
+from monitor.store.copy import copy_postgres as _copy_postgres
 from monitor.store.tables import Label, Prediction, Quarantine
 
 if TYPE_CHECKING:  # the records are duck-typed here, so intake and store import freely
+    from monitor.intake.prepare import LogRow
     from monitor.intake.records import LabelRecord, PredictionRecord, Rejection
 
 log = logging.getLogger(__name__)
 
-_TEMP = "_monitor_prediction_in"
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=_OPTS).decode()
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_OPTS)
 
 
 def _sqlite_ts(ts: datetime) -> str:
@@ -46,23 +47,35 @@ def _sqlite_ts(ts: datetime) -> str:
 
 def insert_predictions(session: Session, records: Sequence[PredictionRecord]) -> int:
     """Append validated records to the log; returns how many were new (not duplicates)."""
-    if not records:
+    return insert_log_rows(
+        session,
+        [(r.model, r.request_id, r.ts, _dumps(r.features), _dumps(r.prediction)) for r in records],
+    )
+
+
+def insert_log_rows(session: Session, rows: Sequence[LogRow]) -> int:
+    """Append pre-serialized rows (model, request_id, ts, features JSON, prediction JSON).
+
+    Returns how many were new; a (model, request_id) already logged is kept, not replaced.
+    """
+    if not rows:
         return 0
     conn = session.connection()
     raw = conn.connection.driver_connection
     now = clock.utcnow()
     if conn.dialect.name == "postgresql":
-        return _copy_postgres(raw, records, now)
-    rows = [
+        return _copy_postgres(raw, rows, now)
+    received = _sqlite_ts(now)
+    values = [
         (
-            r.model,
-            r.request_id,
-            _sqlite_ts(r.ts),
-            _sqlite_ts(now),
-            _json(r.features),
-            _json(r.prediction),
+            model,
+            request_id,
+            _sqlite_ts(ts),
+            received,
+            str(features, "utf-8"),
+            str(prediction, "utf-8"),
         )
-        for r in records
+        for model, request_id, ts, features, prediction in rows
     ]
     cursor = raw.cursor()
     try:
@@ -70,35 +83,11 @@ def insert_predictions(session: Session, records: Sequence[PredictionRecord]) ->
         cursor.executemany(
             "INSERT OR IGNORE INTO prediction (model, request_id, ts, received_at, features,"
             " prediction) VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
+            values,
         )
         return raw.total_changes - before
     finally:
         cursor.close()
-
-
-def _copy_postgres(raw: Any, records: Sequence[PredictionRecord], now: datetime) -> int:
-    with raw.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} (model text, request_id text,"
-            " ts timestamptz, features json, prediction json) ON COMMIT DELETE ROWS"
-        )
-        with cur.copy(
-            f"COPY {_TEMP} (model, request_id, ts, features, prediction) FROM STDIN"
-        ) as copy:
-            for r in records:
-                copy.write_row(
-                    (r.model, r.request_id, r.ts, _json(r.features), _json(r.prediction))
-                )
-        cur.execute(
-            f"INSERT INTO prediction (model, request_id, ts, received_at, features, prediction)"
-            f" SELECT model, request_id, ts, %s, features, prediction FROM {_TEMP}"
-            " ON CONFLICT (model, request_id) DO NOTHING",
-            (now,),
-        )
-        inserted = cur.rowcount
-        cur.execute(f"TRUNCATE {_TEMP}")
-    return inserted
 
 
 def insert_labels(session: Session, records: Sequence[LabelRecord]) -> int:
@@ -140,6 +129,7 @@ def quarantine_rows(session: Session, rejected: Iterable[Rejection], *, source: 
         rows.append(
             {
                 "model": r.model,
+                "ts": r.ts,
                 "source": source[:512],
                 "received_at": now,
                 "reason": r.reason[:64],
