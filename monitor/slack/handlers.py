@@ -188,6 +188,8 @@ class FeedbackService:
         if not self.gate.user_allowed(user):
             self.refuse(channel, user, messages.REFUSED_USER)
             return
+        if not self._first_time(request_key(body)):
+            return
         from monitor.baseline import adopt_run_as_baseline
 
         try:
@@ -213,6 +215,20 @@ class FeedbackService:
                     baseline_id=baseline_id, model=model, run_id=run_id, user=who
                 ),
             )
+
+    def _first_time(self, key: str | None) -> bool:
+        """Mark an inbound request handled; False when it already was (a replay)."""
+        if not key:
+            return True
+        try:
+            with transaction(self.engine) as session:
+                if repo.is_processed(session, key):
+                    return False
+                repo.mark_processed(session, key, clock.utcnow())
+        except IntegrityError:
+            log.info("slack request %s was already handled (a concurrent retry)", key)
+            return False
+        return True
 
     def on_thread_message(self, body: dict[str, Any]) -> None:
         event = body.get("event") or {}
