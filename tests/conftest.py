@@ -20,6 +20,9 @@ from sqlalchemy import Engine, create_engine, text
 from monitor.store import make_engine, upgrade
 from monitor.store.tables import Base
 
+# trained-model fixtures shared by tests/cycle and tests/slack (one training per session)
+pytest_plugins = ["tests.models"]
+
 PG_ADMIN_URL = os.environ.get(
     "MONITOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.cycle.conftest import FEATURES, SHIFTED, T0, WINDOW
+from tests.models import FEATURES, SHIFTED, T0, WINDOW
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 

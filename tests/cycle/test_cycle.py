@@ -11,7 +11,7 @@ from monitor.cycle import RunFailed, Runtime, last_complete_window, run_once
 from monitor.explain import explain_request
 from monitor.store import transaction
 from monitor.store.tables import Alert, Outbox, Policy, Quarantine, Run, SampleAttribution
-from tests.cycle.conftest import FEATURES, SHIFTED, T0, WINDOW
+from tests.models import FEATURES, SHIFTED, T0, WINDOW
 
 KEYS = {
     "run_id",

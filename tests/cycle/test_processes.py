@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from monitor.baseline import build_baseline
 from monitor.store import transaction
 from monitor.store.tables import Alert, Run
-from tests.cycle.conftest import T0, WINDOW
+from tests.models import T0, WINDOW
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 

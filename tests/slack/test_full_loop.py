@@ -3,7 +3,7 @@ Slack (Block Kit, buttons, chart in the thread) -> a click through Socket Mode -
 feedback, policy, the message rewritten -> the next run obeys the policy.
 
 The model, its training data and the traffic generator are the cycle tests' (imported
-from `tests.cycle.conftest`); Slack is the emulator of `tests.slack`. Time is the frozen
+from `tests.models`); Slack is the emulator of `tests.slack`. Time is the frozen
 `monitor.clock.utcnow`, moved window by window.
 """
 
@@ -28,16 +28,8 @@ from monitor.slack.security import request_key
 from monitor.store import feedback as feedback_repo
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Baseline, DriftResult, Feedback, Outbox, Policy
-from tests.cycle.conftest import (  # noqa: F401 - fixtures used by name
-    CONFIG,
-    FEATURES,
-    SHIFTED,
-    WINDOW,
-    cancer,
-    model_dir,
-    send_traffic,
-)
-from tests.cycle.conftest import T0 as CT0
+from tests.models import CONFIG, FEATURES, SHIFTED, WINDOW
+from tests.models import T0 as CT0
 from tests.slack import payloads
 from tests.slack.conftest import APP_TOKEN, BOT_TOKEN, MovableClock
 from tests.slack.emulator import Failure, SlackEmulator

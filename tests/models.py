@@ -1,4 +1,5 @@
-"""A small real model, its baseline data, a config, and traffic for cycle tests."""
+"""A small real model, its baseline data, a config, and traffic: shared by the cycle
+and Slack tests (registered as a plugin by tests/conftest.py, trained once a session)."""
 
 from __future__ import annotations
 
