@@ -141,6 +141,43 @@ class Server:
         self.proc.join()
 
 
+class WorkersServer(Server):
+    """`monitor serve --workers N` as a real subprocess (uvicorn's multi-process mode)."""
+
+    def __init__(self, url: str, workers: int, config_dir: str):
+        import socket
+        import subprocess
+        import sys
+        import urllib.request
+
+        config = os.path.join(config_dir, f"workers-{workers}.toml")
+        with open(config, "w", encoding="utf-8") as out:
+            out.write(
+                f'[database]\nurl = "{url}"\n[[models]]\nname = "bench"\npath = "model.keras"\n'
+                f'task = "binary_classification"\n[models.features]\nnumeric = {orjson.dumps(FEATURES).decode()}\n'
+            )
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", config, "--log-level", "WARNING", "serve",
+             "--workers", str(workers), "--port", str(self.port)],
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("monitor serve --workers did not start") from None
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 def copy_rate(url: str, bodies: list[bytes], senders: int) -> float:
     """Rows/s of binary COPY of the same rows, pre-serialized, one commit per batch."""
     import psycopg
@@ -187,9 +224,12 @@ def report(args: argparse.Namespace, results: dict[str, list[float]], load: str)
     )
     print(f"  load average at start / end: {load}")
     print(f"  PostgreSQL binary COPY floor ({args.senders} conn) {floor:>9,.0f} rows/s")
-    for key, label in (("pg", "HTTP -> PostgreSQL"), ("sqlite", "HTTP -> SQLite")):
+    rows = [("pg", "HTTP -> PostgreSQL (1 process)"), ("sqlite", "HTTP -> SQLite (1 process)")]
+    if "pg_workers" in med:
+        rows.append(("pg_workers", f"HTTP -> PostgreSQL ({args.workers} workers)"))
+    for key, label in rows:
         print(f"  {label:<32}  {med[key]:>9,.0f} rows/s   {med[key] / floor:.2f}x floor")
-    pg = med["pg"]
+    pg = max(med["pg"], med.get("pg_workers", 0.0))
     print(
         f"  target HTTP -> PostgreSQL >= {TARGET_RPS:,} rows/s: {verdict(pg >= TARGET_RPS)}; "
         f">= {TARGET_RATIO}x floor: {verdict(pg >= TARGET_RATIO * floor)}"
@@ -207,6 +247,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="also measure `monitor serve --workers N` into PostgreSQL (0: skip)")
     args = parser.parse_args()
     load_start = f"{os.getloadavg()[0]:.2f}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -225,6 +267,11 @@ def main() -> None:
         pg_server, sqlite_server = Server(pg_url), Server(sqlite_url)
         servers += [pg_server, sqlite_server]
         results: dict[str, list[float]] = {"copy": [], "pg": [], "sqlite": []}
+        workers_server = None
+        if args.workers > 1:
+            workers_server = WorkersServer(pg_url, args.workers, tmp.name)
+            servers.append(workers_server)
+            results["pg_workers"] = []
         for repeat in range(args.repeats):
             bodies = make_batches(args.batches, f"r{repeat}")
             results["copy"].append(copy_rate(pg_url, bodies, args.senders))
@@ -233,6 +280,10 @@ def main() -> None:
             clear(pg_url)
             results["sqlite"].append(sqlite_server.rate(bodies, args.senders))
             clear(sqlite_url)
+            if workers_server is not None:
+                # one sender per worker and one more, so every process has work queued
+                results["pg_workers"].append(workers_server.rate(bodies, args.workers + 1))
+                clear(pg_url)
         report(args, results, f"{load_start} / {os.getloadavg()[0]:.2f}")
     finally:
         for server in servers:

@@ -13,17 +13,15 @@ daemons from computing the same window at the same time.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from monitor import alerts, clock, metrics
@@ -31,6 +29,7 @@ from monitor.config import ModelConfig, Settings
 from monitor.errors import MonitorError, RunError
 from monitor.store import transaction
 from monitor.store.baselines import BaselineData, active_baseline
+from monitor.store.locks import window_lock
 from monitor.store.runs import quarantined_in_window
 from monitor.store.tables import Alert, Quarantine, Run
 
@@ -125,7 +124,7 @@ def run_once(
         raise RunError(f"window end {end.isoformat()} is not after its start {start.isoformat()}")
     runtime = runtime or Runtime()
     channels = channels if channels is not None else _channels(settings)
-    with _window_lock(engine, model.name, start, end, wait=wait) as acquired:
+    with window_lock(engine, model.name, start, end, wait=wait) as acquired:
         if not acquired:
             raise WindowBusy(
                 f"{model.name} {start.isoformat()}..{end.isoformat()} is being computed by another process"
@@ -166,31 +165,6 @@ def _channels(settings: Settings) -> list[str]:
     except ImportError:  # pragma: no cover - the Slack package is part of the install
         return ["console"]
     return outbox_channels(settings)
-
-
-@contextmanager
-def _window_lock(
-    engine: Engine, model: str, start: datetime, end: datetime, *, wait: bool = False
-) -> Iterator[bool]:
-    """PostgreSQL: a session advisory lock per (model, window). SQLite: single daemon."""
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    digest = hashlib.blake2b(f"{model}|{start.isoformat()}|{end.isoformat()}".encode(), digest_size=8)
-    key = int.from_bytes(digest.digest(), "big", signed=True)
-    with engine.connect() as conn:
-        if wait:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            acquired = True
-        else:
-            acquired = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-        conn.commit()
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
 
 
 def _find_run(engine: Engine, model: str, start: datetime, end: datetime) -> Run | None:

@@ -194,6 +194,8 @@ class Daemon:
         app = create_app(self.settings, self.engine, health=self.health)
         metrics.watch_backlog(lambda: pending_count(self.engine))
         feedback = start_feedback(self.settings, self.engine, app)
+        if self.engine.dialect.name == "sqlite":
+            log.info("database is SQLite: run a single daemon on it (use PostgreSQL to run several)")
         self.schedule()
         self.scheduler.start()
         log.info(

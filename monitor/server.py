@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__, metrics
-from monitor.config import Settings
+from monitor.config import CONFIG_ENV, Settings
 from monitor.errors import ConfigError, DatabaseError
 from monitor.intake.ingest import ingest_labels, ingest_predictions, parse_body
 from monitor.store import predictions as store
@@ -192,16 +193,37 @@ class BackgroundServer:
         self.stop()
 
 
+def app_from_config() -> FastAPI:
+    """App factory for `monitor serve --workers N`: each worker process reads the
+    configuration ($MONITOR_CONFIG) and opens its own engine."""
+    from monitor.config import load_settings
+    from monitor.store import make_engine
+
+    settings = load_settings()
+    return create_app(settings, make_engine(settings.database.url))
+
+
 def serve(
-    settings: Settings, engine: Engine, host: str | None = None, port: int | None = None
+    settings: Settings, engine: Engine, host: str | None = None, port: int | None = None,
+    workers: int = 1,
 ) -> None:
-    """Run the HTTP app in the foreground until interrupted (`monitor serve`)."""
+    """Run the HTTP app in the foreground until interrupted (`monitor serve`).
+
+    With `workers` > 1, uvicorn runs that many processes on one socket (ingest is
+    CPU-bound Python: one process uses about one core).
+    """
     import uvicorn
 
     host = host or settings.server.host
+    port = port or settings.server.port
     check_bind(settings, host)
-    app = create_app(settings, engine)
-    log.info("listening on http://%s:%d", host, port or settings.server.port)
-    uvicorn.run(
-        app, host=host, port=port or settings.server.port, log_config=None, access_log=False
-    )
+    log.info("listening on http://%s:%d (%d worker process%s)", host, port, workers,
+             "es" if workers > 1 else "")
+    if workers > 1:
+        if settings.source_path is None:
+            raise ConfigError(["--workers needs a configuration file (pass --config)"])
+        os.environ[CONFIG_ENV] = str(settings.source_path)
+        uvicorn.run("monitor.server:app_from_config", factory=True, workers=workers, host=host,
+                    port=port, log_config=None, access_log=False)
+        return
+    uvicorn.run(create_app(settings, engine), host=host, port=port, log_config=None, access_log=False)

@@ -117,3 +117,45 @@ def test_real_uvicorn_round_trip(engine: Engine) -> None:
         )
         assert answer.json()["accepted"] == 5
     assert count_predictions(engine, "cancer") == 5
+
+
+def test_serve_with_worker_processes(db_url, write_config, tmp_path):
+    """`monitor serve --workers 2`: uvicorn's multi-process mode, each worker with its
+    own engine from the same config, all writing to the one database."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = write_config(
+        f'[database]\nurl = "{db_url}"\n[[models]]\nname = "cancer"\npath = "m.keras"\n'
+        f'task = "binary_classification"\n[models.features]\n'
+        f'numeric = {orjson.dumps(list(model_config().features.numeric)).decode()}\n'
+        'categorical = ["clinic"]\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "serve", "--workers", "2",
+         "--port", str(port)], env={**os.environ}, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/v1/predictions",
+                                    content=orjson.dumps(cancer_rows(20)), timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        assert answer.status_code == 200 and answer.json()["accepted"] == 20
+        engine = make_engine(db_url)
+        assert count_predictions(engine, "cancer") == 20
+        engine.dispose()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
