@@ -143,9 +143,21 @@ def run_once(
         try:
             computed = _compute(settings, engine, model, start, end, runtime)
         except Exception as err:
+            if existing is not None and existing.status != "failed":
+                # --force on a good run: a failed recomputation must not destroy it
+                log.error(
+                    "recomputing run %s of %s failed; the stored run is kept",
+                    existing.id,
+                    model.name,
+                    exc_info=None if isinstance(err, MonitorError) else err,
+                )
+                raise RunError(
+                    f"recomputing run {existing.id} of {model.name} failed: {_describe(err)}; "
+                    "the stored run is kept"
+                ) from err
             outcome = _record_failure(engine, model, start, end, err, existing, channels)
             metrics.observe_run(model.name, "failed", time.perf_counter() - began, 0, 0)
-            message = str(err) if isinstance(err, MonitorError) else f"{type(err).__name__}: {err}"
+            message = _describe(err)
             raise RunFailed(f"run {outcome.run_id} for {model.name} failed: {message}", outcome) from err
         outcome = _store(engine, model, computed, existing, channels)
         metrics.observe_run(
@@ -157,6 +169,10 @@ def run_once(
             outcome.summary.get("alerts", []),
         )
         return outcome
+
+
+def _describe(err: BaseException) -> str:
+    return str(err) if isinstance(err, MonitorError) else f"{type(err).__name__}: {err}"
 
 
 def _channels(settings: Settings) -> list[str]:
@@ -350,8 +366,16 @@ def _record_failure(
     """Store a failed run with its error and raise (or re-fire) its run_failed alert."""
     from monitor.policies import active_policies
 
-    log.error("run for %s %s..%s failed", model.name, start.isoformat(), end.isoformat(), exc_info=err)
-    message = str(err) if isinstance(err, MonitorError) else f"{type(err).__name__}: {err}"
+    # an expected failure (bad model file, no baseline) is one line; a bug gets its traceback
+    log.error(
+        "run for %s %s..%s failed: %s",
+        model.name,
+        start.isoformat(),
+        end.isoformat(),
+        _describe(err),
+        exc_info=None if isinstance(err, MonitorError) else err,
+    )
+    message = _describe(err)
     now = clock.utcnow()
     with transaction(engine) as session:
         if existing is not None:

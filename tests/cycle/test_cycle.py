@@ -164,3 +164,17 @@ def test_mute_policy_is_obeyed(engine, settings, baselined, send_traffic):
 def test_last_complete_window_is_aligned():
     start, end = last_complete_window(WINDOW, T0 + 1.5 * WINDOW)
     assert (start, end) == (T0, T0 + WINDOW)
+
+
+def test_failed_recomputation_keeps_the_stored_run(engine, settings, baselined, send_traffic, tmp_path):
+    from monitor.errors import RunError
+
+    send_traffic(engine, settings, T0, seed=9)
+    good = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    broken = settings.model_copy(
+        update={"models": (settings.models[0].model_copy(update={"path": tmp_path / "gone.keras"}),)}
+    )
+    with pytest.raises(RunError, match="the stored run is kept"):
+        run_once(broken, engine, "cancer", T0, T0 + WINDOW, force=True)
+    again = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    assert again.reused and again.run_id == good.run_id and again.status == "succeeded"
