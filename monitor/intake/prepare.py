@@ -20,10 +20,11 @@ from monitor.intake.records import LabelRecord, Rejection
 from monitor.intake.validate import (
     Invalid,
     Validator,
-    _not_an_object,
     check_request_id,
     parse_timestamp,
     rejection,
+    row_model,
+    validator_for,
 )
 
 #: one validated prediction for the log: model, request_id, ts, features JSON, prediction JSON
@@ -156,15 +157,9 @@ def _prepare(
     seen: set[tuple[str, str]] = set()
     duplicates = 0
     for obj, raw in items:
-        model = obj.get("model", default_model) if isinstance(obj, dict) else default_model
+        model = row_model(obj, default_model)
         try:
-            if not isinstance(obj, dict):
-                raise _not_an_object(obj)
-            if default_model is not None and model != default_model:
-                raise Invalid("model_mismatch", f"row is for model {model!r}, not {default_model!r}")
-            validator = fast.get(model) if isinstance(model, str) else None
-            if validator is None:
-                raise Invalid("unknown_model", f"no configured model named {model!r}")
+            validator = validator_for(obj, model, default_model, fast)
             request_id, ts, features, prediction, label = validator.prepare(obj, batch)
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -24,6 +24,8 @@ from monitor.intake.records import (
     PredictionRecord,
     Rejection,
 )
+
+V = TypeVar("V")
 
 MAX_REQUEST_ID = 256
 _DUMP_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -56,6 +58,24 @@ def raw_text(obj: Any) -> str:
         return orjson.dumps(obj, default=repr, option=_DUMP_OPTS).decode()
     except (TypeError, orjson.JSONEncodeError):
         return repr(obj)
+
+
+def row_model(obj: Any, default_model: str | None) -> Any:
+    """The model a row names (its "model" key), else `default_model`."""
+    return obj.get("model", default_model) if isinstance(obj, dict) else default_model
+
+
+def validator_for(obj: Any, model: Any, default_model: str | None, validators: Mapping[str, V]) -> V:
+    """The validator of a row's model; Invalid for a non-object, a row naming another
+    model than `default_model` (model_mismatch) or a model without one (unknown_model)."""
+    if not isinstance(obj, dict):
+        raise _not_an_object(obj)
+    if default_model is not None and model != default_model:
+        raise Invalid("model_mismatch", f"row is for model {model!r}, not {default_model!r}")
+    validator = validators.get(model) if isinstance(model, str) else None
+    if validator is None:
+        raise Invalid("unknown_model", f"no configured model named {model!r}")
+    return validator
 
 
 def rejection(obj: Any, raw: str | None, bad: Invalid, source: str, model: Any) -> Rejection:
@@ -288,18 +308,9 @@ def check_predictions(
     seen: set[tuple[str, str]] = set()
     duplicates = 0
     for obj, raw in items:
-        model = obj.get("model", default_model) if isinstance(obj, dict) else default_model
+        model = row_model(obj, default_model)
         try:
-            if not isinstance(obj, dict):
-                raise _not_an_object(obj)
-            if default_model is not None and model != default_model:
-                raise Invalid(
-                    "model_mismatch", f"row is for model {model!r}, not {default_model!r}"
-                )
-            validator = validators.get(model) if isinstance(model, str) else None
-            if validator is None:
-                raise Invalid("unknown_model", f"no configured model named {model!r}")
-            record = validator.check(obj)
+            record = validator_for(obj, model, default_model, validators).check(obj)
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))
             continue
