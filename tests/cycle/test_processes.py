@@ -81,11 +81,8 @@ def test_kill_9_mid_run_then_rerun_gives_one_complete_run(engine, settings, send
     assert runs == 1 and len(keys) == len(set(keys)) == len(document["alerts"]) > 0
 
 
-def test_two_processes_on_postgresql_compute_a_window_once(
-    request, pg_session_url, settings, send_traffic, engine
-):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several daemons share a database on PostgreSQL only")
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite is single-daemon
+def test_two_processes_on_postgresql_compute_a_window_once(settings, send_traffic, engine):
     build_baseline(settings, engine, "cancer")
     send_traffic(engine, settings, T0, seed=8, shift=True)
     procs = [
