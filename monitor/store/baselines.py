@@ -149,14 +149,3 @@ def decode(row: Baseline, model: str) -> BaselineData:
         performance=row.performance,
         feature_stats=row.feature_stats,
     )
-
-
-def list_baselines(session: Session, model: str) -> list[Baseline]:
-    return list(
-        session.scalars(
-            select(Baseline)
-            .join(Model, Model.id == Baseline.model_id)
-            .where(Model.name == model)
-            .order_by(Baseline.version)
-        )
-    )

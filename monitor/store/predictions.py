@@ -25,7 +25,7 @@ from monitor.store.tables import Label, Prediction, Quarantine
 
 if TYPE_CHECKING:  # the records are duck-typed here, so intake and store import freely
     from monitor.intake.prepare import LogRow
-    from monitor.intake.records import LabelRecord, PredictionRecord, Rejection
+    from monitor.intake.records import LabelRecord, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,6 @@ def _sqlite_ts(ts: datetime) -> str:
     return (
         f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} {ts.hour:02d}:{ts.minute:02d}:"
         f"{ts.second:02d}.{ts.microsecond:06d}"
-    )
-
-
-def insert_predictions(session: Session, records: Sequence[PredictionRecord]) -> int:
-    """Append validated records to the log; returns how many were new (not duplicates)."""
-    return insert_log_rows(
-        session,
-        [(r.model, r.request_id, r.ts, _dumps(r.features), _dumps(r.prediction)) for r in records],
     )
 
 

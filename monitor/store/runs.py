@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import (
     Alert,
-    AttributionResult,
-    DriftResult,
     Feedback,
     Prediction,
+    Quarantine,
     Run,
     SampleAttribution,
 )
@@ -53,19 +52,6 @@ def list_alerts(
     return list(session.scalars(query))
 
 
-def run_results(session: Session, run_id: int) -> dict[str, Any]:
-    """Drift verdicts and importances of a run, for reports."""
-    drift = list(session.scalars(select(DriftResult).where(DriftResult.run_id == run_id)))
-    importance = list(
-        session.scalars(
-            select(AttributionResult)
-            .where(AttributionResult.run_id == run_id)
-            .order_by(AttributionResult.current_importance.desc())
-        )
-    )
-    return {"drift": drift, "importance": importance}
-
-
 def alert_history(session: Session, model: str, limit: int = 50) -> list[tuple[Alert, list[Feedback]]]:
     """Recent alerts of a model with the feedback people gave on each."""
     alerts = list_alerts(session, model=model, limit=limit)
@@ -93,10 +79,6 @@ def explained_requests(session: Session, run_id: int, limit: int = 10) -> list[s
 def quarantined_in_window(session: Session, model: str, start: Any, end: Any) -> dict[str, int]:
     """Rows of a model quarantined at ingest whose own timestamp falls in [start, end),
     counted by reason (rows a run itself rejected are counted by that run)."""
-    from sqlalchemy import func
-
-    from monitor.store.tables import Quarantine
-
     rows = session.execute(
         select(Quarantine.reason, func.count())
         .where(
