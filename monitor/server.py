@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__, metrics
@@ -107,6 +108,14 @@ def create_app(
     @app.exception_handler(HTTPProblem)
     async def _problem(_request: Request, exc: HTTPProblem) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        # nothing of the request was stored: the sender keeps the rows and retries
+        log.warning("%s %s: database unavailable, answered 503 (%s)", request.method,
+                    request.url.path, str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__)
+        return JSONResponse({"error": "database unavailable, nothing was stored; retry later"},
+                            status_code=503, headers={"Retry-After": "5"})
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(_token_check(settings))])
 

@@ -159,3 +159,15 @@ def test_serve_with_worker_processes(db_url, write_config, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_database_down_answers_503_and_stores_nothing(tmp_path) -> None:
+    """An unreachable database is a 503 with Retry-After (the sender retries), not a 500."""
+    engine = make_engine("postgresql://nobody@127.0.0.1:1/none")
+    client = TestClient(create_app(settings(model_config()), engine))
+    answer = client.post("/v1/predictions", content=orjson.dumps(cancer_rows(3)))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert "nothing was stored" in answer.json()["error"]
+    assert client.get("/healthz").status_code == 503
+    engine.dispose()
