@@ -23,6 +23,7 @@ from monitor.config import ModelConfig, Settings
 from monitor.errors import ConfigError, RunError
 from monitor.store import transaction
 from monitor.store.baselines import save_baseline
+from monitor.vocab import Task
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def model_predictions(loaded: Any, frame: pd.DataFrame, model: ModelConfig) -> n
 
     Binary: P(positive) per row; regression: the value; multiclass: (n, k) scores.
     """
-    if model.task == "multiclass_classification":
+    if model.task == Task.MULTICLASS:
         return np.asarray(loaded.predict_frame(frame), dtype=float)
     return np.asarray(loaded.score(frame, model.task, None), dtype=float).reshape(-1)
 
@@ -211,10 +212,10 @@ def build_baseline(
 def adopt_run_as_baseline(settings: Settings, engine: Engine, run_id: int, *, created_by: str) -> int:
     """Make the window of run `run_id` the model's new baseline; returns the baseline id."""
     from monitor.intake import read_window
-    from monitor.store.tables import Run
+    from monitor.store.runs import get_run
 
     with transaction(engine) as session:
-        run = session.get(Run, run_id)
+        run = get_run(session, run_id)
         if run is None:
             raise RunError(f"run {run_id} does not exist")
         name, start, end = run.model, run.window_start, run.window_end

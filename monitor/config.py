@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from monitor.errors import ConfigError
+from monitor.vocab import Task
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "MONITOR_CONFIG"
@@ -271,7 +272,7 @@ class ModelConfig(Strict):
     name: str = Field(pattern=_NAME)
     #: a .keras file or a SavedModel directory (relative to the config file)
     path: Path
-    task: Literal["binary_classification", "multiclass_classification", "regression"]
+    task: Task
     label: str | None = None
     #: for multiclass: the class whose score is explained (None: the predicted class)
     explain_class: int | None = Field(None, ge=0)
@@ -484,6 +485,7 @@ _MESSAGES = {
     "less_than_equal": "must be <= {le}",
     "missing": "required key is missing",
     "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
     "string_pattern_mismatch": "must match {pattern}",
 }
 

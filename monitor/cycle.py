@@ -1,9 +1,10 @@
 """One monitoring run for one model and one window: the only place that knows the order.
 
-read the window -> validate and quarantine -> sample -> drift -> attributions of the
-sampled rows -> attribution drift -> performance if labels -> alert rules -> ONE
-transaction that writes the run, its results, the per-request attributions, the
-quarantined rows, the alerts and their outbox rows.
+read the window (`monitor.intake`) -> compute (`monitor.compute`: drift, attributions,
+attribution drift, performance -> a typed `RunResult`) -> findings (`monitor.alerts`)
+-> ONE transaction (`monitor.store.results` and `monitor.store.alerts`) that writes the
+run, its results, the per-request attributions, the quarantined rows, the alerts and
+their outbox events (`monitor.events`).
 
 Nothing is written before that transaction, so a run killed half way leaves nothing
 behind and the window is simply computed again. A window is computed once: the run
@@ -16,22 +17,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from monitor import alerts, clock, metrics
+from monitor.alerts import alert_view
 from monitor.config import ModelConfig, Settings
 from monitor.errors import MonitorError, RunError
-from monitor.store import transaction
+from monitor.events import AlertEvent, run_context
+from monitor.result import RunResult
+from monitor.store import alerts as store_alerts
+from monitor.store import outbox, results, transaction
 from monitor.store.baselines import BaselineData, active_baseline
 from monitor.store.locks import window_lock
 from monitor.store.runs import quarantined_in_window
-from monitor.store.tables import Alert, Quarantine, Run
+from monitor.store.tables import Alert, Run
+from monitor.vocab import EventName, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ class RunOutcome:
     summary: Mapping[str, Any]
     #: True when the stored run was returned instead of computing it again
     reused: bool = False
+    #: the typed result when this call computed the run (None when it was reused)
+    result: RunResult | None = None
 
 
 class WindowBusy(RunError):
@@ -108,10 +116,13 @@ def run_once(
     *,
     force: bool = False,
     runtime: Runtime | None = None,
-    channels: list[str] | None = None,
+    channels: Sequence[str],
     wait: bool = False,
 ) -> RunOutcome:
     """Compute (or return the stored) run of `model_name` for [start, end).
+
+    `channels` are the outbox channels its alerts are announced on
+    (`monitor.notify.outbox_channels(settings)`).
 
     Raises RunFailed when the run failed (after recording it as failed with a
     run_failed alert). When another process is computing the window: with `wait`,
@@ -123,27 +134,27 @@ def run_once(
     if end <= start:
         raise RunError(f"window end {end.isoformat()} is not after its start {start.isoformat()}")
     runtime = runtime or Runtime()
-    channels = channels if channels is not None else _channels(settings)
+    channels = list(channels)
     with window_lock(engine, model.name, start, end, wait=wait) as acquired:
         if not acquired:
             raise WindowBusy(
                 f"{model.name} {start.isoformat()}..{end.isoformat()} is being computed by another process"
             )
         existing = _find_run(engine, model.name, start, end)
-        if existing and existing.status != "failed" and not force:
+        if existing and existing.status != RunStatus.FAILED and not force:
             return RunOutcome(existing.id, existing.status, existing.summary or {}, reused=True)
         log.info(
             "computing %s %s..%s%s",
             model.name,
             start.isoformat(),
             end.isoformat(),
-            " (replacing the stored run)" if existing and existing.status != "failed" else "",
+            " (replacing the stored run)" if existing and existing.status != RunStatus.FAILED else "",
         )
         began = time.perf_counter()
         try:
             computed = _compute(settings, engine, model, start, end, runtime)
         except Exception as err:
-            if existing is not None and existing.status != "failed":
+            if existing is not None and existing.status != RunStatus.FAILED:
                 # --force on a good run: a failed recomputation must not destroy it
                 log.error(
                     "recomputing run %s of %s failed; the stored run is kept",
@@ -156,10 +167,10 @@ def run_once(
                     "the stored run is kept"
                 ) from err
             outcome = _record_failure(engine, model, start, end, err, existing, channels)
-            metrics.observe_run(model.name, "failed", time.perf_counter() - began, 0, 0)
+            metrics.observe_run(model.name, RunStatus.FAILED, time.perf_counter() - began, 0, 0)
             message = _describe(err)
             raise RunFailed(f"run {outcome.run_id} for {model.name} failed: {message}", outcome) from err
-        outcome = _store(engine, model, computed, existing, channels)
+        outcome = _save(engine, model, computed, existing, channels)
         metrics.observe_run(
             model.name,
             outcome.status,
@@ -175,72 +186,37 @@ def _describe(err: BaseException) -> str:
     return str(err) if isinstance(err, MonitorError) else f"{type(err).__name__}: {err}"
 
 
-def _channels(settings: Settings) -> list[str]:
-    try:
-        from monitor.slack import outbox_channels
-    except ImportError:  # pragma: no cover - the Slack package is part of the install
-        return ["console"]
-    return outbox_channels(settings)
-
-
 def _find_run(engine: Engine, model: str, start: datetime, end: datetime) -> Run | None:
     with transaction(engine) as session:
-        return session.scalars(
-            select(Run).where(Run.model == model, Run.window_start == start, Run.window_end == end)
-        ).first()
-
-
-@dataclass
-class Computed:
-    """Everything a run produced, before it is written."""
-
-    model: str
-    start: datetime
-    end: datetime
-    status: str
-    baseline_id: int | None
-    summary: dict[str, Any]
-    window: Any
-    report: Any = None
-    explanation: Any = None
-    attribution: Any = None
-    attribution_threshold: float | None = None
-    findings: list[alerts.Finding] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+        return results.find_run(session, model, start, end)
 
 
 def _compute(
     settings: Settings, engine: Engine, model: ModelConfig, start: datetime, end: datetime, runtime: Runtime
-) -> Computed:
-    from monitor import analysis
+) -> RunResult:
+    """Read the window and what it is compared with, then run the engines on it."""
+    from monitor.compute import compute
     from monitor.intake import read_window
     from monitor.policies import active_policies
 
-    timings: dict[str, float] = {}
     tick = time.perf_counter()
     reference = _reference(engine, model, start, end)
     window = read_window(model, engine, start, end)
-    timings["read"] = round(time.perf_counter() - tick, 4)
+    timings = {"read": round(time.perf_counter() - tick, 4)}
     with transaction(engine) as session:
         policies = active_policies(session, model.name, clock.utcnow())
         at_ingest = quarantined_in_window(session, model.name, start, end)
-    computed = Computed(
-        model.name,
-        start,
-        end,
-        "succeeded",
-        reference.id if reference.id > 0 else None,
-        {},
+    return compute(
+        model,
         window,
+        reference,
+        start=start,
+        end=end,
+        policies=policies,
+        runtime=runtime,
+        at_ingest=at_ingest,
         timings=timings,
     )
-    if len(window.frame) < model.drift.min_rows:
-        computed.status = "insufficient_data"
-    else:
-        analysis.analyze(computed, model, reference, policies, runtime)
-    computed.summary = analysis.summarize(computed, model, reference, at_ingest)
-    computed.findings = alerts.findings(computed.summary)
-    return computed
 
 
 def _reference(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> BaselineData:
@@ -249,109 +225,151 @@ def _reference(engine: Engine, model: ModelConfig, start: datetime, end: datetim
     if baseline is None:
         raise RunError(f"model {model.name!r} has no baseline yet: run `monitor baseline {model.name}` first")
     if model.baseline.mode == "previous_window":
-        from monitor import analysis
-
-        return analysis.previous_window_reference(engine, model, baseline, start, end)
+        return _previous_window_reference(engine, model, baseline, start, end)
     return baseline
 
 
+def _previous_window_reference(
+    engine: Engine, model: ModelConfig, baseline: BaselineData, start: datetime, end: datetime
+) -> BaselineData:
+    """For `baseline.mode = "previous_window"`: the window before this one as reference.
+
+    Attributions and performance still come from the stored baseline (they need the
+    model on a reference the team chose); the drift reference is the previous window.
+    """
+    from monitor.intake import read_window
+
+    previous = read_window(model, engine, start - (end - start), start)
+    if len(previous.frame) < model.drift.min_rows:
+        raise RunError(
+            f"previous window {(start - (end - start)).isoformat()}..{start.isoformat()} has "
+            f"{len(previous.frame)} rows; previous_window mode needs at least {model.drift.min_rows}"
+        )
+    # a negative id: fitted analyzers are cached per reference, never reused across windows
+    return replace(
+        baseline,
+        id=-int(start.timestamp()),
+        sample=previous.frame.reset_index(drop=True),
+        predictions=previous.predictions,
+        labels=previous.labels,
+    )
+
+
 def _store(
-    engine: Engine, model: ModelConfig, computed: Computed, existing: Run | None, channels: list[str]
-) -> RunOutcome:
-    from monitor import analysis
-    from monitor.intake import quarantine_rows
+    engine: Engine,
+    model: ModelConfig,
+    result: RunResult,
+    existing: Run | None,
+    channels: list[str],
+) -> tuple[RunOutcome, int]:
+    """Write a run and its alerts in one transaction: the same path for every outcome.
+    Returns the outcome and how many alerts the run resolved."""
     from monitor.policies import active_policies
 
     now = clock.utcnow()
+    found = alerts.findings(result)
+    with transaction(engine) as session:
+        run = results.save_run(
+            session, result, now=now, replacing=existing.id if existing is not None else None
+        )
+        done = reconcile_alerts(
+            session,
+            run,
+            found,
+            policies=active_policies(session, model.name, now),
+            resolve_after=model.alerts.resolve_after,
+            channels=channels,
+            context=run_context(run.id, result),
+            now=now,
+        )
+        extra: dict[str, Any] = {"alerts": store_alerts.raised_views(done.opened + done.refired)}
+        if result.status != RunStatus.FAILED:
+            extra["resolved_alerts"] = [a.id for a in done.resolved]
+        summary = results.finish_run(session, run, result, extra)
+    return RunOutcome(run.id, result.status, summary, result=result), len(done.resolved)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What a run did to its model's alerts."""
+
+    opened: tuple[Alert, ...]
+    refired: tuple[Alert, ...]
+    resolved: tuple[Alert, ...]
+    muted: tuple[str, ...]
+
+
+def reconcile_alerts(
+    session: Any,
+    run: Run,
+    found: Sequence[alerts.Finding],
+    *,
+    policies: alerts.Policies,
+    resolve_after: int,
+    channels: Sequence[str],
+    context: Mapping[str, Any],
+    now: datetime,
+) -> Reconciled:
+    """Apply a run's findings to its model's alerts and queue one outbox event per
+    opened, re-fired or resolved alert, in the caller's transaction."""
+    live = store_alerts.live_alerts(session, run.model)
+    decided = alerts.plan(
+        run.model,
+        store_alerts.as_live(live),
+        found,
+        policies=policies,
+        resolve_after=resolve_after,
+        run_status=run.status,
+    )
+    applied = store_alerts.apply_plan(session, run, decided, live, now=now)
+    for name, group in (
+        (EventName.ALERT_OPENED, applied.opened),
+        (EventName.ALERT_REFIRED, applied.refired),
+        (EventName.ALERT_RESOLVED, applied.resolved),
+    ):
+        for alert in group:
+            outbox.queue(session, alert_event(name, alert, context), channels, now, alert_id=alert.id)
+    if decided.muted:
+        muted = ", ".join(decided.muted)
+        log.info("run %s: %d finding(s) muted by policy: %s", run.id, len(decided.muted), muted)
+    return Reconciled(applied.opened, applied.refired, applied.resolved, decided.muted)
+
+
+def alert_event(name: EventName, alert: Alert, context: Mapping[str, Any]) -> AlertEvent:
+    """The outbox event announcing what a run did to `alert`."""
+    details = dict(alert.details or {})
+    lines = tuple(details.pop("lines", []))
+    return AlertEvent(name, alert_view(alert), context, lines, details)
+
+
+def _save(
+    engine: Engine, model: ModelConfig, result: RunResult, existing: Run | None, channels: list[str]
+) -> RunOutcome:
+    """Store a computed run; another process storing the same window first wins."""
     try:
-        with transaction(engine) as session:
-            if existing is not None:
-                _forget(session, existing.id)
-            run = Run(
-                model=computed.model,
-                window_start=computed.start,
-                window_end=computed.end,
-                status=computed.status,
-                started_at=now,
-                finished_at=now,
-                baseline_id=computed.baseline_id,
-                rows=computed.summary["rows"],
-                sampled=computed.summary["sampled"],
-                quarantined=computed.summary["quarantined"],
-                timings=computed.timings,
-            )
-            session.add(run)
-            session.flush()
-            quarantine_rows(session, computed.window.rejected, source=f"run:{run.id}")
-            analysis.save_results(session, run, computed, model)
-            policies = active_policies(session, model.name, now)
-            done = alerts.reconcile(
-                session,
-                run,
-                computed.findings,
-                policies=policies,
-                resolve_after=model.alerts.resolve_after,
-                channels=channels,
-                context=analysis.payload_context(run, computed.summary),
-                now=now,
-                count_clean=computed.status == "succeeded",
-            )
-            summary = {
-                **computed.summary,
-                "run_id": run.id,
-                "alerts": _raised(session, done.opened + done.refired),
-                "resolved_alerts": list(done.resolved),
-            }
-            run.summary = summary
+        outcome, resolved = _store(engine, model, result, existing, channels)
     except IntegrityError:
         # another process stored this window first (SQLite has no advisory lock)
-        stored = _find_run(engine, computed.model, computed.start, computed.end)
+        stored = _find_run(engine, result.model, result.start, result.end)
         if stored is None:
             raise
-        log.info("run for %s %s was stored by another process; returning it", computed.model, computed.start)
+        log.info("run for %s %s was stored by another process; returning it", result.model, result.start)
         return RunOutcome(stored.id, stored.status, stored.summary or {}, reused=True)
+    summary = outcome.summary
     log.info(
         "run %s %s %s..%s: %s, %d rows, %d sampled, %d quarantined, %d alert(s) raised, %d resolved",
-        run.id,
-        computed.model,
-        computed.start.isoformat(),
-        computed.end.isoformat(),
-        computed.status,
+        outcome.run_id,
+        result.model,
+        result.start.isoformat(),
+        result.end.isoformat(),
+        result.status,
         summary["rows"],
         summary["sampled"],
         summary["quarantined"],
         len(summary["alerts"]),
-        len(done.resolved),
+        resolved,
     )
-    return RunOutcome(run.id, computed.status, summary)
-
-
-def _forget(session: Any, run_id: int) -> None:
-    """Delete a run being replaced (--force, or a failed run computed again)."""
-    session.execute(delete(Quarantine).where(Quarantine.source == f"run:{run_id}"))
-    session.execute(delete(Run).where(Run.id == run_id))
-    session.flush()
-
-
-def _raised(session: Any, ids: tuple[int, ...]) -> list[dict[str, Any]]:
-    raised = []
-    for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
-        details = alert.details or {}
-        features = (
-            [alert.feature]
-            if alert.feature
-            else details.get("drifted_features") or details.get("top_changes") or []
-        )
-        raised.append(
-            {
-                "id": alert.id,
-                "kind": alert.kind,
-                "severity": alert.severity,
-                "features": list(features),
-                "status": alert.status,
-            }
-        )
-    return raised
+    return outcome
 
 
 def _record_failure(
@@ -364,8 +382,6 @@ def _record_failure(
     channels: list[str],
 ) -> RunOutcome:
     """Store a failed run with its error and raise (or re-fire) its run_failed alert."""
-    from monitor.policies import active_policies
-
     # an expected failure (bad model file, no baseline) is one line; a bug gets its traceback
     log.error(
         "run for %s %s..%s failed: %s",
@@ -375,59 +391,6 @@ def _record_failure(
         _describe(err),
         exc_info=None if isinstance(err, MonitorError) else err,
     )
-    message = _describe(err)
-    now = clock.utcnow()
-    with transaction(engine) as session:
-        if existing is not None:
-            _forget(session, existing.id)
-        run = Run(
-            model=model.name,
-            window_start=start,
-            window_end=end,
-            status="failed",
-            started_at=now,
-            finished_at=now,
-            error=message[:4000],
-        )
-        session.add(run)
-        session.flush()
-        window = {"start": start.isoformat(), "end": end.isoformat()}
-        summary = {
-            "run_id": run.id,
-            "model": model.name,
-            "window": window,
-            "status": "failed",
-            "error": message,
-            "rows": 0,
-            "sampled": 0,
-            "quarantined": 0,
-        }
-        finding = alerts.Finding(
-            "run_failed",
-            None,
-            f"monitoring run failed: {message[:200]}",
-            {"error": message[:2000]},
-            (message[:500],),
-        )
-        done = alerts.reconcile(
-            session,
-            run,
-            [finding],
-            policies=active_policies(session, model.name, now),
-            resolve_after=model.alerts.resolve_after,
-            channels=channels,
-            context={
-                "run": {
-                    "id": run.id,
-                    "window_start": window["start"],
-                    "window_end": window["end"],
-                    "rows": 0,
-                    "sampled": 0,
-                    "quarantined": 0,
-                }
-            },
-            now=now,
-            count_clean=False,
-        )
-        run.summary = {**summary, "alerts": _raised(session, done.opened + done.refired)}
-        return RunOutcome(run.id, "failed", run.summary)
+    result = RunResult.failed(model.name, start, end, _describe(err))
+    outcome, _ = _store(engine, model, result, existing, channels)
+    return outcome

@@ -22,7 +22,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine
 
 from monitor import clock, metrics
 from monitor.config import ModelConfig, Settings, parse_schedule
@@ -30,7 +30,8 @@ from monitor.cycle import Runtime, WindowBusy, last_complete_window, run_once
 from monitor.errors import RunError
 from monitor.notify import deliver_outbox, pending_count
 from monitor.store import require_current, transaction
-from monitor.store.tables import Outbox, ProcessedEvent, Run
+from monitor.store.retention import purge_older_than
+from monitor.store.runs import has_run, last_runs
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Daemon:
     """The scheduler, the notifiers and the HTTP server of one `monitor run` process."""
 
     def __init__(self, settings: Settings, engine: Engine):
-        from monitor.slack import build_notifiers, outbox_channels
+        from monitor.notify import build_notifiers, outbox_channels
 
         self.settings, self.engine = settings, engine
         self.runtime = Runtime()
@@ -127,14 +128,7 @@ class Daemon:
 
     def _missing(self, model: str, start: Any, end: Any) -> bool:
         with transaction(self.engine) as session:
-            return (
-                session.scalar(
-                    select(func.count())
-                    .select_from(Run)
-                    .where(Run.model == model, Run.window_start == start, Run.window_end == end)
-                )
-                == 0
-            )
+            return not has_run(session, model, start, end)
 
     def outbox_job(self) -> None:
         try:
@@ -150,19 +144,8 @@ class Daemon:
 
     def retention_job(self) -> None:
         cutoff = clock.utcnow() - timedelta(days=self.settings.scheduler.retention_days)
-        from monitor.store.predictions import purge_before
-
         with transaction(self.engine) as session:
-            counts = {
-                **purge_before(session, cutoff),
-                "runs": session.execute(delete(Run).where(Run.window_end < cutoff)).rowcount,
-                "outbox": session.execute(
-                    delete(Outbox).where(Outbox.delivered_at.is_not(None), Outbox.delivered_at < cutoff)
-                ).rowcount,
-                "events": session.execute(
-                    delete(ProcessedEvent).where(ProcessedEvent.received_at < cutoff)
-                ).rowcount,
-            }
+            counts = purge_older_than(session, cutoff)
         log.info("retention: deleted rows older than %s: %s", cutoff.date().isoformat(), counts)
 
     # -- health -------------------------------------------------------------------------
@@ -176,7 +159,8 @@ class Daemon:
         state = {"scheduler": "running" if self.scheduler.running else "stopped", "jobs": jobs}
         try:
             state["outbox_backlog"] = pending_count(self.engine)
-            state["last_runs"] = _last_runs(self.engine)
+            with transaction(self.engine) as session:
+                state["last_runs"] = last_runs(session)
         except Exception as err:  # noqa: BLE001 - /healthz reports, it does not crash
             state["database_error"] = type(err).__name__
         state["healthy"] = self.scheduler.running and "database_error" not in state
@@ -264,21 +248,3 @@ def _trigger(model: ModelConfig) -> Any:
     if kind == "interval":
         return IntervalTrigger(seconds=value.total_seconds(), timezone="UTC")
     return CronTrigger.from_crontab(model.schedule, timezone="UTC")
-
-
-def _last_runs(engine: Engine) -> dict[str, Any]:
-    latest = select(Run.model, func.max(Run.window_end).label("end")).group_by(Run.model).subquery()
-    with transaction(engine) as session:
-        rows = session.execute(
-            select(Run.model, Run.status, Run.window_end, Run.finished_at).join(
-                latest, (Run.model == latest.c.model) & (Run.window_end == latest.c.end)
-            )
-        ).all()
-    return {
-        model: {
-            "status": status,
-            "window_end": end.isoformat(),
-            "finished_at": finished.isoformat() if finished else None,
-        }
-        for model, status, end, finished in rows
-    }

@@ -164,15 +164,10 @@ def run_demo(settings: Settings, echo: Echo = print, fresh: bool = True) -> dict
     runtime, runs = Runtime(), []
     for hour in range(HOURS):
         start = first_start + hour * model.window
-        outcome = run_once(settings, engine, model.name, start, start + model.window, runtime=runtime)
-        s = outcome.summary
-        drifted = [n for n, f in (s.get("drift") or {}).get("features", {}).items() if f["drifted"]]
-        ndcg = (s.get("attribution") or {}).get("ndcg")
-        echo(
-            f"    hour {hour + 1}: run {outcome.run_id}, {s['rows']} rows, {s['quarantined']} quarantined, "
-            f"drifted: {', '.join(drifted) or 'none'}"
-            + (f", attribution nDCG {ndcg:.3f}" if ndcg is not None else "")
+        outcome = run_once(
+            settings, engine, model.name, start, start + model.window, runtime=runtime, channels=["console"]
         )
+        echo(f"    hour {hour + 1}: run {outcome.run_id}, " + _run_line(outcome))
         deliver_outbox(engine, {"console": ConsoleNotifier()})
         runs.append(outcome)
 
@@ -248,6 +243,19 @@ def _replay(
                 )
         client.flush()
     return request_ids
+
+
+def _run_line(outcome: Any) -> str:
+    """Rows, quarantine, drifted features and attribution nDCG of a computed run."""
+    result = outcome.result
+    if result is None:
+        return "the stored run (computed before)"
+    drifted = result.drift.drifted_features if result.drift is not None else ()
+    line = f"{result.rows} rows, {result.quarantined} quarantined, drifted: {', '.join(drifted) or 'none'}"
+    attribution = result.attribution
+    if attribution is not None and attribution.drift is not None:
+        line += f", attribution nDCG {attribution.drift.ndcg:.3f}"
+    return line
 
 
 def _fmt(metrics: dict[str, Any] | None) -> str:

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from monitor.errors import ModelError
+from monitor.vocab import Task
 
 log = logging.getLogger(__name__)
 
-TASKS = ("binary_classification", "multiclass_classification", "regression")
+TASKS = tuple(Task)
 DEFAULT_BATCH_SIZE = 4096
 
 
@@ -166,13 +167,13 @@ def output_target(raw: np.ndarray, task: str, explain_class: int | None = None) 
     n, k = raw.shape
     if task not in TASKS:
         raise ModelError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    if task == "multiclass_classification":
+    if task == Task.MULTICLASS:
         if explain_class is not None:
             if explain_class >= k:
                 raise ModelError(f"explain_class {explain_class} but the model has {k} outputs")
             return np.full(n, explain_class, dtype=np.int64)
         return raw.argmax(axis=1).astype(np.int64)
-    column = 1 if task == "binary_classification" and k == 2 else 0
+    column = 1 if task == Task.BINARY and k == 2 else 0
     return np.full(n, column, dtype=np.int64)
 
 

@@ -17,14 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import FeedbackConfig
 from monitor.errors import MonitorError
+from monitor.events import FeedbackUpdate
 from monitor.store import feedback as repo
-from monitor.store.tables import Alert, Feedback, Outbox, Policy
+from monitor.store import outbox
+from monitor.store.tables import Alert, Feedback, Policy
+from monitor.vocab import AlertStatus
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,8 @@ def apply_feedback(
         earlier = repo.feedback_by_external_id(session, external_id)
         if earlier is not None:
             return FeedbackOutcome(earlier.id, True, alert.status)
-    row = Feedback(
+    row = repo.add_feedback(
+        session,
         alert_id=alert.id,
         user_id=user_id,
         user_name=user_name,
@@ -124,15 +128,13 @@ def apply_feedback(
         created_at=now,
         external_id=external_id,
     )
-    session.add(row)
-    session.flush()
     who = user_name or user_id
-    policies: list[Policy] = []
+    policies: list[dict[str, Any]] = []
     rebaseline_run = None
-    if verdict == "acknowledge" and alert.status == "open":
-        alert.status = "acknowledged"
+    if verdict == "acknowledge" and alert.status == AlertStatus.OPEN:
+        alert.status = AlertStatus.ACKNOWLEDGED
     elif verdict == "expected_change":
-        alert.status = "muted"
+        alert.status = AlertStatus.MUTED
         policies.append(
             _policy(
                 alert,
@@ -161,9 +163,7 @@ def apply_feedback(
                 reason=f"retrain needed (feedback {row.id} on alert {alert.id})",
             )
         )
-    for policy in policies:
-        session.add(policy)
-    session.flush()
+    stored = repo.add_policies(session, policies)
     queue_feedback_update(session, alert, now)
     log.info(
         "feedback %s on alert %s: %s by %s via %s, %d policy(ies)",
@@ -174,9 +174,7 @@ def apply_feedback(
         source,
         len(policies),
     )
-    return FeedbackOutcome(
-        row.id, False, alert.status, tuple(p.id for p in policies), rebaseline_run
-    )
+    return FeedbackOutcome(row.id, False, alert.status, tuple(p.id for p in stored), rebaseline_run)
 
 
 def _policy(
@@ -189,10 +187,11 @@ def _policy(
     until: datetime | None,
     reason: str,
     value: float | None = None,
-) -> Policy:
+) -> dict[str, Any]:
+    """The column values of a policy derived from feedback `row` on `alert`."""
     if row.comment:
         reason = f"{reason}: {row.comment}"
-    return Policy(
+    return dict(
         model=alert.model,
         kind=kind,
         alert_kind=alert.kind if kind != "retrain" else None,
@@ -208,21 +207,9 @@ def _policy(
 
 def _maybe_raise_threshold(
     session: Session, alert: Alert, row: Feedback, who: str, config: FeedbackConfig, now: datetime
-) -> Policy | None:
+) -> dict[str, Any] | None:
     """A threshold policy when enough false alarms accumulated since the last raise."""
-    feature_match = (
-        Policy.feature.is_(None) if alert.feature is None else Policy.feature == alert.feature
-    )
-    last = session.scalars(
-        select(Policy)
-        .where(
-            Policy.model == alert.model,
-            Policy.kind == "threshold",
-            Policy.alert_kind == alert.kind,
-            feature_match,
-        )
-        .order_by(Policy.id.desc())
-    ).first()
+    last = repo.last_threshold_policy(session, alert.model, alert.kind, alert.feature)
     since = now - timedelta(days=config.false_alarm_window_days)
     count = repo.count_verdicts(
         session,
@@ -251,7 +238,7 @@ def _maybe_raise_threshold(
 
 
 def queue_feedback_update(session: Session, alert: Alert, now: datetime) -> None:
-    """Queue the `feedback_update` row that rewrites the alert's Slack message.
+    """Queue the `feedback_update` event that rewrites the alert's Slack message.
 
     Only alerts that were posted to Slack (they have a ts) have a message to update.
     """
@@ -269,24 +256,15 @@ def queue_feedback_update(session: Session, alert: Alert, now: datetime) -> None
         }
         for f in repo.feedback_for_alert(session, alert.id)
     ]
-    payload = {"alert": alert_view(alert), "status": alert.status, "feedback": answers}
-    session.add(
-        Outbox(
-            alert_id=alert.id,
-            event="feedback_update",
-            channel="slack",
-            payload=payload,
-            created_at=now,
-            next_attempt_at=now,
-        )
-    )
+    event = FeedbackUpdate(alert_view(alert), alert.status, answers)
+    outbox.queue(session, event, ["slack"], now, alert_id=alert.id)
 
 
 def record_rebaseline(
     session: Session, alert: Alert, run_id: int, baseline_id: int, *, user: str, now: datetime
 ) -> Policy:
     """Keep a record that `user` adopted run `run_id` as baseline `baseline_id`."""
-    policy = Policy(
+    (policy,) = repo.add_policies(session, [dict(
         model=alert.model,
         kind="rebaseline",
         alert_kind=alert.kind,
@@ -296,15 +274,13 @@ def record_rebaseline(
         created_at=now,
         until=now,
         reason=f"window of run {run_id} adopted as baseline {baseline_id} (alert {alert.id})",
-    )
-    session.add(policy)
-    session.flush()
+    )])
     return policy
 
 
 def revoke_policy(session: Session, policy_id: int, *, by: str, now: datetime) -> Policy:
     """Revoke a policy; it stops applying from the next run. Returns the policy."""
-    policy = session.get(Policy, policy_id)
+    policy = repo.get_policy(session, policy_id)
     if policy is None:
         raise PolicyError(f"policy {policy_id} does not exist: see `monitor policy list`")
     if policy.revoked_at is not None:

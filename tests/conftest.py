@@ -17,11 +17,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from monitor import clock
 from monitor.store import make_engine, upgrade
 from monitor.store.tables import Base
+from tests.factories import T0, MovableClock
 
 # trained-model fixtures shared by tests/cycle and tests/slack (one training per session)
 pytest_plugins = ["tests.models"]
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> MovableClock:
+    """Freeze monitor's clock at T0; `frozen.advance(minutes=5)` moves it."""
+    fake = MovableClock(T0)
+    monkeypatch.setattr(clock, "utcnow", fake)
+    return fake
 
 PG_ADMIN_URL = os.environ.get(
     "MONITOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -161,3 +170,17 @@ def run_monitor(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str
         return proc
 
     return run
+
+
+_PG_FIXTURES = {"pg_server", "pg_session_url", "fresh_pg_url"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL server `postgres` (the PostgreSQL case
+    of `db_url`, or a PostgreSQL fixture), so `-m "not postgres"` runs without one."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if params.get("db_url") == "postgresql" or fixtures & _PG_FIXTURES:
+            item.add_marker(pytest.mark.postgres)

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from monitor import alerts
+from monitor.cycle import reconcile_alerts
 from monitor.store import transaction
 from monitor.store.tables import Alert, Outbox, Run
+from tests.factories import run_result
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -23,41 +25,6 @@ class FakePolicies:
         return (kind, feature) in self.muted or (kind, None) in self.muted
 
 
-def summary(drifted=("a",), ndcg=None, quarantined=0, rows=100):
-    features = {
-        n: {
-            "method": "ks",
-            "score": 0.001 if n in drifted else 0.5,
-            "threshold": 0.05,
-            "drifted": n in drifted,
-        }
-        for n in ("a", "b", "c")
-    }
-    doc = {
-        "model": "m",
-        "rows": rows,
-        "quarantined": quarantined,
-        "reasons": {"missing_feature": quarantined},
-        "drift": {
-            "dataset_drift": len(drifted) >= 2,
-            "drift_share": len(drifted) / 3,
-            "share_threshold": 0.5,
-            "features": features,
-        },
-        "prediction_drift": None,
-        "performance": None,
-        "quality": {},
-    }
-    if ndcg is not None:
-        doc["attribution"] = {
-            "ndcg": ndcg,
-            "threshold": 0.9,
-            "drifted": ndcg < 0.9,
-            "features": {"a": {"baseline": 0.5, "current": 0.1}, "b": {"baseline": 0.1, "current": 0.6}},
-        }
-    return doc
-
-
 def run_window(engine, hour, found, policies=None, resolve_after=2, status="succeeded"):
     with transaction(engine) as session:
         run = Run(
@@ -68,7 +35,7 @@ def run_window(engine, hour, found, policies=None, resolve_after=2, status="succ
         )
         session.add(run)
         session.flush()
-        return alerts.reconcile(
+        return reconcile_alerts(
             session,
             run,
             found,
@@ -80,9 +47,13 @@ def run_window(engine, hour, found, policies=None, resolve_after=2, status="succ
         )
 
 
-def test_findings_from_a_summary():
+def ids(alerts_):
+    return tuple(a.id for a in alerts_)
+
+
+def test_findings_from_a_typed_result():
     kinds = [
-        (f.kind, f.feature) for f in alerts.findings(summary(drifted=("a", "b"), ndcg=0.7, quarantined=5))
+        (f.kind, f.feature) for f in alerts.findings(run_result(drifted=("a", "b"), ndcg=0.7, quarantined=5))
     ]
     assert kinds == [
         ("dataset_drift", None),
@@ -91,22 +62,23 @@ def test_findings_from_a_summary():
         ("attribution_drift", None),
         ("data_quality", None),
     ]
-    assert alerts.findings(summary(drifted=(), ndcg=0.95)) == []
+    assert alerts.findings(run_result(drifted=(), ndcg=0.95)) == []
 
 
 def test_attribution_finding_names_who_gained_and_lost():
-    (finding,) = [f for f in alerts.findings(summary(drifted=(), ndcg=0.7)) if f.kind == "attribution_drift"]
+    found = alerts.findings(run_result(drifted=(), ndcg=0.7))
+    (finding,) = [f for f in found if f.kind == "attribution_drift"]
     assert "b gained influence" in " ".join(finding.lines)
     assert "a lost influence" in " ".join(finding.lines)
 
 
 def test_refire_updates_the_open_alert_and_resolves_after_clean_windows(engine):
-    first = run_window(engine, 0, alerts.findings(summary()))
+    first = run_window(engine, 0, alerts.findings(run_result()))
     assert len(first.opened) == 1
-    again = run_window(engine, 1, alerts.findings(summary()))
-    assert again.opened == () and again.refired == first.opened
+    again = run_window(engine, 1, alerts.findings(run_result()))
+    assert again.opened == () and ids(again.refired) == ids(first.opened)
     assert run_window(engine, 2, []).resolved == ()  # one clean window is not enough
-    assert run_window(engine, 3, []).resolved == first.opened
+    assert ids(run_window(engine, 3, []).resolved) == ids(first.opened)
     with transaction(engine) as session:
         alert = session.scalars(select(Alert)).one()
         assert (alert.status, alert.fire_count) == ("resolved", 2)
@@ -120,14 +92,14 @@ def test_refire_updates_the_open_alert_and_resolves_after_clean_windows(engine):
         ("alert_resolved", "slack"),
     ]
     # after resolving, the same problem opens a new alert
-    assert len(run_window(engine, 4, alerts.findings(summary())).opened) == 1
+    assert len(run_window(engine, 4, alerts.findings(run_result())).opened) == 1
 
 
 def test_muted_findings_raise_nothing(engine):
     done = run_window(
         engine,
         0,
-        alerts.findings(summary(drifted=("a", "b"))),
+        alerts.findings(run_result(drifted=("a", "b"))),
         policies=FakePolicies({("feature_drift", "a")}),
     )
     with transaction(engine) as session:
@@ -137,7 +109,7 @@ def test_muted_findings_raise_nothing(engine):
 
 
 def test_insufficient_window_does_not_count_as_clean(engine):
-    run_window(engine, 0, alerts.findings(summary()), resolve_after=1)
+    run_window(engine, 0, alerts.findings(run_result()), resolve_after=1)
     with transaction(engine) as session:
         run = Run(
             model="m",
@@ -147,7 +119,7 @@ def test_insufficient_window_does_not_count_as_clean(engine):
         )
         session.add(run)
         session.flush()
-        done = alerts.reconcile(
+        done = reconcile_alerts(
             session,
             run,
             [],
@@ -156,13 +128,12 @@ def test_insufficient_window_does_not_count_as_clean(engine):
             channels=["console"],
             context={},
             now=T0,
-            count_clean=False,
         )
     assert done.resolved == ()
 
 
 def test_only_one_live_alert_per_key_in_the_database(engine):
-    run_window(engine, 0, alerts.findings(summary()))
+    run_window(engine, 0, alerts.findings(run_result()))
     with pytest.raises(Exception, match="(?i)unique|duplicate"), transaction(engine) as session:
         session.add(
             Alert(
@@ -179,9 +150,23 @@ def test_only_one_live_alert_per_key_in_the_database(engine):
 
 
 def test_payload_carries_context_alert_and_lines(engine):
-    run_window(engine, 0, alerts.findings(summary()))
+    run_window(engine, 0, alerts.findings(run_result()))
     with transaction(engine) as session:
         payload = session.scalars(select(Outbox)).first().payload
     assert payload["alert"]["kind"] == "feature_drift" and payload["alert"]["feature"] == "a"
     assert payload["lines"] == ["a: ks score 0.001 (threshold 0.05)"]
     assert payload["run"]["id"] >= 1 and payload["details"]["method"] == "ks"
+
+
+def test_plan_is_pure_and_counts_clean_windows_only_on_judged_runs():
+    live = [alerts.LiveAlert(7, "m|feature_drift|a", "feature_drift", "open", 1)]
+    clean = alerts.plan("m", live, [], policies=FakePolicies(), resolve_after=2, run_status="succeeded")
+    assert clean.clean == ((7, 2, True),) and clean.open == () and clean.refire == ()
+    for status in ("insufficient_data", "failed"):
+        idle = alerts.plan("m", live, [], policies=FakePolicies(), resolve_after=2, run_status=status)
+        assert idle.clean == ()
+
+
+def test_a_failed_result_is_one_run_failed_finding():
+    failed = alerts.findings(run_result(status="failed"))
+    assert [f.kind for f in failed] == ["run_failed"] and failed[0].severity == "critical"

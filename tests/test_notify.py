@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from monitor import clock
 from monitor.notify import ConsoleNotifier, Delivered, NotifyError, backoff, deliver_outbox
 from monitor.store import transaction
 from monitor.store.tables import Alert, Outbox
-
-T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
+from tests.factories import T0
 
 
 class FlakyNotifier:
@@ -28,13 +26,6 @@ class FlakyNotifier:
             raise NotifyError("slack unreachable", retry_after=None)
         self.sent.append((message.id, message.event))
         return Delivered(external_id=f"ts-{message.id}", channel="C1")
-
-
-@pytest.fixture
-def now(monkeypatch):
-    current = {"t": T0}
-    monkeypatch.setattr(clock, "utcnow", lambda: current["t"])
-    return current
 
 
 def add_alert(engine, events):
@@ -61,7 +52,7 @@ def add_alert(engine, events):
         return alert.id
 
 
-def test_down_channel_delays_then_delivers_exactly_once(engine, now):
+def test_down_channel_delays_then_delivers_exactly_once(engine, frozen):
     alert_id = add_alert(engine, ["alert_opened", "alert_refired"])
     notifier = FlakyNotifier()
     notifier.down = True
@@ -74,7 +65,7 @@ def test_down_channel_delays_then_delivers_exactly_once(engine, now):
         assert "slack unreachable" in row.last_error
     notifier.down = False
     assert deliver_outbox(engine, {"slack": notifier}).delivered == 0  # not due yet
-    now["t"] = T0 + timedelta(seconds=31)
+    frozen.advance(seconds=31)
     assert deliver_outbox(engine, {"slack": notifier}).delivered == 2
     assert deliver_outbox(engine, {"slack": notifier}).delivered == 0
     assert [event for _, event in notifier.sent] == ["alert_opened", "alert_refired"]
@@ -83,14 +74,14 @@ def test_down_channel_delays_then_delivers_exactly_once(engine, now):
         assert (alert.slack_channel, alert.slack_ts) == ("C1", f"ts-{notifier.sent[0][0]}")
 
 
-def test_rows_for_other_channels_are_left_alone(engine, now):
+def test_rows_for_other_channels_are_left_alone(engine, frozen):
     add_alert(engine, ["alert_opened"])
     out = io.StringIO()
     assert deliver_outbox(engine, {"console": ConsoleNotifier(out)}).delivered == 0
     assert out.getvalue() == ""
 
 
-def test_console_notifier_prints_readable_text(engine, now):
+def test_console_notifier_prints_readable_text(engine, frozen):
     with transaction(engine) as session:
         session.add(
             Outbox(

@@ -12,7 +12,7 @@ from monitor.config import FeedbackConfig
 from monitor.policies import PolicyError, active_policies, apply_feedback, revoke_policy
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Feedback, Outbox, Policy
-from tests.slack.helpers import T0, make_alert
+from tests.factories import T0, make_alert
 
 CONFIG = FeedbackConfig(
     mute_days=7, false_alarm_count=2, false_alarm_window_days=14, threshold_factor=1.5

@@ -38,13 +38,16 @@ def once(
     """
     from monitor.cycle import RunFailed, run_once
     from monitor.errors import ConfigError
+    from monitor.notify import outbox_channels
 
     settings = app.settings()
     engine = app.engine()
     if (start is None) != (end is None):
         raise ConfigError(["--start and --end go together (or leave both out for the last complete window)"])
     try:
-        outcome = run_once(settings, engine, model, start, end, force=force, wait=True)
+        outcome = run_once(
+            settings, engine, model, start, end, force=force, wait=True, channels=outbox_channels(settings)
+        )
     except RunFailed as err:
         _deliver(settings, engine, as_json, no_deliver)
         if as_json:
@@ -60,8 +63,7 @@ def once(
 def _deliver(settings, engine, as_json: bool, skip: bool) -> None:
     if skip:
         return
-    from monitor.notify import ConsoleNotifier, deliver_outbox
-    from monitor.slack import build_notifiers
+    from monitor.notify import ConsoleNotifier, build_notifiers, deliver_outbox
 
     notifiers = build_notifiers(settings)
     if "console" in notifiers:

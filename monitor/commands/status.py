@@ -12,21 +12,16 @@ from monitor.cli import AppContext
 
 def collect(session: Any, models: list[str], now: Any) -> list[dict[str, Any]]:
     """One plain dict per model: last run, live alerts, active policies, retrain flag."""
-    from sqlalchemy import select
-
     from monitor.policies import active_policies
     from monitor.store import feedback as repo
-    from monitor.store.tables import Alert, Run
+    from monitor.store.alerts import live_alerts
+    from monitor.store.runs import latest_run, models_with_runs
 
-    known = set(models) | set(session.scalars(select(Run.model).distinct()))
+    known = set(models) | set(models_with_runs(session))
     out = []
     for model in sorted(known):
-        run = session.scalars(
-            select(Run).where(Run.model == model).order_by(Run.window_end.desc(), Run.id.desc())
-        ).first()
-        alerts = session.scalars(
-            select(Alert).where(Alert.model == model, Alert.status != "resolved").order_by(Alert.id)
-        ).all()
+        run = latest_run(session, model)
+        alerts = live_alerts(session, model)
         policies = repo.live_policies(session, model, now)
         out.append(
             {

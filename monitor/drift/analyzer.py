@@ -14,11 +14,10 @@ from monitor.drift.performance import TASKS, compare, labelled, performance_metr
 from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, FeatureQuality, Kind
 from monitor.drift.stattests import Column, ColumnReference, clean_column
 from monitor.errors import DriftError
+from monitor.vocab import PREDICTION_KEY
 
 log = logging.getLogger(__name__)
 
-#: the key of `threshold_factors` that applies to the prediction drift test
-PREDICTION_KEY = "__prediction__"
 #: unseen categories listed per feature in data quality (the count is not capped)
 MAX_UNSEEN = 20
 _NO_FACTORS: Mapping[str, float] = MappingProxyType({})

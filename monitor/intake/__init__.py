@@ -1,7 +1,7 @@
 """Intake: predictions in (HTTP, files, client, SQL), validation with quarantine, sampling.
 
-The cycle calls `read_window` for a window's bounded sample and `quarantine_rows` to
-keep the rows that failed validation, in its own transaction.
+The cycle calls `read_window` for a window's bounded sample; the rows that failed
+validation come back in it and the store keeps them with the run.
 """
 
 from monitor.intake.records import (
@@ -11,15 +11,17 @@ from monitor.intake.records import (
     Rejection,
     WindowSample,
 )
-from monitor.intake.sources import read_window
-from monitor.store.predictions import quarantine_rows
+from monitor.intake.sources import FileSource, LogSource, SqlSource, read_window, source_for
 
 __all__ = [
     "IngestResult",
     "LabelRecord",
     "PredictionRecord",
     "Rejection",
+    "FileSource",
+    "LogSource",
+    "SqlSource",
     "WindowSample",
-    "quarantine_rows",
     "read_window",
+    "source_for",
 ]

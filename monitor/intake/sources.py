@@ -1,6 +1,7 @@
 """Sources a monitoring run reads its window from: the prediction log, files, or SQL.
 
-Each source streams record-shaped rows; `read_window` validates them, keeps the ones
+Each source (`LogSource`, `FileSource`, `SqlSource`; `source_for` picks the model's)
+streams record-shaped rows; `read_window` validates them, keeps the ones
 whose timestamp falls in [start, end), and samples them into a bounded reservoir, so
 memory does not grow with the window.
 """
@@ -13,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from monitor.intake.sampling import Reservoir, StratifiedReservoir
 from monitor.intake.validate import Invalid, Validator, rejection
 from monitor.store import predictions as store
 from monitor.store.engine import normalize_url
+from monitor.vocab import Task
 
 log = logging.getLogger(__name__)
 
@@ -35,77 +37,95 @@ log = logging.getLogger(__name__)
 MAX_REJECTED = 10_000
 
 
-def iter_log(model: ModelConfig, engine: Engine, start: datetime, end: datetime) -> Iterator[Row]:
-    """The daemon's prediction log for the window, labels joined."""
-    for request_id, ts, features, prediction, label in store.iter_log_window(
-        engine, model.name, start, end
-    ):
-        yield (
-            {
-                "request_id": request_id,
-                "timestamp": ts,
-                "features": features,
-                "prediction": prediction,
-                "label": label,
-            },
-            None,
-        )
+class Source(Protocol):
+    """Where a model's served predictions are read from, as record-shaped rows."""
+
+    def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
+        """Rows that may fall in [start, end) (the caller filters on the validated ts)."""
+        ...
 
 
-def iter_files(model: ModelConfig, start: datetime, end: datetime) -> Iterator[Row]:
-    """Every file matching `files.glob` (sorted by name), with a required timestamp."""
-    cfg = model.files
-    if cfg is None:
-        raise IntakeError(f"model {model.name}: source = 'files' needs a [models.files] table")
-    paths = sorted(glob.glob(cfg.glob, recursive=True))
-    if not paths:
-        log.warning("model %s: no file matches %s", model.name, cfg.glob)
-    cols = Columns.for_model(model, cfg)
-    for path in paths:
-        yield from iter_file(Path(path), model, cfg.format, cols, require_timestamp=True)
+class LogSource:
+    """The daemon's own prediction log (HTTP ingest, files loaded with `monitor ingest`,
+    the Python client), labels joined."""
 
+    def __init__(self, model: ModelConfig, engine: Engine):
+        self.model, self.engine = model, engine
 
-def iter_sql(model: ModelConfig, start: datetime, end: datetime) -> Iterator[Row]:
-    """Rows of the user's query with :start and :end bound to the window."""
-    cfg = model.sql
-    if cfg is None:
-        raise IntakeError(f"model {model.name}: source = 'sql' needs a [models.sql] table")
-    url = normalize_url(cfg.resolved_url())
-    cols = Columns.for_model(model, cfg)
-    query = text(cfg.query).bindparams(
-        bindparam("start", type_=DateTime(timezone=True)),
-        bindparam("end", type_=DateTime(timezone=True)),
-    )
-    user_engine = create_engine(url)
-    try:
-        with user_engine.connect() as conn:
-            result = conn.execution_options(yield_per=5000).execute(
-                query, {"start": start, "end": end}
+    def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
+        for request_id, ts, features, prediction, label in store.iter_log_window(
+            self.engine, self.model.name, start, end
+        ):
+            yield (
+                {
+                    "request_id": request_id,
+                    "timestamp": ts,
+                    "features": features,
+                    "prediction": prediction,
+                    "label": label,
+                },
+                None,
             )
-            for row in result:
-                yield flat_to_record(dict(row._mapping), model, cols, require_timestamp=True), None
-    except SQLAlchemyError as err:
-        raise IntakeError(
-            f"model {model.name}: the sql source query failed on {mask_url(url)}: "
-            f"{str(err).splitlines()[0]}"
-        ) from err
-    finally:
-        user_engine.dispose()
 
 
-def iter_source(
-    model: ModelConfig, engine: Engine, start: datetime, end: datetime
-) -> Iterator[Row]:
-    """Record-shaped rows from the model's configured source."""
-    if model.source == "log":
-        return iter_log(model, engine, start, end)
+class FileSource:
+    """Every file matching `files.glob` (sorted by name), each row with a timestamp."""
+
+    def __init__(self, model: ModelConfig):
+        if model.files is None:
+            raise IntakeError(f"model {model.name}: source = 'files' needs a [models.files] table")
+        self.model, self.cfg = model, model.files
+
+    def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
+        paths = sorted(glob.glob(self.cfg.glob, recursive=True))
+        if not paths:
+            log.warning("model %s: no file matches %s", self.model.name, self.cfg.glob)
+        cols = Columns.for_model(self.model, self.cfg)
+        for path in paths:
+            yield from iter_file(Path(path), self.model, self.cfg.format, cols, require_timestamp=True)
+
+
+class SqlSource:
+    """The rows of the user's own query, with :start and :end bound to the window."""
+
+    def __init__(self, model: ModelConfig):
+        if model.sql is None:
+            raise IntakeError(f"model {model.name}: source = 'sql' needs a [models.sql] table")
+        self.model, self.cfg = model, model.sql
+
+    def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
+        url = normalize_url(self.cfg.resolved_url())
+        cols = Columns.for_model(self.model, self.cfg)
+        query = text(self.cfg.query).bindparams(
+            bindparam("start", type_=DateTime(timezone=True)),
+            bindparam("end", type_=DateTime(timezone=True)),
+        )
+        user_engine = create_engine(url)
+        try:
+            with user_engine.connect() as conn:
+                result = conn.execution_options(yield_per=5000).execute(query, {"start": start, "end": end})
+                for row in result:
+                    yield flat_to_record(dict(row._mapping), self.model, cols, require_timestamp=True), None
+        except SQLAlchemyError as err:
+            raise IntakeError(
+                f"model {self.model.name}: the sql source query failed on {mask_url(url)}: "
+                f"{str(err).splitlines()[0]}"
+            ) from err
+        finally:
+            user_engine.dispose()
+
+
+def source_for(model: ModelConfig, engine: Engine) -> Source:
+    """The configured source of `model` (`source = "log" | "files" | "sql"`)."""
     if model.source == "files":
-        return iter_files(model, start, end)
-    return iter_sql(model, start, end)
+        return FileSource(model)
+    if model.source == "sql":
+        return SqlSource(model)
+    return LogSource(model, engine)
 
 
 def _stratum(task: str, prediction: Any) -> int:
-    if task == "binary_classification":
+    if task == Task.BINARY:
         return int(prediction >= 0.5)
     if isinstance(prediction, int):
         return prediction
@@ -119,13 +139,13 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
     in its own transaction), counted by reason in `reasons`.
     """
     validator = Validator(model)
-    stratify = model.stratify and model.task != "regression"
+    stratify = model.stratify and model.task != Task.REGRESSION
     reservoir: Any = (StratifiedReservoir if stratify else Reservoir)(model.sample_size, model.seed)
     rejected: list[Rejection] = []
     reasons: Counter[str] = Counter()
     rows = 0
     source = model.source
-    for obj, raw in iter_source(model, engine, start, end):
+    for obj, raw in source_for(model, engine).rows(start, end):
         try:
             record = validator.check(obj)
         except Invalid as bad:
@@ -188,7 +208,7 @@ def build_sample(
 
 
 def _predictions(model: ModelConfig, k: int | None, records: list[PredictionRecord]) -> np.ndarray:
-    if model.task != "multiclass_classification":
+    if model.task != Task.MULTICLASS:
         return np.array([r.prediction for r in records], dtype=float)
     indices = [r.prediction for r in records if isinstance(r.prediction, int)]
     k = k or (max(indices) + 1 if indices else 0)

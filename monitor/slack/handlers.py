@@ -12,11 +12,12 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from monitor import clock
 from monitor.config import Settings
+from monitor.events import WhyAnswer
 from monitor.notify import deliver_outbox
 from monitor.policies import apply_feedback, record_rebaseline
 from monitor.slack import messages
@@ -27,8 +28,11 @@ from monitor.slack.security import (
     request_key,
 )
 from monitor.store import feedback as repo
+from monitor.store import outbox
+from monitor.store.alerts import alert_for_message, channel_has_alerts, get_alert
 from monitor.store.engine import transaction
-from monitor.store.tables import Alert, Outbox, SampleAttribution
+from monitor.store.runs import latest_explanation
+from monitor.store.tables import Alert
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class FeedbackService:
 
     def _alert(self, session: Any, alert_id: Any) -> Alert | None:
         try:
-            return session.get(Alert, int(alert_id))
+            return get_alert(session, int(alert_id))
         except (TypeError, ValueError):
             return None
 
@@ -238,9 +242,7 @@ class FeedbackService:
             return
         channel, thread_ts = event.get("channel"), event.get("thread_ts")
         with transaction(self.engine) as session:
-            alert = session.scalars(
-                select(Alert).where(Alert.slack_channel == channel, Alert.slack_ts == thread_ts)
-            ).first()
+            alert = alert_for_message(session, channel, thread_ts)
             alert_id = alert.id if alert else None
         if alert_id is None:
             return  # a thread that is not an alert's: none of monitor's business
@@ -269,13 +271,7 @@ class FeedbackService:
             return
         request_id = match.group(1).strip("`<>")
         with transaction(self.engine) as session:
-            alert = (
-                session.scalars(
-                    select(Alert).where(Alert.slack_channel == channel, Alert.slack_ts == thread_ts)
-                ).first()
-                if thread_ts
-                else None
-            )
+            alert = alert_for_message(session, channel, thread_ts)
             if not self.gate.user_allowed(user) or not self._channel_ok(session, channel, alert):
                 self.refuse(
                     channel,
@@ -288,18 +284,10 @@ class FeedbackService:
             key = request_key(body)
             if key:
                 repo.mark_processed(session, key, clock.utcnow())
-            payload = why_payload(session, request_id, alert.model if alert else None)
-            if payload is not None:
-                payload.update(channel=channel, thread_ts=reply_ts)
-                session.add(
-                    Outbox(
-                        alert_id=alert.id if alert else None,
-                        event="why_answer",
-                        channel="slack",
-                        payload=payload,
-                    )
-                )
-        if payload is None:
+            answer = why_answer(session, request_id, alert.model if alert else None, channel, reply_ts)
+            if answer is not None:
+                outbox.queue(session, answer, ["slack"], clock.utcnow(), alert_id=alert.id if alert else None)
+        if answer is None:
             self.client.chat_postMessage(
                 channel=channel,
                 thread_ts=reply_ts,
@@ -313,30 +301,25 @@ class FeedbackService:
             return True
         if self.settings.slack.allowed_channels:
             return False
-        return (
-            session.scalars(select(Alert.id).where(Alert.slack_channel == channel).limit(1)).first()
-            is not None
-        )
+        return channel_has_alerts(session, channel)
 
 
-def why_payload(session: Any, request_id: str, model: str | None) -> dict[str, Any] | None:
-    """The `why_answer` payload for a request, from its latest stored attribution."""
-    query = select(SampleAttribution).where(SampleAttribution.request_id == request_id)
-    if model:
-        query = query.where(SampleAttribution.model == model)
-    row = session.scalars(
-        query.order_by(SampleAttribution.run_id.desc(), SampleAttribution.id.desc())
-    ).first()
-    if row is None:
+def why_answer(
+    session: Any, request_id: str, model: str | None, channel: str | None, thread_ts: str | None
+) -> WhyAnswer | None:
+    """The `why_answer` event for a request, from its latest stored attribution."""
+    found = latest_explanation(session, model, request_id)
+    if found is None:
         return None
+    row, _run = found
     ranked = sorted(row.values.items(), key=lambda kv: -abs(float(kv[1])))
-    return {
-        "model": row.model,
-        "request_id": row.request_id,
-        "method": row.method,
-        "output": row.output,
-        "baseline_output": row.baseline_output,
-        "contributions": [
-            [name, float(value), (row.features or {}).get(name)] for name, value in ranked
-        ],
-    }
+    return WhyAnswer(
+        model=row.model,
+        request_id=row.request_id,
+        method=row.method,
+        output=row.output,
+        baseline_output=row.baseline_output,
+        contributions=[[name, float(value), (row.features or {}).get(name)] for name, value in ranked],
+        channel=channel,
+        thread_ts=thread_ts,
+    )

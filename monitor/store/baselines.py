@@ -18,8 +18,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import Baseline, Model
+from monitor.vocab import PREDICTION_KEY
 
-PRED = "__prediction__"
+PRED = PREDICTION_KEY
 LABEL = "__label__"
 
 

@@ -83,3 +83,40 @@ def mark_processed(session: Session, key: str, now: datetime) -> None:
     """Record `key` as handled; a concurrent duplicate fails on the primary key at flush."""
     session.add(ProcessedEvent(key=key, received_at=now))
     session.flush()
+
+
+def add_feedback(session: Session, **fields: object) -> Feedback:
+    """Insert one answer on an alert (flushed, so its id is known)."""
+    row = Feedback(**fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_policies(session: Session, policies: list[dict[str, object]]) -> list[Policy]:
+    """Insert policies given as column values (flushed, ids known)."""
+    rows = [Policy(**fields) for fields in policies]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def get_policy(session: Session, policy_id: int) -> Policy | None:
+    return session.get(Policy, policy_id)
+
+
+def last_threshold_policy(
+    session: Session, model: str, alert_kind: str, feature: str | None
+) -> Policy | None:
+    """The newest threshold policy of (model, alert kind, feature), revoked or not."""
+    feature_match = Policy.feature.is_(None) if feature is None else Policy.feature == feature
+    return session.scalars(
+        select(Policy)
+        .where(
+            Policy.model == model,
+            Policy.kind == "threshold",
+            Policy.alert_kind == alert_kind,
+            feature_match,
+        )
+        .order_by(Policy.id.desc())
+    ).first()

@@ -21,15 +21,22 @@ def get_run(session: Session, run_id: int) -> Run | None:
     return session.get(Run, run_id)
 
 
-def latest_explanation(session: Session, model: str, request_id: str) -> tuple[SampleAttribution, Run] | None:
-    """The most recent stored attribution of a request, with the run that computed it."""
-    row = session.execute(
+def latest_explanation(
+    session: Session, model: str | None, request_id: str
+) -> tuple[SampleAttribution, Run] | None:
+    """The stored attribution of a request from the run of the latest window that
+    explained it (any model when `model` is None), with that run. The CLI's and
+    Slack's `why` both answer from here."""
+    query = (
         select(SampleAttribution, Run)
         .join(Run, Run.id == SampleAttribution.run_id)
-        .where(SampleAttribution.model == model, SampleAttribution.request_id == request_id)
+        .where(SampleAttribution.request_id == request_id)
         .order_by(Run.window_end.desc(), SampleAttribution.id.desc())
         .limit(1)
-    ).first()
+    )
+    if model is not None:
+        query = query.where(SampleAttribution.model == model)
+    row = session.execute(query).first()
     return (row[0], row[1]) if row else None
 
 
@@ -90,3 +97,44 @@ def quarantined_in_window(session: Session, model: str, start: Any, end: Any) ->
         .group_by(Quarantine.reason)
     ).all()
     return {reason: int(n) for reason, n in rows}
+
+
+def has_run(session: Session, model: str, start: Any, end: Any) -> bool:
+    """True when the window [start, end) of `model` has a stored run (of any status)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Run)
+            .where(Run.model == model, Run.window_start == start, Run.window_end == end)
+        )
+        or 0
+    ) > 0
+
+
+def last_runs(session: Session) -> dict[str, Any]:
+    """Per model, the status and times of its latest window's run (for /healthz)."""
+    latest = select(Run.model, func.max(Run.window_end).label("end")).group_by(Run.model).subquery()
+    rows = session.execute(
+        select(Run.model, Run.status, Run.window_end, Run.finished_at).join(
+            latest, (Run.model == latest.c.model) & (Run.window_end == latest.c.end)
+        )
+    ).all()
+    return {
+        model: {
+            "status": status,
+            "window_end": end.isoformat(),
+            "finished_at": finished.isoformat() if finished else None,
+        }
+        for model, status, end, finished in rows
+    }
+
+
+def latest_run(session: Session, model: str) -> Run | None:
+    """The run of `model`'s most recent window."""
+    return session.scalars(
+        select(Run).where(Run.model == model).order_by(Run.window_end.desc(), Run.id.desc())
+    ).first()
+
+
+def models_with_runs(session: Session) -> list[str]:
+    return list(session.scalars(select(Run.model).distinct()))

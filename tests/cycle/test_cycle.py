@@ -13,6 +13,11 @@ from monitor.store import transaction
 from monitor.store.tables import Alert, Outbox, Policy, Quarantine, Run, SampleAttribution
 from tests.models import FEATURES, SHIFTED, T0, WINDOW
 
+
+def once(*args, **kwargs):
+    """run_once announcing on the console channel (what `monitor once` does without Slack)."""
+    return run_once(*args, channels=["console"], **kwargs)
+
 KEYS = {
     "run_id",
     "model",
@@ -41,8 +46,8 @@ def test_clean_then_shifted_window(engine, settings, baselined, send_traffic):
     runtime = Runtime()
     send_traffic(engine, settings, T0, seed=1)
     send_traffic(engine, settings, T0 + WINDOW, seed=2, shift=True, bad=3)
-    clean = run_once(settings, engine, "cancer", T0, T0 + WINDOW, runtime=runtime)
-    shifted = run_once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, runtime=runtime)
+    clean = once(settings, engine, "cancer", T0, T0 + WINDOW, runtime=runtime)
+    shifted = once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, runtime=runtime)
 
     assert set(shifted.summary) >= KEYS
     assert clean.summary["drift"]["dataset_drift"] is False
@@ -76,10 +81,10 @@ def test_clean_then_shifted_window(engine, settings, baselined, send_traffic):
 
 def test_rerun_returns_the_stored_run_and_force_replaces_it(engine, settings, baselined, send_traffic):
     send_traffic(engine, settings, T0, seed=2, shift=True)
-    first = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
-    again = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    first = once(settings, engine, "cancer", T0, T0 + WINDOW)
+    again = once(settings, engine, "cancer", T0, T0 + WINDOW)
     assert again.reused and again.run_id == first.run_id and again.summary == first.summary
-    forced = run_once(settings, engine, "cancer", T0, T0 + WINDOW, force=True)
+    forced = once(settings, engine, "cancer", T0, T0 + WINDOW, force=True)
     assert not forced.reused and forced.run_id != first.run_id
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Run)) == 1
@@ -90,7 +95,7 @@ def test_rerun_returns_the_stored_run_and_force_replaces_it(engine, settings, ba
 
 def test_why_answers_from_storage_and_on_demand(engine, settings, baselined, send_traffic):
     ids = send_traffic(engine, settings, T0, seed=3)
-    outcome = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    outcome = once(settings, engine, "cancer", T0, T0 + WINDOW)
     with transaction(engine) as session:
         stored_id = session.scalars(
             select(SampleAttribution.request_id).where(SampleAttribution.run_id == outcome.run_id)
@@ -120,7 +125,7 @@ def _stored(engine, request_id):
 
 
 def test_empty_window_is_insufficient_data_not_a_crash(engine, settings, baselined):
-    outcome = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    outcome = once(settings, engine, "cancer", T0, T0 + WINDOW)
     assert outcome.status == "insufficient_data"
     assert outcome.summary["insufficient_data"] == {"rows": 0, "min_rows": 30}
     assert outcome.summary["alerts"] == []
@@ -129,11 +134,11 @@ def test_empty_window_is_insufficient_data_not_a_crash(engine, settings, baselin
 def test_missing_baseline_fails_the_run_with_an_alert_then_resolves(engine, settings, send_traffic):
     send_traffic(engine, settings, T0, seed=4)
     with pytest.raises(RunFailed, match="run `monitor baseline cancer` first") as info:
-        run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+        once(settings, engine, "cancer", T0, T0 + WINDOW)
     failed = info.value.outcome
     assert failed.status == "failed" and failed.summary["alerts"][0]["kind"] == "run_failed"
     build_baseline(settings, engine, "cancer")
-    retried = run_once(settings, engine, "cancer", T0, T0 + WINDOW)  # a failed run is computed again
+    retried = once(settings, engine, "cancer", T0, T0 + WINDOW)  # a failed run is computed again
     assert retried.status == "succeeded"
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Run)) == 1
@@ -155,7 +160,7 @@ def test_mute_policy_is_obeyed(engine, settings, baselined, send_traffic):
             )
         )
     send_traffic(engine, settings, T0, seed=5, shift=True)
-    outcome = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    outcome = once(settings, engine, "cancer", T0, T0 + WINDOW)
     raised = {(a["kind"], tuple(a["features"])) for a in outcome.summary["alerts"]}
     assert ("feature_drift", ("mean_texture",)) in raised
     assert ("feature_drift", ("mean_radius",)) not in raised
@@ -170,11 +175,11 @@ def test_failed_recomputation_keeps_the_stored_run(engine, settings, baselined, 
     from monitor.errors import RunError
 
     send_traffic(engine, settings, T0, seed=9)
-    good = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    good = once(settings, engine, "cancer", T0, T0 + WINDOW)
     broken = settings.model_copy(
         update={"models": (settings.models[0].model_copy(update={"path": tmp_path / "gone.keras"}),)}
     )
     with pytest.raises(RunError, match="the stored run is kept"):
-        run_once(broken, engine, "cancer", T0, T0 + WINDOW, force=True)
-    again = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+        once(broken, engine, "cancer", T0, T0 + WINDOW, force=True)
+    again = once(settings, engine, "cancer", T0, T0 + WINDOW)
     assert again.reused and again.run_id == good.run_id and again.status == "succeeded"

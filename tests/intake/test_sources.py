@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import DateTime, Engine, bindparam, text
 
-from monitor.intake import quarantine_rows, read_window
+from monitor.intake import read_window
 from monitor.intake.ingest import ingest_labels, ingest_predictions, parse_body
 from monitor.store import transaction
-from monitor.store.predictions import count_predictions, quarantined
+from monitor.store.predictions import count_predictions, quarantine_rows, quarantined
 from tests.intake.helpers import (
     NUMERIC,
     T0,

@@ -1,17 +1,14 @@
 """Fixtures for the Slack tests: the loopback emulator, settings pointing at it, a
-frozen-but-movable clock."""
+frozen-but-movable clock (`frozen`, from tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 
 import pytest
 
-from monitor import clock
 from monitor.config import FeedbackConfig, Secrets, Settings, SlackConfig
 from tests.slack.emulator import APP, TEAM, SlackEmulator
-from tests.slack.helpers import T0
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-1234-5678-abcdefSECRET"
@@ -23,28 +20,6 @@ def emulator() -> Iterator[SlackEmulator]:
     emu = SlackEmulator().start()
     yield emu
     emu.stop()
-
-
-class MovableClock:
-    """monitor.clock.utcnow replaced by a clock the test moves."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        from datetime import timedelta
-
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def frozen(monkeypatch: pytest.MonkeyPatch) -> MovableClock:
-    fake = MovableClock(T0)
-    monkeypatch.setattr(clock, "utcnow", fake)
-    return fake
 
 
 def make_settings(

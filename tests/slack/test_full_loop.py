@@ -20,18 +20,18 @@ from sqlalchemy import Engine, select
 from monitor.baseline import build_baseline
 from monitor.config import AlertsConfig, Settings, load_settings
 from monitor.cycle import RunOutcome, Runtime, run_once
-from monitor.notify import DeliveryStats, deliver_outbox
-from monitor.slack import build_notifiers
+from monitor.notify import DeliveryStats, build_notifiers, deliver_outbox, outbox_channels
 from monitor.slack.app import FeedbackHandle, start_feedback
 from monitor.slack.messages import METADATA_EVENT, REBASELINE_ACTION, VERDICT_ACTIONS
 from monitor.slack.security import request_key
 from monitor.store import feedback as feedback_repo
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Baseline, DriftResult, Feedback, Outbox, Policy
+from tests.factories import MovableClock
 from tests.models import CONFIG, FEATURES, SHIFTED, WINDOW
 from tests.models import T0 as CT0
 from tests.slack import payloads
-from tests.slack.conftest import APP_TOKEN, BOT_TOKEN, MovableClock
+from tests.slack.conftest import APP_TOKEN, BOT_TOKEN
 from tests.slack.emulator import Failure, SlackEmulator
 from tests.slack.waiting import wait_for
 
@@ -69,7 +69,15 @@ class Loop:
         """Traffic for [start, start + WINDOW), the clock moved past it, one run."""
         self.traffic(self.engine, self.settings, start, seed=seed, shift=shift)
         self.clock.now = max(self.clock.now, start + WINDOW + timedelta(minutes=5))
-        return run_once(self.settings, self.engine, "cancer", start, start + WINDOW, runtime=self.runtime)
+        return run_once(
+            self.settings,
+            self.engine,
+            "cancer",
+            start,
+            start + WINDOW,
+            runtime=self.runtime,
+            channels=outbox_channels(self.settings),
+        )
 
     def deliver(self) -> DeliveryStats:
         return deliver_outbox(self.engine, build_notifiers(self.settings))

@@ -16,10 +16,10 @@ from monitor.slack.app import start_feedback
 from monitor.slack.notifier import SlackNotifier, make_client
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Feedback, Policy
+from tests.factories import make_alert
 from tests.slack import payloads
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings
 from tests.slack.emulator import SlackEmulator
-from tests.slack.helpers import make_alert
 from tests.slack.waiting import wait_for
 
 # transport-level checks do not depend on the database: SQLite is enough for them

@@ -13,8 +13,8 @@ from monitor import charts, logs
 from monitor.slack import messages
 from monitor.slack.security import Gate, request_key
 from monitor.store.tables import Alert, Run
+from tests.factories import T0, payload
 from tests.slack.conftest import BOT_TOKEN, make_settings
-from tests.slack.helpers import T0, payload
 
 
 def sample_payload(kind: str = "feature_drift") -> dict:

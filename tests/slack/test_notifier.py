@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from monitor.notify import deliver_outbox
-from monitor.slack import build_notifiers, outbox_channels
+from monitor.notify import build_notifiers, deliver_outbox, outbox_channels
 from monitor.slack.messages import METADATA_EVENT, VERDICT_ACTIONS
 from monitor.slack.notifier import SlackNotifier, make_client
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Outbox
+from tests.factories import make_alert, queue
 from tests.slack.conftest import BOT_TOKEN, make_settings
 from tests.slack.emulator import Failure, SlackEmulator
-from tests.slack.helpers import make_alert, queue
 
 
 def notifier_for(emulator: SlackEmulator, **kwargs) -> SlackNotifier:

@@ -15,10 +15,10 @@ from monitor.slack.app import start_feedback
 from monitor.slack.notifier import SlackNotifier, make_client
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Feedback, Policy, SampleAttribution
+from tests.factories import make_alert
 from tests.slack import payloads
 from tests.slack.conftest import BOT_TOKEN, make_settings
 from tests.slack.emulator import SlackEmulator
-from tests.slack.helpers import make_alert
 from tests.slack.waiting import wait_for
 
 

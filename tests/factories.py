@@ -1,17 +1,40 @@
-"""Alerts, runs and outbox rows written straight through the tables, as the cycle would."""
+"""Shared test factories: alerts, runs and outbox rows written straight through the
+tables as the cycle would, and typed run results built from a few numbers."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import Engine
 
 from monitor.alerts import alert_view
+from monitor.attribution.drift import AttributionDrift, FeatureAttributionDrift
+from monitor.attribution.explain import FrameExplanation
+from monitor.drift.records import DataQuality, DriftReport, FeatureDrift
+from monitor.result import AttributionOutcome, BaselineRef, RunResult, WindowQuality
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Outbox, Run
+from monitor.vocab import RunStatus
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+class MovableClock:
+    """`monitor.clock.utcnow` replaced by a clock the test moves (the one fake clock)."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 
 
 def payload(alert: Alert, run: Run) -> dict[str, Any]:
@@ -142,3 +165,65 @@ def queue(
         session.add(row)
         session.flush()
         return row.id
+
+
+def run_result(
+    drifted: tuple[str, ...] = ("a",),
+    *,
+    ndcg: float | None = None,
+    quarantined: int = 0,
+    rows: int = 100,
+    features: tuple[str, ...] = ("a", "b", "c"),
+    model: str = "m",
+    status: str = "succeeded",
+    start: datetime = T0,
+) -> RunResult:
+    """A typed RunResult: K-S verdicts on `features` (those in `drifted` drifted), dataset
+    drift when at least two drifted, and attributions when `ndcg` is given."""
+    verdicts = {
+        n: FeatureDrift("ks", 0.001 if n in drifted else 0.5, 0.05, n in drifted, "numeric", True)
+        for n in features
+    }
+    report = DriftReport(
+        features=verdicts,
+        dataset_drift=len(drifted) >= 2,
+        drift_share=len(drifted) / len(features),
+        share_threshold=0.5,
+        prediction=None,
+        quality=DataQuality(),
+        performance=None,
+        insufficient_data=False,
+        min_rows=30,
+        rows=rows,
+    )
+    attribution = None
+    if ndcg is not None:
+        importance = {"a": (0.5, 0.1), "b": (0.1, 0.6)}
+        drift = AttributionDrift(
+            ndcg=ndcg,
+            threshold=0.9,
+            drifted=ndcg < 0.9,
+            features=tuple(
+                FeatureAttributionDrift(
+                    name, before, after, (after - before) / before, abs(after - before), rank, rank
+                )
+                for rank, (name, (before, after)) in enumerate(importance.items())
+            ),
+        )
+        values = pd.DataFrame({"a": [0.1, -0.1], "b": [0.6, -0.6]}, index=["r1", "r2"])
+        explanation = FrameExplanation("integrated_gradients", values, np.zeros(2), None, None, 16)
+        attribution = AttributionOutcome(explanation, values, drift, 0.9)
+    return RunResult(
+        model=model,
+        start=start,
+        end=start + timedelta(hours=1),
+        status=RunStatus(status),
+        baseline=BaselineRef(1, 1, "training"),
+        rows=rows,
+        sampled=rows,
+        reasons={"missing_feature": quarantined} if quarantined else {},
+        min_rows=30,
+        drift=report,
+        attribution=attribution,
+        quality=WindowQuality(),
+    )

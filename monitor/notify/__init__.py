@@ -6,26 +6,32 @@ channel fails. A stopped Slack delays delivery, it never drops a notification.
 
 A notifier is anything with a `name` (the outbox `channel` it serves) and a
 `deliver(message) -> Delivered` method that raises `NotifyError` when it could not
-deliver. The console notifier lives here; the Slack notifiers live in `monitor.slack`.
+deliver. Each notifier lives in its own module: `console` here, the Slack app and the
+incoming webhook in `monitor.slack`. `outbox_channels` and `build_notifiers` pick them
+from the settings; the outbox SQL lives in `monitor.store.outbox`.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Engine, and_, exists, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine
 
 from monitor import clock, logs, metrics
 from monitor.errors import MonitorError
-from monitor.store.engine import is_sqlite, session_factory
-from monitor.store.tables import Alert, Outbox
+from monitor.store import outbox as store
+from monitor.store.alerts import get_alert
+from monitor.store.engine import session_factory
+from monitor.vocab import EventName
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.store.tables import Alert, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +111,10 @@ def _deliver_due(engine: Engine, notifiers: Mapping[str, Notifier], limit: int) 
     skipped: set[int] = set()
     for _ in range(limit):
         with factory.begin() as session:
-            row = _claim_next(session, list(notifiers), skipped, engine)
+            row = store.claim_next(session, list(notifiers), skipped, engine, clock.utcnow())
             if row is None:
                 break
-            alert = session.get(Alert, row.alert_id) if row.alert_id else None
+            alert = get_alert(session, row.alert_id) if row.alert_id else None
             message = OutboxMessage(
                 id=row.id,
                 event=row.event,
@@ -126,34 +132,6 @@ def _deliver_due(engine: Engine, notifiers: Mapping[str, Notifier], limit: int) 
             if not ok:
                 skipped.add(row.id)
     return DeliveryStats(delivered, failed)
-
-
-def _claim_next(session: Any, channels: list[str], skipped: set[int], engine: Engine) -> Outbox | None:
-    earlier = aliased(Outbox)
-    blocked = exists().where(
-        and_(
-            earlier.alert_id == Outbox.alert_id,
-            earlier.channel == Outbox.channel,
-            earlier.id < Outbox.id,
-            earlier.delivered_at.is_(None),
-        )
-    )
-    query = (
-        select(Outbox)
-        .where(
-            Outbox.delivered_at.is_(None),
-            Outbox.next_attempt_at <= clock.utcnow(),
-            Outbox.channel.in_(channels),
-            ~blocked,
-        )
-        .order_by(Outbox.id)
-        .limit(1)
-    )
-    if skipped:
-        query = query.where(Outbox.id.not_in(skipped))
-    if not is_sqlite(engine):
-        query = query.with_for_update(skip_locked=True, of=Outbox)
-    return session.scalars(query).first()
 
 
 def _deliver_one(notifier: Notifier, message: OutboxMessage, row: Outbox, alert: Alert | None) -> bool:
@@ -189,7 +167,7 @@ def _deliver_one(notifier: Notifier, message: OutboxMessage, row: Outbox, alert:
     row.delivered_at = now
     row.external_id = result.external_id
     row.last_error = None
-    if alert is not None and row.event == "alert_opened" and row.channel == "slack":
+    if alert is not None and row.event == EventName.ALERT_OPENED and row.channel == "slack":
         alert.slack_channel, alert.slack_ts = result.channel, result.external_id
     log.info("outbox %s delivered: %s for alert %s via %s", row.id, row.event, row.alert_id, row.channel)
     return True
@@ -197,50 +175,47 @@ def _deliver_one(notifier: Notifier, message: OutboxMessage, row: Outbox, alert:
 
 def pending_count(engine: Engine) -> int:
     """Undelivered outbox rows (the backlog /metrics reports)."""
-    from sqlalchemy import func
-
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))) or 0
+    return store.pending_count(engine)
 
 
-class ConsoleNotifier:
-    """Readable alert text on a stream (stdout by default): the notifier when Slack is off."""
-
-    name = "console"
-
-    def __init__(self, stream: TextIO | None = None):
-        self.stream = stream
-
-    def deliver(self, message: OutboxMessage) -> Delivered:
-        stream = self.stream or sys.stdout
-        stream.write(render_text(message.event, message.payload) + "\n")
-        stream.flush()
-        return Delivered(external_id=f"console:{message.id}")
+def outbox_channels(settings: Settings) -> list[str]:
+    """The outbox channels a run writes rows for: "slack" (Slack app with a bot
+    token), "webhook" (SLACK_WEBHOOK_URL), or "console" when neither is set up."""
+    channels = []
+    secrets = settings.secrets
+    if settings.slack.enabled and secrets.slack_bot_token is not None:
+        channels.append("slack")
+    if secrets.slack_webhook_url is not None:
+        channels.append("webhook")
+    return channels or ["console"]
 
 
-_EVENT_WORDS = {
-    "alert_opened": "ALERT",
-    "alert_refired": "ALERT (again)",
-    "alert_resolved": "RESOLVED",
-    "feedback_update": "FEEDBACK",
-    "why_answer": "WHY",
-}
+def build_notifiers(settings: Settings) -> dict[str, Notifier]:
+    """One notifier per outbox channel (see `outbox_channels`), keyed by channel name."""
+    from monitor.slack import slack_notifiers
+
+    notifiers: dict[str, Notifier] = dict(slack_notifiers(settings, outbox_channels(settings)))
+    if "console" in outbox_channels(settings):
+        from monitor.notify.console import ConsoleNotifier
+
+        notifiers["console"] = ConsoleNotifier()
+    return notifiers
 
 
-def render_text(event: str, payload: Mapping[str, Any]) -> str:
-    """A plain-text rendering of an outbox payload, for the console and logs."""
-    alert = payload.get("alert", {})
-    run = payload.get("run", {})
-    head = f"[{_EVENT_WORDS.get(event, event)}] {alert.get('severity', '').upper()} "
-    head += f"{alert.get('model', '?')}: {alert.get('title', '')}".strip()
-    lines = [head.strip()]
-    if run:
-        lines.append(
-            f"  window {run.get('window_start')} .. {run.get('window_end')} "
-            f"(run {run.get('id')}, {run.get('rows')} rows, {run.get('quarantined', 0)} quarantined)"
-        )
-    for line in payload.get("lines", []):
-        lines.append(f"  - {line}")
-    if payload.get("report_hint"):
-        lines.append(f"  report: {payload['report_hint']}")
-    return "\n".join(lines)
+# the console notifier is re-exported: it is the default channel
+from monitor.notify.console import ConsoleNotifier, render_text  # noqa: E402
+
+__all__ = [
+    "ConsoleNotifier",
+    "Delivered",
+    "DeliveryStats",
+    "Notifier",
+    "NotifyError",
+    "OutboxMessage",
+    "backoff",
+    "build_notifiers",
+    "deliver_outbox",
+    "outbox_channels",
+    "pending_count",
+    "render_text",
+]

@@ -1,0 +1,113 @@
+"""The compute step of a run: the engines on one sampled window -> a `RunResult`.
+
+The cycle reads the window, the reference and the policies in force and hands them in;
+nothing here touches the database. Drift (`monitor.drift`) and attributions
+(`monitor.attribution`) know nothing about runs; this module only calls them in order
+and assembles their typed records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.config import ModelConfig
+from monitor.intake.records import WindowSample
+from monitor.result import AttributionOutcome, BaselineRef, RunResult, WindowQuality
+from monitor.store.baselines import BaselineData
+from monitor.vocab import PREDICTION_KEY, AlertKind, RunStatus
+
+
+def compute(
+    model: ModelConfig,
+    window: WindowSample,
+    reference: BaselineData,
+    *,
+    start: Any,
+    end: Any,
+    policies: Any,
+    runtime: Any,
+    at_ingest: Mapping[str, int] | None = None,
+    timings: Mapping[str, float] | None = None,
+) -> RunResult:
+    """Drift, attributions and attribution drift of `window` against `reference`.
+
+    `at_ingest` counts, by reason, rows of this window quarantined when they were
+    ingested; `timings` are the cycle's own (reading the window).
+    """
+    reasons = dict(window.reasons)
+    for reason, count in (at_ingest or {}).items():
+        reasons[reason] = reasons.get(reason, 0) + count
+    timings = dict(timings or {})
+    common = {
+        "model": model.name,
+        "start": start,
+        "end": end,
+        "baseline": BaselineRef(
+            reference.id if reference.id > 0 else None, reference.version, model.baseline.mode
+        ),
+        "rows": int(window.rows),
+        "sampled": int(len(window.frame)),
+        "reasons": reasons,
+        "rejected": tuple(window.rejected),
+        "min_rows": model.drift.min_rows,
+    }
+    if len(window.frame) < model.drift.min_rows:
+        return RunResult(status=RunStatus.INSUFFICIENT_DATA, timings=timings, **common)
+
+    tick = time.perf_counter()
+    analyzer = runtime.analyzer(model, reference)
+    report = analyzer.analyze(
+        window.frame, window.predictions, window.labels, threshold_factors=_threshold_factors(model, policies)
+    )
+    timings["drift"] = round(time.perf_counter() - tick, 4)
+
+    tick = time.perf_counter()
+    attribution = explain_window(model, window, reference, policies, runtime)
+    timings["attribution"] = round(time.perf_counter() - tick, 4)
+    return RunResult(
+        status=RunStatus.SUCCEEDED,
+        drift=report,
+        attribution=attribution,
+        quality=WindowQuality.against(report.quality, reference.feature_stats),
+        timings=timings,
+        **common,
+    )
+
+
+def _threshold_factors(model: ModelConfig, policies: Any) -> dict[str, float]:
+    """Feedback policies that made a feature's (or the prediction's) test less sensitive."""
+    factors = {
+        name: policies.factor(AlertKind.FEATURE_DRIFT, name)
+        for name in model.features.names
+        if policies.factor(AlertKind.FEATURE_DRIFT, name) != 1.0
+    }
+    if policies.factor(AlertKind.PREDICTION_DRIFT, None) != 1.0:
+        factors[PREDICTION_KEY] = policies.factor(AlertKind.PREDICTION_DRIFT, None)
+    return factors
+
+
+def explain_window(
+    model: ModelConfig, window: WindowSample, reference: BaselineData, policies: Any, runtime: Any
+) -> AttributionOutcome:
+    """Attributions of up to `attribution.max_samples` sampled rows, and their drift."""
+    from monitor.attribution import attribution_drift, explain_for_model
+
+    loaded = runtime.model(model)
+    subset = window.frame.iloc[: model.attribution.max_samples]
+    explanation = explain_for_model(model, loaded, subset, reference.sample)
+    names = list(model.features.names)
+    drift = threshold = None
+    if reference.attributions is not None and len(subset):
+        threshold = 1 - (1 - model.attribution.ndcg_threshold) * policies.factor(
+            AlertKind.ATTRIBUTION_DRIFT, None
+        )
+        drift = attribution_drift(
+            reference.attributions[names].to_numpy(dtype=float),
+            explanation.values[names].to_numpy(dtype=float),
+            names,
+            threshold=threshold,
+        )
+    inputs = subset.loc[explanation.values.index]
+    return AttributionOutcome(explanation, inputs, drift, threshold)

@@ -1,0 +1,53 @@
+"""The console notifier: readable alert text on a stream, the channel when Slack is off."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from monitor.notify import Delivered, OutboxMessage
+from monitor.vocab import EventName
+
+
+class ConsoleNotifier:
+    """Readable alert text on a stream (stdout by default): the notifier when Slack is off."""
+
+    name = "console"
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+
+    def deliver(self, message: OutboxMessage) -> Delivered:
+        stream = self.stream or sys.stdout
+        stream.write(render_text(message.event, message.payload) + "\n")
+        stream.flush()
+        return Delivered(external_id=f"console:{message.id}")
+
+
+_EVENT_WORDS = {
+    EventName.ALERT_OPENED: "ALERT",
+    EventName.ALERT_REFIRED: "ALERT (again)",
+    EventName.ALERT_RESOLVED: "RESOLVED",
+    EventName.FEEDBACK_UPDATE: "FEEDBACK",
+    EventName.WHY_ANSWER: "WHY",
+}
+
+
+def render_text(event: str, payload: Mapping[str, Any]) -> str:
+    """A plain-text rendering of an outbox payload, for the console and logs."""
+    alert = payload.get("alert", {})
+    run = payload.get("run", {})
+    head = f"[{_EVENT_WORDS.get(event, event)}] {alert.get('severity', '').upper()} "
+    head += f"{alert.get('model', '?')}: {alert.get('title', '')}".strip()
+    lines = [head.strip()]
+    if run:
+        lines.append(
+            f"  window {run.get('window_start')} .. {run.get('window_end')} "
+            f"(run {run.get('id')}, {run.get('rows')} rows, {run.get('quarantined', 0)} quarantined)"
+        )
+    for line in payload.get("lines", []):
+        lines.append(f"  - {line}")
+    if payload.get("report_hint"):
+        lines.append(f"  report: {payload['report_hint']}")
+    return "\n".join(lines)

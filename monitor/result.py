@@ -1,0 +1,275 @@
+"""The typed result of one run: what a window produced, before and after it is stored.
+
+`RunResult` is frozen and holds the engines' own records (`DriftReport`,
+`FrameExplanation`, `AttributionDrift`, ...). Alert rules read its fields; only the
+edges call `to_dict()`: `monitor once --json`, the stored `Run.summary` and the
+notification payloads. A new kind of result plugs in as one more optional field whose
+value has a `to_dict()`; `to_dict()` adds its key only when it is set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, plain
+from monitor.intake.records import Rejection
+from monitor.vocab import RunStatus
+
+
+class Section(Protocol):
+    """Anything a run can carry as one more result: it knows its JSON form."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """Which reference a window was compared with (id None: the previous window)."""
+
+    id: int | None
+    version: int | None
+    mode: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "version": self.version, "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class WindowQuality:
+    """The window's data quality against the baseline, in the shape alert rules read."""
+
+    missing: Mapping[str, float] = field(default_factory=dict)
+    #: rise of each feature's missing share over the baseline's (only rises)
+    missing_increase: Mapping[str, float] = field(default_factory=dict)
+    out_of_range: Mapping[str, int] = field(default_factory=dict)
+    unseen: Mapping[str, list[str]] = field(default_factory=dict)
+    constant: tuple[str, ...] = ()
+    all_missing: tuple[str, ...] = ()
+
+    @classmethod
+    def against(cls, quality: DataQuality, feature_stats: Mapping[str, Any] | None) -> WindowQuality:
+        """Compare the window's quality with the baseline's per-feature statistics."""
+        flat = quality.to_dict()
+        missing = flat.get("missing_share", {})
+        stats = feature_stats or {}
+        increase = {}
+        for name, share in missing.items():
+            before = (stats.get(name) or {}).get("missing_share") or 0.0
+            if share is not None and share - before > 0:
+                increase[name] = plain(share - before)
+        return cls(
+            missing={n: v for n, v in missing.items() if v},
+            missing_increase=increase,
+            out_of_range=flat.get("out_of_range", {}),
+            unseen=flat.get("unseen_categories", {}),
+            constant=tuple(flat.get("constant", [])),
+            all_missing=tuple(flat.get("all_missing", [])),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "missing": dict(self.missing),
+            "missing_increase": dict(self.missing_increase),
+            "out_of_range": dict(self.out_of_range),
+            "unseen": {k: list(v) for k, v in self.unseen.items()},
+            "constant": list(self.constant),
+            "all_missing": list(self.all_missing),
+        }
+
+
+@dataclass(frozen=True)
+class AttributionOutcome:
+    """The explanation of a window's sample and how it compares with the baseline's.
+
+    `explanation` is the attribution engine's `FrameExplanation` (values indexed by
+    request id); `inputs` are the explained rows' feature values; `drift` is None when
+    the baseline has no attributions.
+    """
+
+    explanation: Any
+    inputs: pd.DataFrame
+    drift: Any = None
+    threshold: float | None = None
+
+    @property
+    def method(self) -> str:
+        return str(self.explanation.method)
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.drift.drifted) if self.drift is not None else False
+
+    @property
+    def median_completeness_error(self) -> float | None:
+        errors = self.explanation.completeness_error
+        if errors is None or not len(errors):
+            return None
+        return plain(float(np.median(errors)))
+
+    def feature_table(self) -> dict[str, dict[str, Any]]:
+        """Per feature: baseline and current mean |attribution|, relative change, distance."""
+        current = self.explanation.values.abs().mean()
+        per_feature = {f.feature: f for f in self.drift.features} if self.drift is not None else {}
+        table: dict[str, dict[str, Any]] = {}
+        for name in self.explanation.values.columns:
+            entry: dict[str, Any] = {"baseline": None, "current": plain(float(current[name])), "change": None}
+            f = per_feature.get(name)
+            if f is not None:
+                entry.update(
+                    baseline=plain(f.baseline_importance),
+                    current=plain(f.current_importance),
+                    change=plain(f.relative_change),
+                    distance=plain(f.distance),
+                )
+            table[name] = entry
+        return table
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "ndcg": plain(self.drift.ndcg) if self.drift is not None else None,
+            "threshold": plain(self.threshold),
+            "drifted": self.drifted,
+            "explained": int(len(self.explanation.values)),
+            "median_completeness_error": self.median_completeness_error,
+            "features": self.feature_table(),
+        }
+
+
+def verdict(fd: FeatureDrift) -> dict[str, Any]:
+    """One stat test's verdict as `once --json` shows it."""
+    return {
+        "method": fd.method,
+        "score": plain(fd.score),
+        "threshold": plain(fd.threshold),
+        "drifted": bool(fd.drifted),
+    }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run found in one window of one model."""
+
+    model: str
+    start: datetime
+    end: datetime
+    status: RunStatus
+    baseline: BaselineRef | None = None
+    #: valid rows in the window before sampling, and how many were sampled
+    rows: int = 0
+    sampled: int = 0
+    #: quarantined rows of the window by reason (at ingest and by this run)
+    reasons: Mapping[str, int] = field(default_factory=dict)
+    #: rows this run itself rejected (stored in quarantine with the run)
+    rejected: tuple[Rejection, ...] = ()
+    min_rows: int = 0
+    drift: DriftReport | None = None
+    attribution: AttributionOutcome | None = None
+    quality: WindowQuality | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    #: why the run failed (status failed)
+    error: str | None = None
+    # Room for the results later issues add (estimated performance, fairness, segments,
+    # surrogate, ...): optional sections serialised under their own key when present.
+    sections: Mapping[str, Section] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reasons", _frozen(self.reasons))
+        object.__setattr__(self, "timings", _frozen(self.timings))
+        object.__setattr__(self, "sections", _frozen(self.sections))
+
+    @classmethod
+    def failed(cls, model: str, start: datetime, end: datetime, error: str) -> RunResult:
+        return cls(model, start, end, RunStatus.FAILED, error=error)
+
+    @property
+    def quarantined(self) -> int:
+        """Rows of the window that were quarantined (duplicates are not counted)."""
+        return sum(n for reason, n in self.reasons.items() if reason != "duplicate")
+
+    @property
+    def judged(self) -> bool:
+        """True when the window had enough rows to be compared with its baseline."""
+        return self.status == RunStatus.SUCCEEDED
+
+    @property
+    def performance(self) -> Any:
+        return self.drift.performance if self.drift is not None else None
+
+    def window_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's document: what `monitor once --json` prints (the cycle adds
+        `run_id`, `alerts` and `resolved_alerts` when the run is stored)."""
+        if self.status == RunStatus.FAILED:
+            return {
+                "model": self.model,
+                "window": self.window_dict(),
+                "status": str(self.status),
+                "error": self.error,
+                "rows": 0,
+                "sampled": 0,
+                "quarantined": 0,
+            }
+        doc: dict[str, Any] = {
+            "model": self.model,
+            "window": self.window_dict(),
+            "status": str(self.status),
+            "rows": int(self.rows),
+            "sampled": int(self.sampled),
+            "quarantined": self.quarantined,
+            "reasons": dict(self.reasons),
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "drift": None,
+            "prediction_drift": None,
+            "attribution": None,
+            "performance": None,
+            "quality": {},
+            "timings": dict(self.timings),
+        }
+        if self.status == RunStatus.INSUFFICIENT_DATA:
+            doc["insufficient_data"] = {"rows": int(self.sampled), "min_rows": int(self.min_rows)}
+            return doc
+        report = self.drift
+        if report is not None:
+            doc["drift"] = {
+                "dataset_drift": bool(report.dataset_drift),
+                "drift_share": plain(report.drift_share),
+                "share_threshold": plain(report.share_threshold),
+                "features": {name: verdict(fd) for name, fd in report.features.items()},
+            }
+            if report.prediction is not None:
+                doc["prediction_drift"] = verdict(report.prediction)
+            if report.performance is not None:
+                doc["performance"] = {
+                    name: metric.to_dict() for name, metric in report.performance.metrics.items()
+                }
+        if self.attribution is not None:
+            doc["attribution"] = self.attribution.to_dict()
+        if self.quality is not None:
+            doc["quality"] = self.quality.to_dict()
+        for key, section in self.sections.items():
+            doc[key] = section.to_dict()
+        return doc
+
+
+def json_safe(value: Any) -> Any:
+    """A stored cell as plain JSON: numpy scalars to Python, NaN/NA to None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value

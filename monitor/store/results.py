@@ -1,0 +1,174 @@
+"""The one mapper of runs: a `RunResult` and its alerts -> rows, for every outcome.
+
+A succeeded, insufficient-data or failed run is written the same way, inside the
+cycle's transaction: the run row (replacing an earlier one of the same window), the
+rows the run quarantined, its drift, performance and attribution results, the
+per-request attributions, and finally the stored document (`Run.summary`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from monitor.drift.records import plain
+from monitor.result import RunResult, json_safe, verdict
+from monitor.store.predictions import quarantine_rows
+from monitor.store.tables import AttributionResult, DriftResult, Quarantine, Run, SampleAttribution
+from monitor.vocab import RunStatus
+
+
+def find_run(session: Session, model: str, start: datetime, end: datetime) -> Run | None:
+    return session.scalars(
+        select(Run).where(Run.model == model, Run.window_start == start, Run.window_end == end)
+    ).first()
+
+
+def forget_run(session: Session, run_id: int) -> None:
+    """Delete a run being replaced (--force, or a failed run computed again)."""
+    session.execute(delete(Quarantine).where(Quarantine.source == f"run:{run_id}"))
+    session.execute(delete(Run).where(Run.id == run_id))
+    session.flush()
+
+
+def save_run(
+    session: Session, result: RunResult, *, now: datetime, replacing: int | None = None
+) -> Run:
+    """Insert the run of `result` with its quarantined rows and result rows; flushed."""
+    if replacing is not None:
+        forget_run(session, replacing)
+    failed = result.status == RunStatus.FAILED
+    run = Run(
+        model=result.model,
+        window_start=result.start,
+        window_end=result.end,
+        status=str(result.status),
+        started_at=now,
+        finished_at=now,
+        baseline_id=None if failed or result.baseline is None else result.baseline.id,
+        rows=result.rows,
+        sampled=result.sampled,
+        quarantined=0 if failed else result.quarantined,
+        timings=None if failed else dict(result.timings),
+        error=result.error[:4000] if result.error else None,
+    )
+    session.add(run)
+    session.flush()
+    if result.rejected:
+        quarantine_rows(session, result.rejected, source=f"run:{run.id}")
+    _save_drift(session, run, result)
+    _save_attribution(session, run, result)
+    return run
+
+
+def finish_run(session: Session, run: Run, result: RunResult, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Store the run's document (`result.to_dict()` + run id + `extra`) and return it."""
+    doc = result.to_dict()
+    if result.status == RunStatus.FAILED:
+        summary = {"run_id": run.id, **doc, **extra}
+    else:
+        summary = {**doc, "run_id": run.id, **extra}
+    run.summary = summary
+    return summary
+
+
+def _verdict_row(run: Run, scope: str, v: Mapping[str, Any], feature: str | None = None) -> DriftResult:
+    return DriftResult(
+        run_id=run.id,
+        scope=scope,
+        feature=feature,
+        method=v["method"],
+        score=v["score"],
+        threshold=v["threshold"],
+        drifted=bool(v["drifted"]),
+    )
+
+
+def _save_drift(session: Session, run: Run, result: RunResult) -> None:
+    report = result.drift
+    if report is None or result.status != RunStatus.SUCCEEDED:
+        return
+    session.add_all(_verdict_row(run, "feature", verdict(f), name) for name, f in report.features.items())
+    session.add(
+        _verdict_row(
+            run,
+            "dataset",
+            {
+                "method": "share_of_drifted_features",
+                "score": plain(report.drift_share),
+                "threshold": plain(report.share_threshold),
+                "drifted": report.dataset_drift,
+            },
+        )
+    )
+    if report.prediction is not None:
+        session.add(_verdict_row(run, "prediction", verdict(report.prediction)))
+    if report.performance is not None:
+        for name, metric in report.performance.metrics.items():
+            values = metric.to_dict()
+            # score = the window's value, threshold = the baseline's (the full comparison in details)
+            row = _verdict_row(
+                run,
+                "performance",
+                {
+                    "method": name,
+                    "score": values.get("current"),
+                    "threshold": values.get("baseline"),
+                    "drifted": values.get("degraded"),
+                },
+                name,
+            )
+            row.details = values
+            session.add(row)
+
+
+def _save_attribution(session: Session, run: Run, result: RunResult) -> None:
+    outcome = result.attribution
+    if outcome is None:
+        return
+    if outcome.drift is not None:
+        session.add(
+            _verdict_row(
+                run,
+                "attribution",
+                {
+                    "method": "ndcg",
+                    "score": plain(outcome.drift.ndcg),
+                    "threshold": plain(outcome.threshold),
+                    "drifted": outcome.drifted,
+                },
+            )
+        )
+    session.add_all(
+        AttributionResult(
+            run_id=run.id,
+            feature=name,
+            method=outcome.method,
+            baseline_importance=f.get("baseline"),
+            current_importance=f.get("current") or 0.0,
+            relative_change=f.get("change"),
+            distance=f.get("distance"),
+        )
+        for name, f in outcome.feature_table().items()
+    )
+    explanation = outcome.explanation
+    errors = explanation.completeness_error
+    baseline_out = explanation.baseline_output
+    session.add_all(
+        SampleAttribution(
+            run_id=run.id,
+            model=run.model,
+            request_id=str(request_id),
+            method=explanation.method,
+            output=float(explanation.output[i]),
+            baseline_output=float(baseline_out[i]) if baseline_out is not None else None,
+            values={k: json_safe(float(v)) for k, v in explanation.values.iloc[i].items()},
+            features={k: json_safe(v) for k, v in outcome.inputs.iloc[i].items()},
+            completeness_error=json_safe(float(errors[i])) if errors is not None else None,
+        )
+        for i, request_id in enumerate(explanation.values.index)
+    )

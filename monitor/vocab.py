@@ -1,0 +1,69 @@
+"""The words monitor uses everywhere, defined once: tasks, run statuses, alert kinds,
+severities and statuses, outbox events, and the column name of the model's prediction.
+
+They are `StrEnum`s, so a value compares equal to (and is stored and serialised as) its
+plain string: the database, `once --json` and Slack payloads keep the same text.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+#: the name the model's prediction goes by next to the features (drift, baselines)
+PREDICTION_KEY = "__prediction__"
+
+
+class Task(StrEnum):
+    BINARY = "binary_classification"
+    MULTICLASS = "multiclass_classification"
+    REGRESSION = "regression"
+
+
+class RunStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    #: fewer rows than `drift.min_rows`: nothing judged, alerts left as they are
+    INSUFFICIENT_DATA = "insufficient_data"
+    FAILED = "failed"
+
+
+class AlertKind(StrEnum):
+    FEATURE_DRIFT = "feature_drift"
+    DATASET_DRIFT = "dataset_drift"
+    PREDICTION_DRIFT = "prediction_drift"
+    ATTRIBUTION_DRIFT = "attribution_drift"
+    PERFORMANCE_DROP = "performance_drop"
+    DATA_QUALITY = "data_quality"
+    RUN_FAILED = "run_failed"
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+SEVERITY: dict[AlertKind, Severity] = {
+    AlertKind.FEATURE_DRIFT: Severity.WARNING,
+    AlertKind.DATASET_DRIFT: Severity.CRITICAL,
+    AlertKind.PREDICTION_DRIFT: Severity.WARNING,
+    AlertKind.ATTRIBUTION_DRIFT: Severity.WARNING,
+    AlertKind.PERFORMANCE_DROP: Severity.CRITICAL,
+    AlertKind.DATA_QUALITY: Severity.WARNING,
+    AlertKind.RUN_FAILED: Severity.CRITICAL,
+}
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    MUTED = "muted"
+    RESOLVED = "resolved"
+
+
+class EventName(StrEnum):
+    """What an outbox row announces (its `event` column)."""
+
+    ALERT_OPENED = "alert_opened"
+    ALERT_REFIRED = "alert_refired"
+    ALERT_RESOLVED = "alert_resolved"
+    FEEDBACK_UPDATE = "feedback_update"
+    WHY_ANSWER = "why_answer"
