@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
-from monitor.result import RunResult
+from monitor.result import Gaps, RunResult, Traffic
 from monitor.vocab import SEVERITY, AlertKind, AlertStatus, RunStatus, Severity
 
 #: share of quarantined rows in a window that raises a data_quality alert
@@ -65,7 +66,39 @@ def findings(result: RunResult) -> list[Finding]:
     quality = _quality_finding(result)
     if quality:
         found.append(quality)
+    if result.traffic is not None and result.traffic.stopped:
+        found.append(_no_data_finding(result.end, result.traffic))
+    if result.gaps is not None and result.gaps.windows:
+        found.append(_gap_finding(result.model, result.gaps))
     return found
+
+
+def _no_data_finding(end: datetime, traffic: Traffic) -> Finding:
+    quiet = traffic.quiet_windows
+    return Finding(
+        AlertKind.NO_DATA,
+        None,
+        f"no predictions received for {quiet} window(s) in a row",
+        {"quiet_windows": quiet, "until": end.isoformat()},
+        (
+            f"the last {quiet} window(s) up to {end.isoformat()} had no valid prediction; "
+            "is the serving app still sending them?",
+        ),
+    )
+
+
+def _gap_finding(model: str, gaps: Gaps) -> Finding:
+    start, end = gaps.start.isoformat(), gaps.end.isoformat()
+    return Finding(
+        AlertKind.DATA_GAP,
+        None,
+        f"{len(gaps.windows)} window(s) were never computed ({start} .. {end})",
+        {"missed_windows": len(gaps.windows), "start": start, "end": end},
+        (
+            f"monitor was not running from {start} to {end}: nothing was judged there",
+            f"compute them with: monitor backfill {model} --start {start} --end {end}",
+        ),
+    )
 
 
 def run_failed(message: str) -> Finding:

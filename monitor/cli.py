@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("monitor.commands.db:db", "Create or upgrade the database schema (Alembic)."),
     "baseline": ("monitor.commands.baseline:baseline", "Compute and store a model's baseline."),
     "once": ("monitor.commands.once:once", "Run one model once for one window."),
+    "backfill": ("monitor.commands.backfill:backfill", "Compute every window of a time range."),
     "run": ("monitor.commands.run:run", "Run the daemon (scheduler, ingest, alerts)."),
     "why": ("monitor.commands.why:why", "Explain the model's decision for one request."),
     "report": ("monitor.commands.report:report", "Write an HTML report of a run."),

@@ -226,6 +226,8 @@ class PerformanceConfig(Strict):
 class AlertsConfig(Strict):
     #: an open alert resolves itself after this many clean windows in a row
     resolve_after: int = Field(3, ge=1)
+    #: a `no_data` alert when a model that had traffic gets none for this many windows
+    no_data_after: int = Field(3, ge=1)
 
 
 class FilesSourceConfig(Strict):

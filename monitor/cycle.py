@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -28,16 +28,17 @@ from sqlalchemy.exc import IntegrityError
 from monitor import alerts, clock, metrics
 from monitor.alerts import alert_view
 from monitor.config import ModelConfig, Settings
-from monitor.errors import MonitorError, RunError
+from monitor.errors import MonitorError, NoBaselineError, RunError
 from monitor.events import AlertEvent, run_context
-from monitor.result import RunResult
+from monitor.result import Gaps, RunResult, Traffic
 from monitor.store import alerts as store_alerts
 from monitor.store import outbox, results, transaction
 from monitor.store.baselines import BaselineData, active_baseline
 from monitor.store.locks import window_lock
-from monitor.store.runs import quarantined_in_window
+from monitor.store.runs import had_traffic, quarantined_in_window, recent_runs
 from monitor.store.tables import Alert, Run
 from monitor.vocab import EventName, RunStatus
+from monitor.windows import last_complete_window
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,6 @@ class Runtime:
             return self._analyzers[key]
 
 
-def last_complete_window(window: timedelta, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The most recent window that has ended, aligned to multiples of its length since epoch."""
-    now = now or clock.utcnow()
-    epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
-    end = epoch + ((now - epoch) // window) * window
-    return end - window, end
-
-
 def run_once(
     settings: Settings,
     engine: Engine,
@@ -118,11 +111,15 @@ def run_once(
     runtime: Runtime | None = None,
     channels: Sequence[str],
     wait: bool = False,
+    gaps: Sequence[tuple[datetime, datetime]] = (),
 ) -> RunOutcome:
     """Compute (or return the stored) run of `model_name` for [start, end).
 
     `channels` are the outbox channels its alerts are announced on
-    (`monitor.notify.outbox_channels(settings)`).
+    (`monitor.notify.outbox_channels(settings)`; none: alerts are stored, not announced).
+    `gaps` are earlier windows the caller found were never computed (a `data_gap`
+    finding of this run). Raises NoBaselineError, storing nothing, when the model has
+    no baseline yet.
 
     Raises RunFailed when the run failed (after recording it as failed with a
     run_failed alert). When another process is computing the window: with `wait`,
@@ -135,6 +132,7 @@ def run_once(
         raise RunError(f"window end {end.isoformat()} is not after its start {start.isoformat()}")
     runtime = runtime or Runtime()
     channels = list(channels)
+    _require_baseline(engine, model)
     with window_lock(engine, model.name, start, end, wait=wait) as acquired:
         if not acquired:
             raise WindowBusy(
@@ -152,7 +150,7 @@ def run_once(
         )
         began = time.perf_counter()
         try:
-            computed = _compute(settings, engine, model, start, end, runtime)
+            computed = _compute(settings, engine, model, start, end, runtime, gaps)
         except Exception as err:
             if existing is not None and existing.status != RunStatus.FAILED:
                 # --force on a good run: a failed recomputation must not destroy it
@@ -191,8 +189,22 @@ def _find_run(engine: Engine, model: str, start: datetime, end: datetime) -> Run
         return results.find_run(session, model, start, end)
 
 
+def _require_baseline(engine: Engine, model: ModelConfig) -> None:
+    with transaction(engine) as session:
+        if active_baseline(session, model.name) is None:
+            raise NoBaselineError(
+                f"model {model.name!r} has no baseline yet: run `monitor baseline {model.name}` first"
+            )
+
+
 def _compute(
-    settings: Settings, engine: Engine, model: ModelConfig, start: datetime, end: datetime, runtime: Runtime
+    settings: Settings,
+    engine: Engine,
+    model: ModelConfig,
+    start: datetime,
+    end: datetime,
+    runtime: Runtime,
+    gaps: Sequence[tuple[datetime, datetime]] = (),
 ) -> RunResult:
     """Read the window and what it is compared with, then run the engines on it."""
     from monitor.compute import compute
@@ -206,7 +218,8 @@ def _compute(
     with transaction(engine) as session:
         policies = active_policies(session, model.name, clock.utcnow())
         at_ingest = quarantined_in_window(session, model.name, start, end)
-    return compute(
+        traffic = _traffic(session, model, start) if window.rows == 0 else None
+    result = compute(
         model,
         window,
         reference,
@@ -217,6 +230,17 @@ def _compute(
         at_ingest=at_ingest,
         timings=timings,
     )
+    return replace(result, traffic=traffic, gaps=Gaps(tuple(gaps)) if gaps else None)
+
+
+def _traffic(session: Any, model: ModelConfig, start: datetime) -> Traffic:
+    """For a window without a valid row: how many windows in a row had none."""
+    quiet = 1
+    for rows, status in recent_runs(session, model.name, start, model.alerts.no_data_after - 1):
+        if rows > 0 or status == RunStatus.FAILED:
+            break
+        quiet += 1
+    return Traffic(quiet, had_traffic(session, model.name, start), model.alerts.no_data_after)
 
 
 def _reference(engine: Engine, model: ModelConfig, start: datetime, end: datetime) -> BaselineData:

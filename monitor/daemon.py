@@ -14,24 +14,24 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import uvicorn
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from monitor import clock, metrics
-from monitor.config import ModelConfig, Settings, parse_schedule
+from monitor.config import ModelConfig, Settings
 from monitor.cycle import Runtime, WindowBusy, last_complete_window, run_once
-from monitor.errors import RunError
+from monitor.errors import NoBaselineError, RunError
 from monitor.notify import deliver_outbox, pending_count
 from monitor.store import require_current, transaction
 from monitor.store.retention import purge_older_than
 from monitor.store.runs import has_run, last_runs
+from monitor.windows import gap_report, missed_windows, trigger_for
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Daemon:
         for model in self.settings.models:
             self.scheduler.add_job(
                 self.cycle_job,
-                _trigger(model),
+                trigger_for(model),
                 args=[model.name],
                 id=f"cycle:{model.name}",
                 name=f"monitoring run for {model.name}",
@@ -89,12 +89,29 @@ class Daemon:
         )
 
     def cycle_job(self, model_name: str) -> None:
-        """Compute the last complete window and any recent ones missed while down."""
+        """Compute the last complete window and up to CATCH_UP_WINDOWS recent ones missed
+        while down; older missed windows are reported as a gap (`data_gap`)."""
         model = self.settings.model(model_name)
         start, end = last_complete_window(model.window)
-        windows = [
-            (start - i * model.window, end - i * model.window) for i in range(CATCH_UP_WINDOWS, -1, -1)
-        ]
+        try:
+            missed = self._missed_windows(model, start)
+        except Exception:
+            log.exception("%s: cannot read the stored runs (database down?); retrying next tick", model_name)
+            return
+        gaps = missed[:-CATCH_UP_WINDOWS] if len(missed) > CATCH_UP_WINDOWS else []
+        if gaps:
+            log.warning(
+                "%s: %d window(s) from %s to %s were missed while monitor was down and are NOT "
+                "computed; run `monitor backfill %s --start %s --end %s` to compute them",
+                model_name,
+                len(gaps),
+                gaps[0][0].isoformat(),
+                gaps[-1][1].isoformat(),
+                model_name,
+                gaps[0][0].isoformat(),
+                gaps[-1][1].isoformat(),
+            )
+        windows = [*missed[len(gaps):], (start, end)]
         for w_start, w_end in windows:
             if self._stopping.is_set():
                 return
@@ -109,9 +126,13 @@ class Daemon:
                     w_end,
                     runtime=self.runtime,
                     channels=self.channels,
+                    gaps=gaps if w_start == start else (),
                 )
             except WindowBusy:
                 log.debug("%s %s: computed by another daemon", model_name, w_start.isoformat())
+            except NoBaselineError as err:
+                log.warning("%s: not monitored yet: %s", model_name, err)
+                return
             except RunError:
                 pass  # recorded as a failed run and logged with its traceback by the cycle
             except Exception:
@@ -125,6 +146,10 @@ class Daemon:
             else:
                 if not outcome.reused:
                     self.deliver_soon()
+
+    def _missed_windows(self, model: ModelConfig, start: datetime) -> list[tuple[datetime, datetime]]:
+        with transaction(self.engine) as session:
+            return missed_windows(session, model, start)
 
     def _missing(self, model: str, start: Any, end: Any) -> bool:
         with transaction(self.engine) as session:
@@ -151,7 +176,8 @@ class Daemon:
     # -- health -------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """Extra /healthz fields: scheduler state, jobs, outbox backlog, last runs."""
+        """Extra /healthz fields: scheduler state, jobs, outbox backlog, last runs, and the
+        windows each model missed (never computed) within retention."""
         jobs = {
             job.id: job.next_run_time.isoformat() if job.next_run_time else None
             for job in self.scheduler.get_jobs()
@@ -159,8 +185,11 @@ class Daemon:
         state = {"scheduler": "running" if self.scheduler.running else "stopped", "jobs": jobs}
         try:
             state["outbox_backlog"] = pending_count(self.engine)
+            horizon = timedelta(days=self.settings.scheduler.retention_days)
             with transaction(self.engine) as session:
                 state["last_runs"] = last_runs(session)
+                gaps = {m.name: gap_report(session, m, horizon) for m in self.settings.models}
+            state["gaps"] = {name: report for name, report in gaps.items() if report}
         except Exception as err:  # noqa: BLE001 - /healthz reports, it does not crash
             state["database_error"] = type(err).__name__
         state["healthy"] = self.scheduler.running and "database_error" not in state
@@ -241,10 +270,3 @@ class _Server(uvicorn.Server):
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _trigger(model: ModelConfig) -> Any:
-    kind, value = parse_schedule(model.schedule)
-    if kind == "interval":
-        return IntervalTrigger(seconds=value.total_seconds(), timezone="UTC")
-    return CronTrigger.from_crontab(model.schedule, timezone="UTC")

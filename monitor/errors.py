@@ -67,6 +67,12 @@ class RunError(MonitorError):
     """A monitoring run failed; the run is recorded as failed with this message."""
 
 
+class NoBaselineError(RunError):
+    """A run was asked for a model that has no baseline yet: a usage error, nothing stored."""
+
+    exit_code = 2
+
+
 class SlackError(MonitorError):
     """Slack cannot be reached or refused a call."""
 

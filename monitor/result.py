@@ -148,6 +148,46 @@ class AttributionOutcome:
         }
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """Whether the model's traffic stopped: consecutive windows, ending with this one,
+    that had no valid row, and whether it ever had traffic before."""
+
+    quiet_windows: int
+    had_traffic: bool
+    no_data_after: int
+
+    @property
+    def stopped(self) -> bool:
+        return self.had_traffic and self.quiet_windows >= self.no_data_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quiet_windows": self.quiet_windows, "no_data": self.stopped}
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Windows before this one that were never computed (the daemon was down longer
+    than its catch-up): `monitor backfill` computes them."""
+
+    windows: tuple[tuple[datetime, datetime], ...]
+
+    @property
+    def start(self) -> datetime:
+        return self.windows[0][0]
+
+    @property
+    def end(self) -> datetime:
+        return self.windows[-1][1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "missed_windows": len(self.windows),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+
 def verdict(fd: FeatureDrift) -> dict[str, Any]:
     """One stat test's verdict as `once --json` shows it."""
     return {
@@ -181,6 +221,10 @@ class RunResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     #: why the run failed (status failed)
     error: str | None = None
+    #: set when the window had no valid row: is the model's traffic gone?
+    traffic: Traffic | None = None
+    #: windows before this one the daemon never computed
+    gaps: Gaps | None = None
     # Room for the results later issues add (estimated performance, fairness, segments,
     # surrogate, ...): optional sections serialised under their own key when present.
     sections: Mapping[str, Section] = field(default_factory=dict)
@@ -240,6 +284,10 @@ class RunResult:
             "quality": {},
             "timings": dict(self.timings),
         }
+        if self.traffic is not None:
+            doc["traffic"] = self.traffic.to_dict()
+        if self.gaps is not None:
+            doc["gaps"] = self.gaps.to_dict()
         if self.status == RunStatus.INSUFFICIENT_DATA:
             doc["insufficient_data"] = {"rows": int(self.sampled), "min_rows": int(self.min_rows)}
             return doc

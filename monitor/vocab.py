@@ -34,6 +34,10 @@ class AlertKind(StrEnum):
     PERFORMANCE_DROP = "performance_drop"
     DATA_QUALITY = "data_quality"
     RUN_FAILED = "run_failed"
+    #: a model that had traffic received none for `alerts.no_data_after` windows
+    NO_DATA = "no_data"
+    #: windows the daemon missed (down longer than its catch-up) were never computed
+    DATA_GAP = "data_gap"
 
 
 class Severity(StrEnum):
@@ -49,6 +53,8 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.PERFORMANCE_DROP: Severity.CRITICAL,
     AlertKind.DATA_QUALITY: Severity.WARNING,
     AlertKind.RUN_FAILED: Severity.CRITICAL,
+    AlertKind.NO_DATA: Severity.WARNING,
+    AlertKind.DATA_GAP: Severity.WARNING,
 }
 
 

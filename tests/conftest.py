@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy import Engine, create_engine, text
 from monitor import clock
 from monitor.store import make_engine, upgrade
 from monitor.store.tables import Base
+from tests.cli import run_cli
 from tests.factories import T0, MovableClock
 
 # trained-model fixtures shared by tests/cycle and tests/slack (one training per session)
@@ -155,19 +155,11 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def run_monitor(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the `monitor` command in a subprocess, as a user would."""
+    """Run the `monitor` command in a subprocess from tmp_path (see tests/cli.py)."""
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
             check: bool = False) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, **(env or {})}
-        full_env.pop("MONITOR_CONFIG", None) if env is None or "MONITOR_CONFIG" not in env else None
-        proc = subprocess.run(
-            [sys.executable, "-m", "monitor", *args],
-            cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"monitor {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-        return proc
+        return run_cli(*args, cwd=tmp_path, env=env, timeout=timeout, check=check)
 
     return run
 

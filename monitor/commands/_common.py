@@ -29,3 +29,14 @@ def echo_json(document: Any) -> None:
     """Exactly one JSON document on stdout."""
     sys.stdout.write(json.dumps(document, indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def deliver(settings: Any, engine: Any, *, json_on_stdout: bool) -> None:
+    """Deliver the outbox now; the console notifier writes to stderr when stdout
+    carries JSON documents."""
+    from monitor.notify import ConsoleNotifier, build_notifiers, deliver_outbox
+
+    notifiers = build_notifiers(settings)
+    if "console" in notifiers:
+        notifiers["console"] = ConsoleNotifier(sys.stderr if json_on_stdout else sys.stdout)
+    deliver_outbox(engine, notifiers)

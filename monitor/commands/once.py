@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 
 import click
 
 from monitor.cli import AppContext
-from monitor.commands._common import IsoTime, echo_json
+from monitor.commands._common import IsoTime, deliver, echo_json
 
 
 @click.command()
@@ -61,15 +60,8 @@ def once(
 
 
 def _deliver(settings, engine, as_json: bool, skip: bool) -> None:
-    if skip:
-        return
-    from monitor.notify import ConsoleNotifier, build_notifiers, deliver_outbox
-
-    notifiers = build_notifiers(settings)
-    if "console" in notifiers:
-        # with --json, stdout carries only the document
-        notifiers["console"] = ConsoleNotifier(sys.stderr if as_json else sys.stdout)
-    deliver_outbox(engine, notifiers)
+    if not skip:
+        deliver(settings, engine, json_on_stdout=as_json)
 
 
 def _print(outcome) -> None:

@@ -69,13 +69,23 @@ def collect(session: Any, models: list[str], now: Any) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def status(app: AppContext, as_json: bool) -> None:
-    """Per model: the last run, open alerts, active policies, and the retrain flag."""
+    """Per model: the last run, windows never computed (gaps), open alerts, active
+    policies, and the retrain flag."""
     from monitor import clock
     from monitor.store.engine import transaction
 
     settings = app.settings()
+    from datetime import timedelta
+
+    from monitor.windows import gap_report
+
+    horizon = timedelta(days=settings.scheduler.retention_days)
     with transaction(app.engine()) as session:
         report = collect(session, [m.name for m in settings.models], clock.utcnow())
+        configured = {m.name: m for m in settings.models}
+        for item in report:
+            model = configured.get(item["model"])
+            item["gaps"] = gap_report(session, model, horizon) if model is not None else None
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -92,6 +102,11 @@ def status(app: AppContext, as_json: bool) -> None:
             f"{run['window_start']} .. {run['window_end']}, "
             f"{run['rows']} rows" + (f", error: {run['error']}" if run["error"] else "")
         )
+        gaps = item.get("gaps")
+        if gaps:
+            spans = ", ".join(f"{s} .. {e}" for s, e in gaps["ranges"][:3])
+            click.echo(f"  GAPS: {gaps['missed_windows']} window(s) never computed ({spans})")
+            click.echo(f"    compute them with: {gaps['backfill']}")
         click.echo(f"  open alerts: {len(item['alerts'])}")
         for a in item["alerts"]:
             click.echo(f"    #{a['id']} [{a['status']}] {a['severity']} {a['title']}")

@@ -138,3 +138,46 @@ def latest_run(session: Session, model: str) -> Run | None:
 
 def models_with_runs(session: Session) -> list[str]:
     return list(session.scalars(select(Run.model).distinct()))
+
+
+def recent_runs(session: Session, model: str, before: Any, limit: int) -> list[tuple[int, str]]:
+    """(rows, status) of the latest `limit` runs of `model` whose window ended by
+    `before`, newest first."""
+    return [
+        (int(rows), str(status))
+        for rows, status in session.execute(
+            select(Run.rows, Run.status)
+            .where(Run.model == model, Run.window_end <= before)
+            .order_by(Run.window_end.desc())
+            .limit(limit)
+        )
+    ]
+
+
+def had_traffic(session: Session, model: str, before: Any) -> bool:
+    """True when some run of `model` whose window ended by `before` saw valid rows."""
+    found = session.scalars(
+        select(Run.id).where(Run.model == model, Run.window_end <= before, Run.rows > 0).limit(1)
+    ).first()
+    return found is not None
+
+
+def previous_window_end(session: Session, model: str, before: Any) -> Any:
+    """The end of the latest stored window of `model` that ended by `before` (or None)."""
+    latest = select(func.max(Run.window_end)).where(Run.model == model, Run.window_end <= before)
+    return session.scalar(latest)
+
+
+def window_starts(session: Session, model: str, since: Any, until: Any) -> set[Any]:
+    """Starts of the stored windows of `model` that start in [since, until)."""
+    return set(
+        session.scalars(
+            select(Run.window_start).where(
+                Run.model == model, Run.window_start >= since, Run.window_start < until
+            )
+        )
+    )
+
+
+def first_window_start(session: Session, model: str) -> Any:
+    return session.scalar(select(func.min(Run.window_start)).where(Run.model == model))

@@ -4,23 +4,15 @@ ingest, once --json twice, why, report, alerts."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.cli import run_cli
 from tests.models import FEATURES, SHIFTED, T0, WINDOW
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def monitor(settings, *args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(settings.source_path), *args],
-                          capture_output=True, text=True, env=ENV, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"monitor {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
+    return run_cli(*args, config=settings.source_path, check=check)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from monitor.baseline import build_baseline
 from monitor.cycle import RunFailed, Runtime, last_complete_window, run_once
+from monitor.errors import NoBaselineError
 from monitor.explain import explain_request
 from monitor.store import transaction
 from monitor.store.tables import Alert, Outbox, Policy, Quarantine, Run, SampleAttribution
@@ -17,6 +18,7 @@ from tests.models import FEATURES, SHIFTED, T0, WINDOW
 def once(*args, **kwargs):
     """run_once announcing on the console channel (what `monitor once` does without Slack)."""
     return run_once(*args, channels=["console"], **kwargs)
+
 
 KEYS = {
     "run_id",
@@ -131,19 +133,50 @@ def test_empty_window_is_insufficient_data_not_a_crash(engine, settings, baselin
     assert outcome.summary["alerts"] == []
 
 
-def test_missing_baseline_fails_the_run_with_an_alert_then_resolves(engine, settings, send_traffic):
+def test_once_before_baseline_is_a_usage_error_and_stores_nothing(engine, settings, send_traffic):
     send_traffic(engine, settings, T0, seed=4)
-    with pytest.raises(RunFailed, match="run `monitor baseline cancer` first") as info:
+    with pytest.raises(NoBaselineError, match="run `monitor baseline cancer` first") as info:
         once(settings, engine, "cancer", T0, T0 + WINDOW)
+    assert info.value.exit_code == 2
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 0
+        assert session.scalar(select(func.count()).select_from(Alert)) == 0
+
+
+def test_failed_run_raises_run_failed_then_resolves(engine, settings, baselined, send_traffic, tmp_path):
+    send_traffic(engine, settings, T0, seed=4)
+    broken = settings.model_copy(
+        update={"models": (settings.models[0].model_copy(update={"path": tmp_path / "gone.keras"}),)}
+    )
+    with pytest.raises(RunFailed, match="gone.keras") as info:
+        once(broken, engine, "cancer", T0, T0 + WINDOW)
     failed = info.value.outcome
     assert failed.status == "failed" and failed.summary["alerts"][0]["kind"] == "run_failed"
-    build_baseline(settings, engine, "cancer")
+    assert set(failed.summary) == {
+        "run_id", "model", "window", "status", "error", "rows", "sampled", "quarantined", "alerts"
+    }
     retried = once(settings, engine, "cancer", T0, T0 + WINDOW)  # a failed run is computed again
     assert retried.status == "succeeded"
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Run)) == 1
         alert = session.scalars(select(Alert).where(Alert.kind == "run_failed")).one()
         assert alert.status == "resolved"
+
+
+def test_no_data_alert_after_quiet_windows(engine, settings, baselined, send_traffic):
+    send_traffic(engine, settings, T0, seed=6)
+    assert once(settings, engine, "cancer", T0, T0 + WINDOW).status == "succeeded"
+    quiet = [once(settings, engine, "cancer", T0 + i * WINDOW, T0 + (i + 1) * WINDOW) for i in (1, 2, 3)]
+    kinds = [[a["kind"] for a in q.summary["alerts"]] for q in quiet]
+    assert kinds[:2] == [[], []]  # one and two quiet windows: not yet (no_data_after = 3)
+    assert kinds[2] == ["no_data"]
+    assert quiet[2].summary["traffic"] == {"quiet_windows": 3, "no_data": True}
+
+
+def test_empty_windows_of_a_model_that_never_had_traffic_raise_nothing(engine, settings, baselined):
+    outcomes = [once(settings, engine, "cancer", T0 + i * WINDOW, T0 + (i + 1) * WINDOW) for i in range(4)]
+    assert all(o.summary["alerts"] == [] for o in outcomes)
+    assert outcomes[-1].summary["traffic"] == {"quiet_windows": 3, "no_data": False}  # counted up to 3
 
 
 def test_mute_policy_is_obeyed(engine, settings, baselined, send_traffic):

@@ -51,6 +51,7 @@ def counts(engine):
     return runs, keys
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_gives_one_complete_run(engine, settings, send_traffic):
     build_baseline(settings, engine, "cancer")
     send_traffic(engine, settings, T0, seed=7, shift=True)
@@ -81,6 +82,7 @@ def test_kill_9_mid_run_then_rerun_gives_one_complete_run(engine, settings, send
     assert runs == 1 and len(keys) == len(set(keys)) == len(document["alerts"]) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite is single-daemon
 def test_two_processes_on_postgresql_compute_a_window_once(settings, send_traffic, engine):
     build_baseline(settings, engine, "cancer")

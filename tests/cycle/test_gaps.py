@@ -1,0 +1,109 @@
+"""Windows missed while monitor was down: caught up, or reported as a gap and backfilled."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from monitor.baseline import build_baseline
+from monitor.daemon import CATCH_UP_WINDOWS, Daemon
+from monitor.store import transaction
+from monitor.store.tables import Alert, Outbox, Run
+from monitor.windows import aligned_windows, gap_report, windows_tile
+from tests.cli import run_cli
+from tests.models import T0, WINDOW
+
+
+@pytest.fixture
+def daemon(engine, settings):
+    build_baseline(settings, engine, "cancer", created_by="test")
+    return Daemon(settings, engine)
+
+
+def test_a_long_outage_is_caught_up_then_reported_as_a_gap_and_backfilled(
+    daemon, engine, settings, send_traffic, frozen
+):
+    send_traffic(engine, settings, T0, seed=1)
+    frozen.now = T0 + WINDOW + timedelta(minutes=5)
+    daemon.cycle_job("cancer")  # the first window: no gap before a model's first run
+    frozen.now = T0 + 11 * WINDOW + timedelta(minutes=5)  # down for 9 windows
+    daemon.cycle_job("cancer")
+    with transaction(engine) as session:
+        starts = sorted(session.scalars(select(Run.window_start)))
+        gap_alert = session.scalars(select(Alert).where(Alert.kind == "data_gap")).one()
+        report = gap_report(session, settings.models[0], timedelta(days=90))
+    # the first window, the 3 most recent missed ones, and the current one
+    assert starts == [T0] + [T0 + i * WINDOW for i in range(10 - CATCH_UP_WINDOWS, 11)]
+    assert gap_alert.details["missed_windows"] == 9 - CATCH_UP_WINDOWS
+    assert gap_alert.details["start"] == (T0 + WINDOW).isoformat()
+    assert report["missed_windows"] == 9 - CATCH_UP_WINDOWS
+    assert report["ranges"] == [[(T0 + WINDOW).isoformat(), (T0 + 7 * WINDOW).isoformat()]]
+    shown = status_text(settings)
+    assert f"GAPS: {9 - CATCH_UP_WINDOWS} window(s) never computed" in shown
+    assert f"monitor backfill cancer --start {(T0 + WINDOW).isoformat()}" in shown
+
+    proc = run_cli(
+        "backfill", "cancer", "--start", (T0 + WINDOW).isoformat(), "--end", (T0 + 7 * WINDOW).isoformat(),
+        "--json", config=settings.source_path, check=True,
+    )
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["window"]["start"] for d in docs] == [(T0 + i * WINDOW).isoformat() for i in range(1, 7)]
+    assert {d["status"] for d in docs} == {"insufficient_data"}
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 11
+        assert gap_report(session, settings.models[0], timedelta(days=90)) is None
+    assert "GAPS" not in status_text(settings)
+
+
+def status_text(settings):
+    """`monitor status` in this process, so it sees the frozen clock."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(settings.source_path), "status"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_backfill_stores_alerts_silently_unless_notify(engine, settings, send_traffic):
+    build_baseline(settings, engine, "cancer", created_by="test")
+    send_traffic(engine, settings, T0, seed=2, shift=True)
+    proc = run_cli(
+        "backfill", "cancer", "--start", T0.isoformat(), "--end", (T0 + 2 * WINDOW).isoformat(),
+        config=settings.source_path, check=True,
+    )
+    assert "2 window(s) of cancer: 0 failed" in proc.stdout and "not announced" in proc.stdout
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Alert)) > 0
+        assert session.scalar(select(func.count()).select_from(Outbox)) == 0
+    again = run_cli(
+        "backfill", "cancer", "--start", T0.isoformat(), "--end", (T0 + 2 * WINDOW).isoformat(), "--force",
+        "--notify", "--json", config=settings.source_path, check=True,
+    )
+    assert len(again.stdout.splitlines()) == 2
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Outbox)) > 0
+
+
+def test_backfill_rejects_a_range_without_a_whole_window(settings):
+    proc = run_cli(
+        "backfill", "cancer", "--start", T0.isoformat(), "--end", (T0 + WINDOW / 2).isoformat(),
+        config=settings.source_path,
+    )
+    assert proc.returncode == 2 and "holds no complete" in proc.stderr
+
+
+def test_window_arithmetic(settings):
+    model = settings.models[0]
+    assert windows_tile(model)  # interval:1h with 1h windows
+    sparse = model.model_copy(update={"schedule": "0 2 * * *"})
+    assert not windows_tile(sparse)  # daily runs of hourly windows: no gaps expected
+    assert aligned_windows(T0 + timedelta(minutes=1), T0 + 3 * WINDOW, WINDOW) == [
+        (T0 + WINDOW, T0 + 2 * WINDOW),
+        (T0 + 2 * WINDOW, T0 + 3 * WINDOW),
+    ]
