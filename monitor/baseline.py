@@ -136,8 +136,9 @@ def complete_rows(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, str | N
     index = frame.index[incomplete]
     where = {c: int(frame.loc[incomplete, c].isna().sum()) for c in frame.columns}
     columns = ", ".join(f"{c} ({n})" for c, n in where.items() if n)
-    positions = _row_names(Path(source), pd.RangeIndex(len(frame))[incomplete]) \
-        if isinstance(frame.index, pd.RangeIndex) else f"ids {list(index[:SHOWN_ROWS])}"
+    # the index is the row's position in the file (kept through the max_rows subsample)
+    positions = _row_names(Path(source), index) if pd.api.types.is_integer_dtype(index) \
+        else f"ids {list(index[:SHOWN_ROWS])}"
     note = (
         f"{int(incomplete.sum())} of {len(frame)} baseline rows have missing values ({columns}; "
         f"{positions}): they count in the missing shares but are left out of predictions, "
@@ -214,9 +215,8 @@ def compute_and_store(
     if len(frame) > model.baseline.max_rows:
         keep = np.random.default_rng(model.seed).choice(len(frame), model.baseline.max_rows, replace=False)
         keep.sort()
-        frame = frame.iloc[keep].reset_index(drop=True)
+        frame = frame.iloc[keep]
         labels = labels[keep] if labels is not None else None
-    frame = frame.reset_index(drop=True)
     notes = list(notes)
     stats = feature_stats(frame, model)
     complete, note = complete_rows(frame[list(model.features.names)], source)

@@ -20,21 +20,27 @@ def _stored(engine, name="cancer"):
         return active_baseline(session, name)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 @pytest.mark.parametrize("with_label", [True, False], ids=["label", "no-label"])
-def test_an_empty_cell_leaves_its_row_out_and_says_so(settings, engine, cancer, tmp_path, with_label):
+def test_an_empty_cell_leaves_its_row_out_and_says_so(settings, engine, cancer, tmp_path, with_label,
+                                                      suffix):
     train, _ = cancer
     frame = train.head(120).copy()
     frame.loc[4, "mean_texture"] = None
     if not with_label:
         frame = frame.drop(columns=["malignant"])
-    path = tmp_path / "train.csv"
-    frame.to_csv(path, index=False)
+    path = tmp_path / f"train{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
 
     summary = build_baseline(settings, engine, "cancer", path)
 
     assert summary.rows == 119
+    where = "row 5 (line 6))" if suffix == ".csv" else "row 5)"
     assert any("1 of 120 baseline rows have missing values" in n and "mean_texture (1)" in n
-               and "line 6" in n for n in summary.notes)
+               and where in n for n in summary.notes), summary.notes
     stored = _stored(engine)
     # the importance shown is the importance stored, and none of it is null
     assert summary.importance == dict(stored.importance)

@@ -88,3 +88,40 @@ def test_config_check_rejects_a_string_input_declared_numeric(string_model, run_
            "numeric but the model takes it as a string tensor" in proc.stderr
     fast = run_monitor("--config", str(path), "config", "check", "--no-models")
     assert fast.returncode == 0, fast.stderr
+
+
+BASELINE_CONFIG = """
+[database]
+url = "{url}"
+[[models]]
+name = "r"
+path = "{path}"
+task = "regression"
+[models.features]
+numeric = {numeric}
+categorical = {categorical}
+"""
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_baseline_rejects_a_float_input_declared_categorical(dict_models, write_config, db_url, engine,
+                                                             tmp_path):
+    import json
+
+    from monitor.baseline import build_baseline
+    from monitor.config import load_settings
+    from monitor.store import transaction
+    from monitor.store.baselines import active_baseline
+
+    trained = dict_models["regression"]
+    names = list(trained.features)
+    data = tmp_path / "train.parquet"
+    trained.frame.to_parquet(data, index=False)
+    settings = load_settings(write_config(BASELINE_CONFIG.format(
+        url=db_url, path=trained.keras_path, numeric=json.dumps(names[1:]),
+        categorical=json.dumps(names[:1]))), env={})
+    with pytest.raises(ModelError, match=f"'{names[0]}' is declared categorical but the model takes it "
+                                         "as a float tensor"):
+        build_baseline(settings, engine, "r", data)
+    with transaction(engine) as session:
+        assert active_baseline(session, "r") is None
