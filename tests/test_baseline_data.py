@@ -110,3 +110,16 @@ def test_cli_warns_and_prints_only_stored_importance(settings, cancer, tmp_path,
     assert "most important features: " + ", ".join(f"{k} ({v:.3g})" for k, v in top) in proc.stdout
     assert "Traceback" not in proc.stderr
     assert isinstance(pd.read_csv(path), pd.DataFrame)
+
+
+def test_incomplete_rows_are_named_by_their_position_in_the_file():
+    from monitor.baseline import complete_rows
+
+    # the max_rows subsample keeps the file's row positions as the index
+    frame = pd.DataFrame({"a": [1.0, None, 3.0, None], "b": ["x", "y", None, "z"]}, index=[0, 41, 97, 250])
+    mask, note = complete_rows(frame, "data.csv")
+    assert mask.tolist() == [True, False, False, False]
+    assert "3 of 4 baseline rows" in note and "a (2), b (1)" in note
+    assert "rows 42 (line 43), 98 (line 99), 251 (line 252)" in note
+    whole, none = complete_rows(frame.dropna(), "data.parquet")
+    assert whole.tolist() == [True] and none is None
