@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
+#: rows named in a message about incomplete or invalid baseline rows
+SHOWN_ROWS = 5
+
+
 @dataclass(frozen=True)
 class BaselineSummary:
     id: int
@@ -38,29 +42,110 @@ class BaselineSummary:
     rows: int
     source: str
     attribution_method: str | None
-    importance: dict[str, float] | None
+    #: mean |attribution| per feature as stored (None where it could not be computed)
+    importance: dict[str, float | None] | None
     performance: dict[str, Any] | None
+    #: what the operator should know about the data (rows left out, no label column)
+    notes: tuple[str, ...] = ()
 
 
-def read_reference(path: Path, model: ModelConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The feature columns (config order) and the label column of a CSV/Parquet file."""
+@dataclass(frozen=True)
+class Reference:
+    """Baseline data read from a file: features (config order), labels, and notes."""
+
+    frame: pd.DataFrame
+    labels: np.ndarray | None
+    notes: tuple[str, ...] = ()
+
+
+def _row_names(path: Path, index: pd.Index) -> str:
+    """'row 3 (line 4)' style positions of data rows, the first few only."""
+    csv = path.suffix.lower() in (".csv", ".txt")
+    shown = [f"{i + 1} (line {i + 2})" if csv else str(i + 1) for i in list(index[:SHOWN_ROWS])]
+    more = f" and {len(index) - SHOWN_ROWS} more" if len(index) > SHOWN_ROWS else ""
+    return "row" + ("s " if len(index) > 1 else " ") + ", ".join(shown) + more
+
+
+def _read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise ConfigError([f"baseline data {path} does not exist (models.baseline.data or --data)"])
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    elif suffix in (".csv", ".txt"):
-        frame = pd.read_csv(path)
-    else:
+    if suffix not in (".parquet", ".pq", ".csv", ".txt"):
         raise ConfigError([f"baseline data {path}: expected a .csv or .parquet file"])
+    if path.stat().st_size == 0:
+        raise ConfigError([f"baseline data {path}: the file is empty (0 bytes)"])
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError as err:
+        raise ConfigError([f"baseline data {path}: has no header row and no data"]) from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ConfigError([f"baseline data {path}: cannot be parsed as CSV: {err}"]) from err
+    except (OSError, ValueError) as err:
+        # pyarrow's ArrowInvalid is a ValueError: not a Parquet file, truncated, ...
+        raise ConfigError([f"baseline data {path}: cannot be read: {str(err).splitlines()[0]}"]) from err
+
+
+def read_reference(path: Path, model: ModelConfig) -> Reference:
+    """The feature columns (config order) and the label column of a CSV/Parquet file.
+
+    Raises ConfigError naming the file (and feature and rows) when the file is empty or
+    unreadable, lacks a feature column, or has non-numeric text in a numeric feature.
+    A missing label column is a note (performance can then never be compared).
+    """
+    frame = _read_table(path)
     names = list(model.features.names)
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise ConfigError([f"baseline data {path}: missing feature column(s) {missing}"])
-    labels = None
+    problems = []
+    for name in model.features.numeric:
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = column.index[numbers.isna() & column.notna()]
+        if len(bad):
+            problems.append(
+                f"baseline data {path}: feature {name!r} is declared numeric but {_row_names(path, bad)} "
+                f"hold(s) text such as {str(column[bad[0]])[:40]!r} (list it under features.categorical?)"
+            )
+        else:
+            frame[name] = numbers.astype("float64")
+    if problems:
+        raise ConfigError(problems)
+    labels, notes = None, []
     if model.label and model.label in frame.columns:
         labels = frame[model.label].to_numpy()
-    return frame[names].copy(), labels
+    elif model.label:
+        notes.append(
+            f"baseline data {path} has no label column {model.label!r}: the baseline has no "
+            "performance, so performance can never alert"
+        )
+        log.warning("%s", notes[-1])
+    return Reference(frame[names].copy(), labels, tuple(notes))
+
+
+def complete_rows(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, str | None]:
+    """A mask of rows with every feature present, and a note on the others (or None).
+
+    The model cannot predict on a missing value and production rows with one are
+    quarantined, so incomplete rows only count in the baseline's missing shares.
+    """
+    incomplete = frame.isna().any(axis=1).to_numpy()
+    if not incomplete.any():
+        return ~incomplete, None
+    index = frame.index[incomplete]
+    where = {c: int(frame.loc[incomplete, c].isna().sum()) for c in frame.columns}
+    columns = ", ".join(f"{c} ({n})" for c, n in where.items() if n)
+    # the index is the row's position in the file (kept through the max_rows subsample)
+    positions = _row_names(Path(source), index) if pd.api.types.is_integer_dtype(index) \
+        else f"ids {list(index[:SHOWN_ROWS])}"
+    note = (
+        f"{int(incomplete.sum())} of {len(frame)} baseline rows have missing values ({columns}; "
+        f"{positions}): they count in the missing shares but are left out of predictions, "
+        "attributions and performance (production rows with a missing feature are quarantined)"
+    )
+    return ~incomplete, note
 
 
 def feature_stats(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
@@ -116,29 +201,44 @@ def compute_and_store(
     source: str,
     created_by: str,
     progress: Progress | None = None,
+    notes: tuple[str, ...] = (),
 ) -> BaselineSummary:
-    """Predict, explain, summarise and store a baseline for `frame`; make it active."""
+    """Predict, explain, summarise and store a baseline for `frame`; make it active.
+
+    Rows with a missing feature count in the statistics only (see `complete_rows`);
+    `notes` (and any added here) are returned on the summary for the operator.
+    """
     from monitor.attribution import explain_for_model, global_importance
     from monitor.drift import performance_metrics
-    from monitor.model import load_model
+    from monitor.model import check_features, load_model
 
     step = progress or (lambda _msg: None)
     if len(frame) > model.baseline.max_rows:
         keep = np.random.default_rng(model.seed).choice(len(frame), model.baseline.max_rows, replace=False)
         keep.sort()
-        frame = frame.iloc[keep].reset_index(drop=True)
+        frame = frame.iloc[keep]
         labels = labels[keep] if labels is not None else None
-    frame = frame.reset_index(drop=True)
+    notes = list(notes)
+    stats = feature_stats(frame, model)
+    complete, note = complete_rows(frame[list(model.features.names)], source)
+    if note:
+        log.warning("model %s: %s", model.name, note)
+        notes.append(note)
+    if not complete.any():
+        raise ConfigError([f"baseline data {source}: no row has every feature present"])
+    frame = frame[complete].reset_index(drop=True)
+    labels = labels[complete] if labels is not None else None
     step("loading model")
     loaded = load_model(model.path)
+    notes.extend(check_features(loaded, model.features.numeric, model.features.categorical,
+                                where=f"models[{model.name}].features"))
     step("predicting")
     predictions = model_predictions(loaded, frame, model)
     step("explaining")
     explained = frame.iloc[: model.attribution.max_samples]
     explanation = explain_for_model(model, loaded, explained, frame)
-    importance = {k: float(v) for k, v in global_importance(explanation.values).items()}
+    importance = {k: _f(v) for k, v in global_importance(explanation.values).items()}
     step("statistics")
-    stats = feature_stats(frame, model)
     performance = None
     if labels is not None:
         performance = performance_metrics(model.task, labels, predictions)
@@ -159,6 +259,7 @@ def compute_and_store(
             importance=importance,
             performance=performance,
         )
+        session.flush()
         summary = BaselineSummary(
             id=row.id,
             model=model.name,
@@ -166,8 +267,10 @@ def compute_and_store(
             rows=len(frame),
             source=source,
             attribution_method=explanation.method,
-            importance=importance,
+            # what the database holds, so the CLI never shows a number it did not store
+            importance=dict(row.global_importance) if row.global_importance is not None else None,
             performance=performance,
+            notes=tuple(notes),
         )
     log.info(
         "baseline v%d stored for %s: %d rows from %s (attributions: %s)",
@@ -194,18 +297,19 @@ def build_baseline(
     path = data or model.baseline.data
     if path is None:
         raise ConfigError([f"models[{model.name}].baseline.data: not set; pass --data PATH"])
-    frame, labels = read_reference(Path(path), model)
-    if frame.empty:
+    reference = read_reference(Path(path), model)
+    if reference.frame.empty:
         raise ConfigError([f"baseline data {path}: has no rows"])
     return compute_and_store(
         settings,
         engine,
         model,
-        frame,
-        labels,
+        reference.frame,
+        reference.labels,
         source=str(path),
         created_by=created_by,
         progress=progress,
+        notes=reference.notes,
     )
 
 

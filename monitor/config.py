@@ -452,7 +452,9 @@ def settings_from_dict(
     try:
         settings = Settings(**data, secrets=Secrets.from_env(env), source_path=source)
     except ValidationError as err:
-        raise ConfigError([_describe(where, e, raw) for e in err.errors()]) from err
+        # unknown keys first: a misspelled table (`[[model]]`) explains the errors after it
+        errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        raise ConfigError([_describe(where, e, raw) for e in errors]) from err
     if source is not None:
         settings = _resolve_paths(settings, source.parent)
     return settings
@@ -513,6 +515,8 @@ def _describe(where: str, error: dict[str, Any], raw: dict[str, Any]) -> str:
     message = template.format(**error.get("ctx", {})) if template else error["msg"].lower()
     if kind != "missing":
         message += f", got {error.get('input')!r}"
+    if kind == "tuple_type" and isinstance(error.get("input"), dict) and len(loc) == 1:
+        message += f" (write each entry as an array of tables: [[{loc[0]}]], then [{loc[0]}.<key>])"
     return f"{where}: {path}: {message}"
 
 

@@ -79,6 +79,8 @@ class LoadedModel:
     ):
         self.path, self.format, self.inputs = path, fmt, inputs
         self.dict_inputs, self.features, self.batch_size = dict_inputs, features, batch_size
+        #: the column order a single-tensor model declares (a `feature_names` attribute), if any
+        self.declared_features = _declared_features(fn)
         self._fn = fn
         self._compiled: Any = None
 
@@ -152,6 +154,79 @@ class LoadedModel:
 
             self._compiled = tf.function(self.__call__, reduce_retracing=True)
         return self._compiled
+
+
+#: models whose unverifiable column order was already warned about (once per process)
+_ORDER_WARNED: set[str] = set()
+
+
+def check_features(
+    model: LoadedModel, numeric: Sequence[str], categorical: Sequence[str], *, where: str = "features"
+) -> tuple[str, ...]:
+    """Check the configured features against the model's inputs; returns warnings.
+
+    Named inputs: a string tensor declared numeric, or a float tensor declared
+    categorical, is a ModelError naming the feature and both types. A single-tensor
+    model: its width must match, and its column order is checked against the names it
+    declares; when it declares none, a warning (once per model) says the order cannot
+    be verified.
+    """
+    declared = {**{n: "numeric" for n in numeric}, **{n: "categorical" for n in categorical}}
+    names = list(numeric) + list(categorical)
+    problems: list[str] = []
+    if model.dict_inputs or (len(model.inputs) == 1 and model.inputs[0].name in declared
+                             and len(names) == 1):
+        unlisted = [spec.name for spec in model.inputs if spec.name not in declared]
+        if unlisted:
+            problems.append(f"{where}: the model takes input(s) {unlisted}, which are not configured")
+        for spec in model.inputs:
+            kind = declared.get(spec.name)
+            if kind is None:
+                continue
+            if kind == "numeric" and spec.kind == "string":
+                problems.append(
+                    f"{where}: {spec.name!r} is declared numeric but the model takes it as a "
+                    f"string tensor: list it under features.categorical"
+                )
+            elif kind == "categorical" and spec.kind == "float":
+                problems.append(
+                    f"{where}: {spec.name!r} is declared categorical but the model takes it as a "
+                    f"float tensor: list it under features.numeric"
+                )
+        if problems:
+            raise ModelError(f"{model.path}: " + "; ".join(problems))
+        return ()
+    spec = model.inputs[0]
+    if spec.kind == "string":
+        raise ModelError(
+            f"{model.path}: {where}: the model takes one string tensor {spec.name!r}, but the "
+            f"features {names} are fed as numbers"
+        )
+    width = spec.shape[-1] if spec.shape else None
+    if width is not None and width != len(names):
+        raise ModelError(
+            f"{model.path}: {where}: the model takes {width} input columns, the configuration "
+            f"lists {len(names)} features ({names})"
+        )
+    if model.declared_features is not None:
+        if list(model.declared_features) != names:
+            raise ModelError(
+                f"{model.path}: {where}: the model declares its columns as "
+                f"{list(model.declared_features)}, the configuration lists {names} "
+                "(numeric first, then categorical): list them in the model's order"
+            )
+        return ()
+    key = str(model.path)
+    if key in _ORDER_WARNED:
+        return ()
+    _ORDER_WARNED.add(key)
+    message = (
+        f"{model.path} takes one unnamed ({width}-column) tensor: monitor feeds the columns in "
+        f"configuration order {names} (numeric first, then categorical) and cannot verify it "
+        "against the model"
+    )
+    log.warning("%s", message)
+    return (message,)
 
 
 def output_target(raw: np.ndarray, task: str, explain_class: int | None = None) -> np.ndarray:
@@ -267,6 +342,22 @@ class _SavedModelCall:
         if self.single is not None and args:
             return self.signature(**{self.single: args[0]})
         return self.signature(**kwargs)
+
+
+def _declared_features(fn: Any) -> tuple[str, ...] | None:
+    """The column names a model carries as a `feature_names` attribute (list, tensor or
+    variable of strings), else None."""
+    target = getattr(fn, "loaded", fn)
+    value = getattr(target, "feature_names", None)
+    if value is None:
+        return None
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    try:
+        names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(value).ravel())
+    except TypeError:
+        return None
+    return names or None
 
 
 def _kind(dtype: str) -> str:

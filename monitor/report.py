@@ -1,9 +1,10 @@
 """`monitor report RUN_ID`: one self-contained HTML page for a run.
 
 What the run found (drift per feature, prediction drift, attribution shift,
-performance), charts of baseline vs current importance and of drift scores (the same
-PNG charts Slack shows, from `monitor.charts`), the model's alert and feedback
-history, and Evidently's own interactive drift report for the window.
+performance, data quality and the rows quarantined, with a few masked samples), charts
+of baseline vs current importance and of drift scores (the same PNG charts Slack shows,
+from `monitor.charts`), the alerts this run opened, re-fired or resolved with their
+feedback, and Evidently's own interactive drift report for the window.
 """
 
 from __future__ import annotations
@@ -11,17 +12,23 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import warnings
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.errors import NotFoundError
 from monitor.store import transaction
 from monitor.store.baselines import active_baseline
-from monitor.store.runs import alert_history, get_run
+from monitor.store.queries_report import QuarantinedRow, run_alerts, run_quarantine
+from monitor.store.runs import get_run
 
 log = logging.getLogger(__name__)
+
+#: characters of a quarantined raw row shown in the report (the rest is cut)
+RAW_CHARS = 300
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1d1d1f;max-width:1200px}
@@ -43,16 +50,24 @@ def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: 
                 f"run {run_id} does not exist (see `monitor alerts` or the runs of `monitor once`)"
             )
         summary = dict(run.summary or {})
-        history = [(a, list(fb)) for a, fb in alert_history(session, run.model)]
+        fired = [a["id"] for a in summary.get("alerts") or [] if isinstance(a, dict) and "id" in a]
+        fired += [int(i) for i in summary.get("resolved_alerts") or []]
+        history = [(a, list(fb)) for a, fb in run_alerts(session, run, fired)]
+        counts, samples = run_quarantine(session, run)
         baseline = active_baseline(session, run.model)
         model_name, start, end, status = run.model, run.window_start, run.window_end, run.status
     parts = [_header(model_name, run_id, start, end, status, summary)]
-    parts.append(_drift_section(summary))
-    parts.append(_attribution_section(summary))
-    parts.append(_performance_section(summary))
-    parts.append(_history_section(history))
-    if evidently and baseline is not None and status != "failed":
-        parts.append(_evidently_section(settings, engine, model_name, start, end, baseline))
+    # scipy and numpy warn on degenerate windows (constant columns, empty bins): the
+    # numbers are still defined, and warnings would only litter the operator's console
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        parts.append(_drift_section(summary))
+        parts.append(_attribution_section(summary))
+        parts.append(_performance_section(summary))
+        parts.append(_quality_section(summary, counts, samples))
+        parts.append(_history_section(history))
+        if evidently and baseline is not None and status != "failed":
+            parts.append(_evidently_section(settings, engine, model_name, start, end, baseline))
     body = "\n".join(p for p in parts if p)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>monitor report: {html.escape(model_name)} "
@@ -147,9 +162,54 @@ def _performance_section(s: dict[str, Any]) -> str:
     return "<h2>Performance</h2>" + _table(["metric", "baseline", "window", ""], rows)
 
 
+def _raw(text: str) -> str:
+    """A quarantined raw row, secrets masked and cut to RAW_CHARS, escaped."""
+    from monitor.logs import mask
+
+    shown = mask(text)
+    if len(shown) > RAW_CHARS:
+        shown = f"{shown[:RAW_CHARS]}… ({len(text)} characters)"
+    return f"<code>{html.escape(shown)}</code>"
+
+
+def _quality_section(s: dict[str, Any], counts: dict[str, int], samples: list[QuarantinedRow]) -> str:
+    """Rows quarantined for the window (by reason, with samples) and the data-quality findings."""
+    reasons = {**counts, **(s.get("reasons") or {})}
+    parts = ["<h2>Data quality and quarantine</h2>"]
+    if reasons:
+        total = sum(reasons.values())
+        parts.append(f"<p>{total} row(s) of this window were quarantined (counted by reason; "
+                     "rows are kept with their reason, never dropped silently)</p>")
+        parts.append(_table(["reason", "rows"],
+                            [[_e(r), _e(n)] for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])]))
+    else:
+        parts.append("<p class='ok'>no row was quarantined for this window</p>")
+    if samples:
+        rows = [[_e(q.reason), _e(q.detail), _e(q.source), _raw(q.raw)] for q in samples]
+        parts.append("<p class='muted'>a few quarantined rows as received "
+                     "(secrets masked, long rows cut)</p>")
+        parts.append(_table(["reason", "detail", "source", "raw row"], rows))
+    quality = s.get("quality") or {}
+    findings = []
+    for name, share in (quality.get("missing_increase") or {}).items():
+        findings.append([_e(name), "more missing values than the baseline", _e(share)])
+    for name, share in (quality.get("out_of_range") or {}).items():
+        findings.append([_e(name), "rows outside the baseline's range", _e(share)])
+    for name, unseen in (quality.get("unseen") or {}).items():
+        findings.append([_e(name), "categories the baseline never saw", _e(unseen)])
+    for name in quality.get("constant") or []:
+        findings.append([_e(name), "constant in the window", ""])
+    for name in quality.get("all_missing") or []:
+        findings.append([_e(name), "missing in every row", ""])
+    if findings:
+        parts.append(_table(["feature", "finding", "value"], findings))
+    return "".join(parts)
+
+
 def _history_section(history: list[tuple[Any, list[Any]]]) -> str:
     if not history:
-        return "<h2>Alerts and feedback</h2><p class='muted'>no alerts for this model</p>"
+        return ("<h2>Alerts and feedback</h2>"
+                "<p class='muted'>no alert was raised, re-fired or resolved by this run</p>")
     rows = []
     for alert, feedback in history:
         answers = [
@@ -167,7 +227,7 @@ def _history_section(history: list[tuple[Any, list[Any]]]) -> str:
                 "<br>".join(answers) or "<span class='muted'>no feedback</span>",
             ]
         )
-    return "<h2>Alerts and feedback</h2>" + _table(
+    return "<h2>Alerts of this run and feedback</h2>" + _table(
         ["id", "last fired", "kind", "what", "status", "feedback"], rows
     )
 

@@ -155,3 +155,19 @@ def test_parse_schedule():
     assert parse_schedule("*/15 * * * *")[0] == "cron"
     with pytest.raises(ValueError):
         parse_schedule("interval:0m")
+
+
+def test_misspelled_models_table_is_named_before_its_consequences(write_config):
+    body = """
+[[model]]
+name = "m"
+path = "model.keras"
+task = "regression"
+[models.features]
+numeric = ["a"]
+"""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write_config(body), env={})
+    problems = info.value.problems
+    assert problems[0].endswith("model: unknown key (did you mean 'models'?)")
+    assert "[[models]]" in problems[1]

@@ -102,9 +102,12 @@ def explain_frame(
             method, pd.DataFrame(columns=features, index=frame.index, dtype=float), empty, None, None, None
         )
     target = output_target(model.predict_frame(frame), task, explain_class)
+    # a reference row with a missing value would make the mean/median baseline row (or a
+    # Shapley background row) NaN, and with it every attribution of that feature
+    reference = reference[features].dropna()
     if method == "sampled_shapley":
-        return _shapley(model, frame, reference[features], config, target)
-    return _gradients(model, frame, reference[features], features, config, method, target)
+        return _shapley(model, frame, reference, config, target)
+    return _gradients(model, frame, reference, features, config, method, target)
 
 
 def _shapley(

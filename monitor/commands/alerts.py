@@ -20,7 +20,9 @@ def alerts(app: AppContext, model: str | None, status: str, as_json: bool) -> No
     from monitor.store import transaction
     from monitor.store.runs import list_alerts
 
-    app.settings()
+    settings = app.settings()
+    if model is not None:
+        settings.model(model)  # an unknown model is a usage error naming the configured ones
     with transaction(app.engine()) as session:
         rows = list_alerts(session, model=model, status=None if status == "all" else status)
         views = [{**alert_view(a), "last_fired_at": a.last_fired_at.isoformat(),
@@ -30,6 +32,20 @@ def alerts(app: AppContext, model: str | None, status: str, as_json: bool) -> No
         return
     if not views:
         click.echo("no alerts")
+        return
+    for line in render(views):
+        click.echo(line)
+
+
+def render(views: list[dict]) -> list[str]:
+    """The alert table: a header row, one line per alert, and what `fired` counts."""
+    head = (f"{'id':>5}  {'status':<12} {'severity':<8} {'model':<16} {'kind':<18} "
+            f"{'fired':>5}  {'last fired (UTC)':<19}  what")
+    lines = [head]
     for v in views:
-        click.echo(f"{v['id']:>5}  {v['status']:<12} {v['severity']:<8} {v['model']:<16} "
-                   f"{v['kind']:<18} x{v['fire_count']:<3} {v['title']}")
+        last = str(v.get("last_fired_at") or "")[:19].replace("T", " ")
+        lines.append(f"{v['id']:>5}  {v['status']:<12} {v['severity']:<8} {v['model']:<16} "
+                     f"{v['kind']:<18} {v['fire_count']:>5}  {last:<19}  {v['title']}")
+    lines.append("fired = how many runs raised the alert while it was live (repeats update it, "
+                 "they do not open a new one)")
+    return lines

@@ -40,9 +40,17 @@ def baseline(app: AppContext, model: str, data: Path | None, created_by: str) ->
         bar.update(bar.total - bar.n)
     click.echo(f"baseline v{summary.version} of {model} is active: {summary.rows} rows from {summary.source}")
     click.echo(f"attributions: {summary.attribution_method}")
+    for note in summary.notes:
+        click.echo(f"warning: {note}", err=True)
     if summary.importance:
-        top = sorted(summary.importance.items(), key=lambda kv: -kv[1])[:5]
-        click.echo("most important features: " + ", ".join(f"{k} ({v:.3g})" for k, v in top))
+        known = {k: v for k, v in summary.importance.items() if v is not None}
+        top = sorted(known.items(), key=lambda kv: -kv[1])[:5]
+        if top:
+            click.echo("most important features: " + ", ".join(f"{k} ({v:.3g})" for k, v in top))
+        unknown = sorted(set(summary.importance) - set(known))
+        if unknown:
+            click.echo(f"warning: no importance could be computed for {unknown}: attribution drift "
+                       "ignores them", err=True)
     if summary.performance:
         click.echo("performance: " + ", ".join(
             f"{k} {v:.4g}" for k, v in summary.performance.items() if isinstance(v, int | float)))

@@ -16,15 +16,21 @@ def config() -> None:
 
 @config.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved settings as JSON.")
+@click.option("--no-models", is_flag=True,
+              help="Do not load the models to check the features against their inputs (faster).")
 @click.pass_obj
-def check(app: AppContext, as_json: bool) -> None:
+def check(app: AppContext, as_json: bool, no_models: bool) -> None:
     """Validate the configuration file and print the resolved settings.
 
     Environment overrides are applied and secrets are masked. Exits 2 and names the
-    file and key of every problem when the configuration is invalid. Files the
-    configuration points at that do not exist yet are warnings, not errors.
+    file and key of every problem when the configuration is invalid, including
+    features whose declared type does not match the model's input (a string input
+    declared numeric). Files the configuration points at that do not exist yet are
+    warnings, not errors.
     """
     settings = app.settings()
+    if not no_models:
+        _check_models(settings)
     data = settings.masked()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -57,3 +63,27 @@ def _missing_files(settings) -> list[str]:
         if data is not None and not data.exists():
             problems.append(f"{where}: models[{i}].baseline.data: {data} does not exist (yet)")
     return problems
+
+
+def _check_models(settings) -> None:
+    """Load each model that exists and check its inputs against the configured features.
+
+    Raises ConfigError (exit 2) listing every mismatch; warnings go to stderr.
+    """
+    from monitor.errors import ConfigError, ModelError
+    from monitor.model import check_features, load_model
+
+    where = settings.source_path
+    problems = []
+    for i, model in enumerate(settings.models):
+        if not model.path.exists():
+            continue
+        try:
+            loaded = load_model(model.path)
+            for warning in check_features(loaded, model.features.numeric, model.features.categorical,
+                                          where=f"models[{i}].features"):
+                click.echo(f"warning: {where}: {warning}", err=True)
+        except ModelError as err:
+            problems.append(f"{where}: {err}")
+    if problems:
+        raise ConfigError(problems)

@@ -18,8 +18,10 @@ def why(app: AppContext, model: str, request_id: str, as_json: bool, top: int) -
     """Explain the decision for REQUEST_ID: each feature's signed contribution.
 
     Uses the attribution stored when the request was sampled by a run; a request
-    that was not sampled but is in the prediction log is explained on demand
-    against the active baseline.
+    that was not sampled is looked up in the model's source (prediction log, files
+    or SQL) and explained on demand against the active baseline. Says which class a
+    multiclass answer explains, shows the logged prediction beside the output, and
+    warns when they differ.
     """
     from monitor.explain import explain_request
 
@@ -30,6 +32,8 @@ def why(app: AppContext, model: str, request_id: str, as_json: bool, top: int) -
         return
     for line in render(answer, top):
         click.echo(line)
+    for warning in answer.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def render(answer: dict, top: int = 10) -> list[str]:
@@ -40,6 +44,17 @@ def render(answer: dict, top: int = 10) -> list[str]:
             if answer.get("baseline_output") is not None
             else ""
         ),
+    ]
+    if answer.get("explained"):
+        lines.append(f"explains {answer['explained']}")
+    logged = answer.get("logged_prediction")
+    what = "recomputed" if answer.get("recomputed") else "output"
+    if logged is not None:
+        lines.append(f"logged prediction {logged:.4g}, {what} {answer['output']:.4g}"
+                     + ("  (they differ: see the warning)" if answer.get("warnings") else ""))
+    elif answer.get("logged_class") is not None:
+        lines.append(f"logged prediction: class {answer['logged_class']}")
+    lines += [
         f"explained by {answer['method']} ({answer['source']})",
         "",
         f"{'feature':<28}{'value':>14}{'contribution':>16}",

@@ -55,6 +55,12 @@ def test_operator_workflow(settings, cancer, tmp_path):
     assert "mean_radius" in report.read_text()
     listed = json.loads(monitor(settings, "alerts", "--json").stdout)
     assert {a["kind"] for a in listed} >= {"feature_drift", "data_quality"}
+    table = monitor(settings, "alerts").stdout.splitlines()
+    assert table[0].split()[:7] == ["id", "status", "severity", "model", "kind", "fired", "last"]
+    assert table[-1].startswith("fired = how many runs raised the alert")
+    assert len(table) == len(listed) + 2
+    unknown = monitor(settings, "alerts", "--model", "nope", check=False)
+    assert unknown.returncode == 2 and "no model named 'nope' (configured: cancer)" in unknown.stderr
     missing = monitor(settings, "why", "cancer", "no-such-request", check=False)
     assert missing.returncode == 4 and "neither among the explained samples" in missing.stderr
 
