@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from monitor.config import ModelConfig
 from monitor.errors import IntakeError
 from monitor.intake.records import PredictionRecord
-from monitor.intake.sources import iter_files, iter_sql
+from monitor.intake.sources import source_for
 from monitor.intake.validate import Invalid, Validator
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,7 @@ def find_request(model_cfg: ModelConfig, engine: Engine, request_id: str) -> Pre
     """
     if model_cfg.source == "log":
         return _from_log(model_cfg, engine, request_id)
-    if model_cfg.source == "files":
-        rows = iter_files(model_cfg, EARLIEST, LATEST)
-    else:
-        rows = iter_sql(model_cfg, EARLIEST, LATEST)
+    rows = source_for(model_cfg, engine).rows(EARLIEST, LATEST)
     validator = Validator(model_cfg)
     scanned = 0
     for obj, _raw in rows:
