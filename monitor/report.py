@@ -22,7 +22,7 @@ from monitor.config import Settings
 from monitor.errors import NotFoundError
 from monitor.store import transaction
 from monitor.store.baselines import active_baseline
-from monitor.store.queries_report import QuarantinedRow, run_alerts, run_quarantine
+from monitor.store.reports import QuarantinedRow, run_alerts, run_quarantine
 from monitor.store.runs import get_run
 
 log = logging.getLogger(__name__)

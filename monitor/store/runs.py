@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from monitor.store.tables import (
     Alert,
-    Feedback,
     Prediction,
     Quarantine,
     Run,
@@ -57,18 +56,6 @@ def list_alerts(
     elif status:
         query = query.where(Alert.status == status)
     return list(session.scalars(query))
-
-
-def alert_history(session: Session, model: str, limit: int = 50) -> list[tuple[Alert, list[Feedback]]]:
-    """Recent alerts of a model with the feedback people gave on each."""
-    alerts = list_alerts(session, model=model, limit=limit)
-    feedback: dict[int, list[Feedback]] = {a.id: [] for a in alerts}
-    if alerts:
-        for fb in session.scalars(
-            select(Feedback).where(Feedback.alert_id.in_(feedback)).order_by(Feedback.created_at)
-        ):
-            feedback[fb.alert_id].append(fb)
-    return [(a, feedback[a.id]) for a in alerts]
 
 
 def explained_requests(session: Session, run_id: int, limit: int = 10) -> list[str]:
