@@ -251,9 +251,7 @@ class FairnessAnalyzer:
         rng: np.random.Generator,
         ses: dict[tuple[str, str, Metric], float],
     ) -> AttributeFairness:
-        cells = {
-            g: _Cells(cell[keys == g], w[keys == g]) for g in sorted(set(keys.tolist()) - {MISSING})
-        }
+        cells = {g: _Cells(cell[keys == g], w[keys == g]) for g in sorted(set(keys.tolist()) - {MISSING})}
         ref, source = self._reference(name, cells)
         note = None
         if ref not in cells or cells[ref].rows < self.min_rows:
@@ -297,8 +295,10 @@ class FairnessAnalyzer:
                 continue
             est = _estimate(metric, float(value), samples[metric], self.confidence)
             band = self.bands.of(metric)
-            bias = band is not None and np.isfinite(est.ci_low) and (
-                est.ci_high < band[0] or est.ci_low > band[1]
+            bias = (
+                band is not None
+                and np.isfinite(est.ci_low)
+                and (est.ci_high < band[0] or est.ci_low > band[1])
             )
             ses[(name, g, metric)] = est.se
             base, p = self._drift_test(name, g, metric, est)
@@ -345,9 +345,19 @@ class FairnessAnalyzer:
             c = cells[g]
             metrics = {
                 m: (
-                    GroupMetric(r.metric, r.value, r.ci_low, r.ci_high, r.band, r.bias, r.baseline,
-                                r.drift_p_value, bool(r.drift_p_value < level))
-                    if r.drift_p_value is not None else r
+                    GroupMetric(
+                        r.metric,
+                        r.value,
+                        r.ci_low,
+                        r.ci_high,
+                        r.band,
+                        r.bias,
+                        r.baseline,
+                        r.drift_p_value,
+                        bool(r.drift_p_value < level),
+                    )
+                    if r.drift_p_value is not None
+                    else r
                 )
                 for m, r in metrics.items()
             }
@@ -375,6 +385,7 @@ def _labelled_enough(c: _Cells) -> bool:
 
 def _summaries(rates: Mapping[str, dict[str, np.ndarray]]) -> tuple[float, ...]:
     """fairlearn's between-groups summaries over the given groups (NaN when undefined)."""
+
     def spread(key: str) -> float:
         vals = np.array([float(r[key]) for r in rates.values()])
         vals = vals[np.isfinite(vals)]

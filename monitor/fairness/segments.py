@@ -215,16 +215,20 @@ class SegmentAnalyzer:
         keys = self.keys.transform(frame)
         chosen, candidates = self._choose(keys)
         base_masks = {k: _mask(self._baseline_keys, k) for k, _ in chosen} if self._baseline else {}
-        tested = sum(
-            int(base_masks.get(k, np.zeros(0)).sum() >= self.min_rows) for k, _ in chosen
-        )
+        tested = sum(int(base_masks.get(k, np.zeros(0)).sum() >= self.min_rows) for k, _ in chosen)
         level = self.p_value / max(tested, 1)
         results = tuple(
             self._segment(key, mask, window, base_masks.get(key), level, estimate) for key, mask in chosen
         )
         return SegmentReport(
-            results, len(window.scores), candidates, self.max_segments, self.min_rows, self.p_value,
-            tested, weights is not None,
+            results,
+            len(window.scores),
+            candidates,
+            self.max_segments,
+            self.min_rows,
+            self.p_value,
+            tested,
+            weights is not None,
         )
 
     def _window(self, frame: pd.DataFrame, predictions: Any, labels: Any, weights: Any) -> _Window:
@@ -290,9 +294,22 @@ class SegmentAnalyzer:
             note = "no baseline: drift not tested"
         estimated = dict(estimate(np.flatnonzero(mask))) if estimate is not None else {}
         return SegmentResult(
-            key, int(mask.sum()), float(w[mask].sum() / w.sum()), rate, shares, mean, base_rows, base_rate,
-            base_mean, method, p, bool(p is not None and p < level),
-            int(np.isfinite(window.labels[mask]).sum()), self._realized(window, mask), base_perf, estimated,
+            key,
+            int(mask.sum()),
+            float(w[mask].sum() / w.sum()),
+            rate,
+            shares,
+            mean,
+            base_rows,
+            base_rate,
+            base_mean,
+            method,
+            p,
+            bool(p is not None and p < level),
+            int(np.isfinite(window.labels[mask]).sum()),
+            self._realized(window, mask),
+            base_perf,
+            estimated,
             note,
         )
 
