@@ -282,10 +282,11 @@ class FairnessConfig(Strict):
     #: attribute -> the group the others are compared with (default: the baseline's largest)
     reference_group: dict[str, str] = Field(default_factory=dict)
     bands: FairnessBands = FairnessBands()
-    #: level of the bootstrap confidence intervals
+    #: level of the bootstrap confidence intervals (made simultaneous across the groups of
+    #: an attribute: see README)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     #: bootstrap resamples per window
-    resamples: int = Field(1000, ge=100, le=100_000)
+    resamples: int = Field(2000, ge=100, le=100_000)
     #: bias drift when a metric's change against the baseline has a p-value below this
     #: (Bonferroni across the groups and metrics of an attribute)
     drift_p_value: float = Field(0.01, gt=0, lt=1)

@@ -131,7 +131,7 @@ class FairnessAnalyzer:
         reference_groups: Mapping[str, str] | None = None,
         bands: Bands | None = None,
         confidence: float = 0.95,
-        resamples: int = 1000,
+        resamples: int = 2000,
         drift_p_value: float = 0.01,
         min_rows: int = 30,
         bins: int = 4,
@@ -259,14 +259,26 @@ class FairnessAnalyzer:
         rates = {g: _rates(c.totals) for g, c in cells.items()}
         draws = {g: _rates(c.draws(rng, self.resamples)) for g, c in cells.items()}
         compared = ref if note is None else None
+        # simultaneous intervals across the groups compared with the reference (Bonferroni):
+        # one verdict per group and attribute keeps clean windows clean as groups multiply
+        others = sum(g != ref and c.rows >= self.min_rows for g, c in cells.items()) if compared else 0
+        level = 1 - (1 - self.confidence) / max(others, 1)
         groups = {
-            g: self._group_metrics(name, g, c, compared, rates, draws, cells, ses) for g, c in cells.items()
+            g: self._group_metrics(name, g, c, compared, rates, draws, cells, ses, level)
+            for g, c in cells.items()
         }
         tests = sum(r.drift_p_value is not None for m in groups.values() for r in m.values())
         groups_out = self._with_drift(groups, tests, rates, cells, ref)
         summary = _summaries({g: rates[g] for g, c in cells.items() if c.rows >= self.min_rows})
         return AttributeFairness(
-            name, ref, source, groups_out, int(np.sum(keys == MISSING)), *summary, note=note
+            name,
+            ref,
+            source,
+            groups_out,
+            int(np.sum(keys == MISSING)),
+            *summary,
+            note=note,
+            interval_level=level,
         )
 
     def _group_metrics(
@@ -279,6 +291,7 @@ class FairnessAnalyzer:
         draws: Mapping[str, dict[str, np.ndarray]],
         cells: Mapping[str, _Cells],
         ses: dict[tuple[str, str, Metric], float],
+        level: float,
     ) -> dict[Metric, GroupMetric]:
         """The metrics of one group (none below `min_rows`; only the rate without `ref`)."""
         metrics: dict[Metric, GroupMetric] = {}
@@ -293,7 +306,7 @@ class FairnessAnalyzer:
         for metric, value in values.items():
             if metric.needs_labels and not labelled:
                 continue
-            est = _estimate(metric, float(value), samples[metric], self.confidence)
+            est = _estimate(metric, float(value), samples[metric], level)
             band = self.bands.of(metric)
             bias = (
                 band is not None

@@ -172,6 +172,9 @@ class AttributeFairness:
     equal_opportunity_difference: float
     equalized_odds_difference: float
     note: str | None = None
+    #: level of the groups' intervals: `confidence` made simultaneous across the groups
+    #: compared with the reference (Bonferroni), so one window has one chance of a false flag
+    interval_level: float = 0.95
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "groups", frozen(self.groups))
@@ -187,6 +190,7 @@ class AttributeFairness:
             "equal_opportunity_difference": plain(self.equal_opportunity_difference),
             "equalized_odds_difference": plain(self.equalized_odds_difference),
             "note": self.note,
+            "interval_level": plain(self.interval_level),
         }
 
 
