@@ -72,21 +72,24 @@ def allocate(counts: Mapping[Key, int], size: int, min_rows: int, seed: int = 0)
     shrink in proportion); the rest follows the strata's sizes. Totals are exact
     (fractions rounded at random, seeded) and never exceed a stratum's rows.
     """
-    keys, n, rates = _rates(counts, size, min_rows)
-    quotas = _round_to(n * rates, n, size, np.random.default_rng(seed))
+    keys, n, rates, boosted = _rates(counts, size, min_rows)
+    quotas = _round_to(n * rates, n, size, boosted, np.random.default_rng(seed))
     out = {k: int(q) for k, q in zip(keys, quotas, strict=True)}
     return out | {k: 0 for k, c in counts.items() if c <= 0}
 
 
-def _rates(counts: Mapping[Key, int], size: int, min_rows: int) -> tuple[list[Key], np.ndarray, np.ndarray]:
-    """The non-empty strata, their rows and their sampling rates."""
+def _rates(
+    counts: Mapping[Key, int], size: int, min_rows: int
+) -> tuple[list[Key], np.ndarray, np.ndarray, np.ndarray]:
+    """The non-empty strata, their rows, their sampling rates, and which of them are
+    sampled above the common rate so that one of their values reaches `min_rows`."""
     if size <= 0 or min_rows < 0:
         raise FairnessError(f"size must be > 0 and min_rows >= 0, got {size}, {min_rows}")
     keys = [k for k, c in counts.items() if c > 0]
     n = np.array([counts[k] for k in keys], dtype=float)
     total = n.sum()
     if total <= size:
-        return keys, n, np.ones(len(keys))
+        return keys, n, np.ones(len(keys)), np.zeros(len(keys), bool)
     need = _value_rates(keys, n, min_rows)
 
     def expected(base: float, scale: float = 1.0) -> float:
@@ -97,12 +100,12 @@ def _rates(counts: Mapping[Key, int], size: int, min_rows: int) -> tuple[list[Ke
         for _ in range(60):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if expected(0.0, mid) < size else (lo, mid)
-        return keys, n, np.minimum(1.0, need * lo)
+        return keys, n, np.minimum(1.0, need * lo), np.zeros(len(keys), bool)
     lo, hi = 0.0, size / total
     for _ in range(60):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if expected(mid) < size else (lo, mid)
-    return keys, n, np.minimum(1.0, np.maximum(hi, need))
+    return keys, n, np.minimum(1.0, np.maximum(hi, need)), need > hi
 
 
 def _value_rates(keys: list[Key], n: np.ndarray, min_rows: int) -> np.ndarray:
@@ -119,14 +122,24 @@ def _value_rates(keys: list[Key], n: np.ndarray, min_rows: int) -> np.ndarray:
     return need
 
 
-def _round_to(target: np.ndarray, cap: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Integer quotas near `target`, each <= `cap`, summing to min(size, cap.sum()): the
-    floors, plus one more row for strata drawn in proportion to their fractions."""
-    quotas = np.minimum(np.floor(target), cap)
+def _round_to(
+    target: np.ndarray, cap: np.ndarray, size: int, boosted: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Integer quotas near `target`, each <= `cap`, summing to min(size, cap.sum()).
+
+    Boosted strata round up (their values' floors hold), the others round down; rows
+    still missing go to strata drawn in proportion to their fractions, rows over the
+    size come off the largest unboosted strata.
+    """
+    quotas = np.minimum(np.where(boosted, np.ceil(target - 1e-9), np.floor(target)), cap)
     goal = min(size, int(cap.sum()))
     empty = (quotas == 0) & (cap > 0)
     if quotas.sum() + empty.sum() <= goal:  # one row per stratum keeps every stratum seen
         quotas[empty] = 1
+    while quotas.sum() > goal:
+        spare = np.where(boosted | (quotas <= 1), -1, quotas)
+        j = int(np.argmax(spare)) if spare.max() > 0 else int(np.argmax(quotas))
+        quotas[j] -= 1
     missing = int(goal - quotas.sum())
     if missing > 0:
         rest = np.where(quotas < cap, np.maximum(target - quotas, 0) + 1e-12, 0.0)
@@ -160,8 +173,8 @@ def stratified_sample(
     keys = [tuple(row) for row in firsts.itertuples(index=False, name=None)]
     counts = np.bincount(codes, minlength=len(keys))
     rng = np.random.default_rng(seed)
-    keys, n, rates = _rates(dict(zip(keys, counts.tolist(), strict=True)), size, min_rows)
-    quotas = _round_to(n * rates, n, size, rng)
+    keys, n, rates, boosted = _rates(dict(zip(keys, counts.tolist(), strict=True)), size, min_rows)
+    quotas = _round_to(n * rates, n, size, boosted, rng)
     index = {key: code for code, key in enumerate(firsts.itertuples(index=False, name=None))}
     picked, weights, strata = [], [], []
     for key, rows, rate, take in zip(keys, n, rates, quotas.astype(int), strict=True):

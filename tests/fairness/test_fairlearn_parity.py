@@ -27,13 +27,19 @@ def _fairlearn(decided: np.ndarray, good: np.ndarray, groups: np.ndarray, weight
     known = ~np.isnan(good)
     kw = {} if weights is None else {"sample_weight": weights[known]}
     sel = MetricFrame(
-        metrics=selection_rate, y_true=decided, y_pred=decided, sensitive_features=groups,
+        metrics=selection_rate,
+        y_true=decided,
+        y_pred=decided,
+        sensitive_features=groups,
         sample_params=sw,
     )
     y, d, g = good[known].astype(int), decided[known], groups[known]
     odds = MetricFrame(
-        metrics={"tpr": true_positive_rate, "fpr": false_positive_rate}, y_true=y, y_pred=d,
-        sensitive_features=g, sample_params={"tpr": kw, "fpr": kw},
+        metrics={"tpr": true_positive_rate, "fpr": false_positive_rate},
+        y_true=y,
+        y_pred=d,
+        sensitive_features=g,
+        sample_params={"tpr": kw, "fpr": kw},
     )
     return {
         "sel": sel.by_group,
@@ -116,8 +122,9 @@ def diabetes_model():
     features = [c for c in data.columns if c not in ("target", "sex")]
     x = ((data[features] - data[features].mean()) / data[features].std()).to_numpy("float32")
     keras.utils.set_random_seed(0)
-    net = keras.Sequential([keras.Input((x.shape[1],)), keras.layers.Dense(8, activation="relu"),
-                            keras.layers.Dense(1)])
+    net = keras.Sequential(
+        [keras.Input((x.shape[1],)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    )
     net.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
     net.fit(x, data["target"].to_numpy("float32"), epochs=30, batch_size=64, verbose=0)
     return data, net.predict(x, verbose=0).reshape(-1)
@@ -125,10 +132,12 @@ def diabetes_model():
 
 def test_real_model_on_diabetes_equals_fairlearn(diabetes_model) -> None:
     data, predictions = diabetes_model
-    attrs = pd.DataFrame({
-        "sex": data["sex"].map({1.0: "1", 2.0: "2"}),
-        "age_band": pd.cut(data["age"], [0, 40, 50, 60, 100]).astype(str),
-    })
+    attrs = pd.DataFrame(
+        {
+            "sex": data["sex"].map({1.0: "1", 2.0: "2"}),
+            "age_band": pd.cut(data["age"], [0, 40, 50, 60, 100]).astype(str),
+        }
+    )
     outcome = Outcome.resolve("regression", "below", float(np.median(data["target"])))
     report = FairnessAnalyzer(["sex", "age_band"], outcome, min_rows=1, resamples=200).analyze(
         attrs, predictions, data["target"].to_numpy()
