@@ -163,7 +163,7 @@ class DisparityAnalyzer:
         bins: int = 4,
         top_k: int = 3,
         permutations: int = 1000,
-        alpha: float = 0.01,
+        alpha: float = 0.005,
         min_rows: int = 30,
         seed: int = 0,
     ):
@@ -174,6 +174,19 @@ class DisparityAnalyzer:
         self.top_k, self.permutations, self.alpha = top_k, int(permutations), alpha
         self.min_rows, self.seed = int(min_rows), seed
         self._baseline: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    @classmethod
+    def from_config(cls, model: Any) -> DisparityAnalyzer:
+        """Build from a `ModelConfig`: its protected attributes, input features, seed."""
+        fair, seg = model.fairness, model.segments
+        return cls(
+            fair.protected,
+            model.features.names,
+            numeric=[n for n in fair.protected if n in set(model.features.numeric)],
+            bins=seg.bins,
+            min_rows=seg.min_rows,
+            seed=model.seed,
+        )
 
     def fit(
         self, attributes: pd.DataFrame, attributions: Any, favorable: Any, sign: float | np.ndarray
@@ -237,23 +250,33 @@ class DisparityAnalyzer:
         keys, reasons = keys[known], reasons[known]
         groups = self._tested_groups(keys)
         level = self.alpha / max(len(groups), 1)
-        perms = _permutations(len(keys), self.permutations, rng)
+        perms = _permutations(len(keys), self._enough(level), rng)
         out = []
         for g in groups:
             inside = keys == g
             if len(keys) - inside.sum() >= self.min_rows:
                 out.append(self._tv_test(name, g, OTHER_GROUPS, reasons, inside, level, perms))
         base = self._baseline.get(name)
-        for g in sorted(set(keys.tolist())):
+        if base is None:
+            return out
+        then = [
+            g
+            for g in sorted(set(keys.tolist()))
+            if np.sum(keys == g) >= self.min_rows and np.sum(base[0] == g) >= self.min_rows
+        ]
+        level = self.alpha / max(len(then), 1)
+        for g in then:
             inside = keys == g
-            if base is None or inside.sum() < self.min_rows or np.sum(base[0] == g) < self.min_rows:
-                continue
-            then = base[1][base[0] == g]
-            pooled = np.vstack([reasons[inside], then])
-            member = np.r_[np.ones(int(inside.sum()), bool), np.zeros(len(then), bool)]
-            perms_b = _permutations(len(member), self.permutations, rng)
-            out.append(self._tv_test(name, g, BASELINE, pooled, member, level, perms_b))
+            before = base[1][base[0] == g]
+            pooled = np.vstack([reasons[inside], before])
+            member = np.r_[np.ones(int(inside.sum()), bool), np.zeros(len(before), bool)]
+            perms = _permutations(len(member), self._enough(level), rng)
+            out.append(self._tv_test(name, g, BASELINE, pooled, member, level, perms))
         return out
+
+    def _enough(self, level: float) -> int:
+        """Permutations: the configured number, or enough for a p-value below `level`."""
+        return max(self.permutations, int(np.ceil(2 / level)))
 
     def _tested_groups(self, keys: np.ndarray) -> list[str]:
         """Groups with enough rows on both sides; of two groups only the smaller (mirror tests)."""
@@ -301,7 +324,7 @@ class DisparityAnalyzer:
         keys, magnitude = keys[known], magnitude[known]
         groups = self._tested_groups(keys)
         level = self.alpha / max(len(groups), 1)
-        perms = _permutations(len(keys), self.permutations, rng) if groups else []
+        perms = _permutations(len(keys), self._enough(level), rng) if groups else []
         out = []
         for g in groups:
             member = keys == g
