@@ -7,12 +7,16 @@ differences and the average-odds difference (their mean), "positive" meaning the
 favorable outcome. Values equal fairlearn's (``MetricFrame`` with ``selection_rate``,
 ``true_positive_rate``, ``false_positive_rate``).
 
-Intervals are percentile bootstraps stratified by group: resampling a group's rows with
-replacement only changes how many rows fall in each (decision, label, weight) cell, so
-the resample counts are drawn at once as a multinomial over those cells: the exact
-row bootstrap, vectorised. A metric is ``bias`` when its interval lies wholly outside
-the allowed band; bias drift is a z-test of the window's value against the
-baseline's, with bootstrap standard errors (log scale for the ratio).
+Intervals are percentile intervals of a Bayesian bootstrap stratified by group (seeded,
+vectorised): the row-level Bayesian bootstrap only moves mass between a group's six
+(decision, label) cells, so its draws are Dirichlet cell shares, here with a Jeffreys
+prior of 1/2 per cell so that a rate of 0 or 1 in a small group still gets an interval
+of honest width (the plain bootstrap collapses to a point there and flags at random).
+Weights enter as each cell's mean weight. The intervals of an attribute's groups are
+simultaneous (Bonferroni over the groups compared with the reference). A metric is
+``bias`` when its interval lies wholly outside the allowed band; bias drift is a z-test
+of the window's value against the baseline's, with bootstrap standard errors (log
+scale for the ratio).
 """
 
 from __future__ import annotations
@@ -36,34 +40,27 @@ log = logging.getLogger(__name__)
 
 #: labelled rows of each label value a group needs before its TPR / FPR metrics are judged
 MIN_CLASS_ROWS = 10
+#: prior count of each cell in the Bayesian bootstrap (Jeffreys)
+JEFFREYS = 0.5
 # cell = decision (0/1) + 2 * label state (0 unfavorable, 1 favorable, 2 unknown)
 _CELLS = 6
-_COMPARISONS = (
-    Metric.DISPARATE_IMPACT,
-    Metric.PARITY_DIFFERENCE,
-    Metric.TPR_DIFFERENCE,
-    Metric.FPR_DIFFERENCE,
-    Metric.AVERAGE_ODDS,
-)
 
 
 class _Cells:
-    """One group's rows as (decision, label state, weight) cells, for exact bootstraps."""
+    """One group's rows counted in the six (decision, label state) cells, with weights."""
 
     def __init__(self, cell: np.ndarray, weights: np.ndarray):
-        codes, inverse = np.unique(np.stack([cell, weights]), axis=1, return_inverse=True)
         self.rows = len(cell)
-        self.counts = np.bincount(inverse.reshape(-1), minlength=codes.shape[1]).astype(float)
-        # atom -> its weight in each of the six cells
-        self.atoms = np.zeros((codes.shape[1], _CELLS))
-        self.atoms[np.arange(codes.shape[1]), codes[0].astype(int)] = codes[1]
-        self.totals = self.counts @ self.atoms
         self.labelled_counts = np.bincount(cell.astype(int), minlength=_CELLS)
+        self.totals = np.bincount(cell.astype(int), weights=weights, minlength=_CELLS).astype(float)
+        mean = float(weights.mean()) if len(weights) else 1.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.mean_weight = np.where(self.labelled_counts > 0, self.totals / self.labelled_counts, mean)
 
     def draws(self, rng: np.random.Generator, resamples: int) -> np.ndarray:
-        """(resamples, 6) weighted cell totals of row resamples with replacement."""
-        counts = rng.multinomial(self.rows, self.counts / self.rows, size=resamples)
-        return counts @ self.atoms
+        """(resamples, 6) weighted cell shares of the group's Bayesian-bootstrap draws."""
+        shares = rng.dirichlet(self.labelled_counts + JEFFREYS, size=resamples)
+        return shares * self.mean_weight
 
 
 def _rates(totals: np.ndarray) -> dict[str, np.ndarray]:
