@@ -38,7 +38,8 @@ from monitor.fairness.report import AttributeFairness, Bands, FairnessReport, Gr
 
 log = logging.getLogger(__name__)
 
-#: labelled rows of each label value a group needs before its TPR / FPR metrics are judged
+#: labelled rows of each outcome a group needs before its TPR / FPR metrics are computed
+#: (or `min_rows` when larger)
 MIN_CLASS_ROWS = 10
 #: prior count of each cell in the Bayesian bootstrap (Jeffreys)
 JEFFREYS = 0.5
@@ -256,10 +257,13 @@ class FairnessAnalyzer:
         rates = {g: _rates(c.totals) for g, c in cells.items()}
         draws = {g: _rates(c.draws(rng, self.resamples)) for g, c in cells.items()}
         compared = ref if note is None else None
-        # simultaneous intervals across the groups compared with the reference (Bonferroni):
-        # one verdict per group and attribute keeps clean windows clean as groups multiply
-        others = sum(g != ref and c.rows >= self.min_rows for g, c in cells.items()) if compared else 0
-        level = 1 - (1 - self.confidence) / max(others, 1)
+        # simultaneous intervals (Bonferroni) across the groups compared with the reference
+        # and the metric families judged (selection; with labels also TPR and FPR, the
+        # average odds being their mean): clean windows stay clean as groups multiply
+        judged = [g for g, c in cells.items() if compared and g != ref and c.rows >= self.min_rows]
+        families = 3 if compared and any(_labelled_enough(cells[g], self.min_rows) for g in judged) else 1
+        families = families if compared and _labelled_enough(cells[ref], self.min_rows) else 1
+        level = 1 - (1 - self.confidence) / max(len(judged) * families, 1)
         groups = {
             g: self._group_metrics(name, g, c, compared, rates, draws, cells, ses, level)
             for g, c in cells.items()
@@ -299,7 +303,9 @@ class FairnessAnalyzer:
         if ref is not None and g != ref:
             values.update(_compare(rates[g], rates[ref]))
             samples.update(_compare(draws[g], draws[ref]))
-        labelled = _labelled_enough(c) and (ref is None or _labelled_enough(cells[ref]))
+        labelled = _labelled_enough(c, self.min_rows) and (
+            ref is None or _labelled_enough(cells[ref], self.min_rows)
+        )
         for metric, value in values.items():
             if metric.needs_labels and not labelled:
                 continue
@@ -388,9 +394,11 @@ class FairnessAnalyzer:
         return out
 
 
-def _labelled_enough(c: _Cells) -> bool:
+def _labelled_enough(c: _Cells, min_rows: int) -> bool:
+    """Enough labelled rows of each outcome (max(MIN_CLASS_ROWS, min_rows)) for TPR / FPR."""
+    need = max(MIN_CLASS_ROWS, min_rows)
     counts = c.labelled_counts
-    return counts[0] + counts[1] >= MIN_CLASS_ROWS and counts[2] + counts[3] >= MIN_CLASS_ROWS
+    return counts[0] + counts[1] >= need and counts[2] + counts[3] >= need
 
 
 def _summaries(rates: Mapping[str, dict[str, np.ndarray]]) -> tuple[float, ...]:

@@ -172,8 +172,9 @@ class AttributeFairness:
     equal_opportunity_difference: float
     equalized_odds_difference: float
     note: str | None = None
-    #: level of the groups' intervals: `confidence` made simultaneous across the groups
-    #: compared with the reference (Bonferroni), so one window has one chance of a false flag
+    #: level of the groups' intervals: `confidence` made simultaneous (Bonferroni) across
+    #: the groups compared with the reference and the metric families judged (selection;
+    #: TPR and FPR with labels), so a window has about one chance of a false flag
     interval_level: float = 0.95
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ def _analyzer(**kw) -> FairnessAnalyzer:
 
 def test_intervals_cover_the_truth_at_about_the_nominal_rate() -> None:
     """Known group rates: a (TPR .8, FPR .2) vs b (TPR .7, FPR .1), half the labels favorable,
-    so DI = .4/.5 = .8 and every difference is -.1; 95 % intervals over 300 windows."""
+    so DI = .4/.5 = .8 and every difference is -.1; intervals over 300 windows."""
     truth = {
         Metric.DISPARATE_IMPACT: 0.8,
         Metric.PARITY_DIFFERENCE: -0.1,
@@ -43,9 +43,29 @@ def test_intervals_cover_the_truth_at_about_the_nominal_rate() -> None:
         for metric, value in truth.items():
             covered[metric] += metrics[metric].ci_low <= value <= metrics[metric].ci_high
     rates = {m.value: covered[m] / windows for m in truth}
-    print("coverage of 95% intervals:", rates)
+    level = report.attributes["g"].interval_level
+    print(f"coverage of {level:.4f} intervals (95% made simultaneous over 3 families):", rates)
+    assert level == pytest.approx(1 - 0.05 / 3)
     for metric, rate in rates.items():
-        assert 0.90 <= rate <= 0.985, (metric, rate)
+        assert level - 0.04 <= rate <= min(level + 0.015, 1.0), (metric, rate)
+
+
+def test_unlabelled_intervals_cover_at_the_nominal_rate() -> None:
+    """Without labels one family is judged: the intervals are the plain 95 % ones."""
+    analyzer = FairnessAnalyzer(["g"], BINARY, reference_groups={"g": "a"}, resamples=500)
+    covered, windows = {Metric.DISPARATE_IMPACT: 0, Metric.PARITY_DIFFERENCE: 0}, 300
+    for seed in range(windows):
+        rng = np.random.default_rng(seed)
+        groups = np.array(["a"] * 300 + ["b"] * 120)
+        decided = rng.uniform(size=420) < np.where(groups == "a", 0.5, 0.35)
+        report = analyzer.analyze(pd.DataFrame({"g": groups}), np.where(decided, 0.9, 0.1), seed=seed)
+        metrics = report.attributes["g"].groups["b"].metrics
+        for metric, value in ((Metric.DISPARATE_IMPACT, 0.7), (Metric.PARITY_DIFFERENCE, -0.15)):
+            covered[metric] += metrics[metric].ci_low <= value <= metrics[metric].ci_high
+    assert report.attributes["g"].interval_level == pytest.approx(0.95)
+    rates = {m.value: c / windows for m, c in covered.items()}
+    print("coverage of 95% intervals without labels:", rates)
+    assert all(0.91 <= r <= 0.98 for r in rates.values()), rates
 
 
 def test_a_drop_for_one_group_flags_that_group_only_from_the_drop_on() -> None:
