@@ -231,6 +231,18 @@ class SegmentAnalyzer:
             weights is not None,
         )
 
+    def membership(self, frame: pd.DataFrame) -> list[tuple[str, ...]]:
+        """Per row of `frame`, the segments it belongs to (``sex=F``, ``age=(39.9, 46.8]``,
+        then ``sex=F & age=...`` crosses), whatever their size: for `monitor why`."""
+        keys = self.keys.transform(frame)
+        out = []
+        for i in range(len(frame)):
+            values = [(name, str(keys[name][i])) for name in self.columns if keys[name][i] != MISSING]
+            singles = [f"{a}={v}" for a, v in values]
+            pairs = [f"{a}={v} & {b}={w}" for (a, v), (b, w) in itertools.combinations(values, 2)]
+            out.append(tuple(singles + pairs))
+        return out
+
     def _window(self, frame: pd.DataFrame, predictions: Any, labels: Any, weights: Any) -> _Window:
         values = np.asarray(predictions, dtype=float)
         n = len(values)

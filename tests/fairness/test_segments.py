@@ -45,6 +45,10 @@ def test_segments_values_crosses_cap_and_min_rows() -> None:
     assert f.labelled_rows == known.sum()
     assert f.realized["accuracy"] == pytest.approx(np.mean((scores[known] >= 0.5) == labels[known]))
     json.dumps(report.to_dict(), allow_nan=False)
+    row = attrs.iloc[[0]]
+    belongs = analyzer.membership(row)[0]
+    assert f"sex={row['sex'].iloc[0]}" in belongs and len(belongs) == 3 + 3
+    assert any(name in belongs for name in [s.name for s in report.segments if "income=" in s.name])
 
 
 def test_drift_flags_the_segment_whose_predictions_moved() -> None:
