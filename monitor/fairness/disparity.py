@@ -215,6 +215,11 @@ class DisparityAnalyzer:
             rng = np.random.default_rng([self.seed if seed is None else seed, zlib.crc32(name.encode())])
             found_reasons += self._reasons(name, keys[name], reasons, rng)
             found_influence += self._influence(name, all_keys[name], np.abs(values), rng)
+        log.debug(
+            "explanation disparity: %d unfavorable rows with reasons, %d tests",
+            len(reasons),
+            len(found_reasons) + len(found_influence),
+        )
         return DisparityReport(
             tuple(found_reasons),
             tuple(found_influence),

@@ -200,6 +200,12 @@ class FairnessAnalyzer:
         report, _ = self._measure(
             attributes, predictions, labels, weights, self.seed if seed is None else seed, baseline=False
         )
+        log.debug(
+            "fairness of %d rows: %d bias, %d drift findings",
+            report.rows,
+            len(report.bias),
+            len(report.drift),
+        )
         return report
 
     def _measure(

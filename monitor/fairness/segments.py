@@ -220,6 +220,7 @@ class SegmentAnalyzer:
         results = tuple(
             self._segment(key, mask, window, base_masks.get(key), level, estimate) for key, mask in chosen
         )
+        log.debug("segments: %d of %d reported, %d tested for drift", len(results), candidates, tested)
         return SegmentReport(
             results,
             len(window.scores),
