@@ -19,13 +19,16 @@ import logging
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from monitor.fairness.groups import GroupKeys
 from monitor.fairness.records import MISSING, FairnessError, frozen, plain
+
+if TYPE_CHECKING:
+    from monitor.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +179,7 @@ class DisparityAnalyzer:
         self._baseline: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
-    def from_config(cls, model: Any) -> DisparityAnalyzer:
+    def from_config(cls, model: ModelConfig) -> DisparityAnalyzer:
         """Build from a `ModelConfig`: its protected attributes, input features, seed."""
         fair, seg = model.fairness, model.segments
         return cls(

@@ -25,7 +25,7 @@ import logging
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from monitor.fairness.groups import GroupKeys
 from monitor.fairness.outcome import Outcome
 from monitor.fairness.records import MISSING, FairnessError, Metric, as_weights
 from monitor.fairness.report import AttributeFairness, Bands, FairnessReport, GroupFairness, GroupMetric
+
+if TYPE_CHECKING:
+    from monitor.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ class FairnessAnalyzer:
         self._baseline_report: FairnessReport | None = None
 
     @classmethod
-    def from_config(cls, model: Any) -> FairnessAnalyzer:
+    def from_config(cls, model: ModelConfig) -> FairnessAnalyzer:
         """Build from a `ModelConfig` (its fairness, segments, task, class names, seed)."""
         fair, seg = model.fairness, model.segments
         outcome = Outcome.resolve(model.task, fair.favorable, fair.threshold, model.class_names)

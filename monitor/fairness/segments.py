@@ -16,7 +16,7 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from scipy.stats import chi2_contingency, ks_2samp
 
 from monitor.fairness.groups import GroupKeys
 from monitor.fairness.records import MISSING, FairnessError, as_weights, frozen, plain
+
+if TYPE_CHECKING:
+    from monitor.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +180,7 @@ class SegmentAnalyzer:
         self._baseline_keys: dict[str, np.ndarray] = {}
 
     @classmethod
-    def from_config(cls, model: Any) -> SegmentAnalyzer:
+    def from_config(cls, model: ModelConfig) -> SegmentAnalyzer:
         """Build from a `ModelConfig` (its segments, task, class names, fairness threshold)."""
         seg = model.segments
         threshold = model.fairness.threshold
