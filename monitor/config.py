@@ -230,6 +230,71 @@ class AlertsConfig(Strict):
     no_data_after: int = Field(3, ge=1)
 
 
+class SegmentsConfig(Strict):
+    """Groups watched separately: attributes carried beside the inputs, and inputs."""
+
+    #: names of record attributes that are not model inputs (never fed to the model)
+    attributes: tuple[str, ...] = ()
+    #: model inputs also used as segments (numeric ones are cut into `bins` quantile bins)
+    features: tuple[str, ...] = ()
+    #: segments reported per window: single values first, then pairwise crosses, largest first
+    max_segments: int = Field(50, gt=0)
+    #: a segment with fewer sampled rows is not reported (and each group is sampled to at
+    #: least this many rows when the sample is stratified)
+    min_rows: int = Field(30, ge=1)
+    #: quantile bins of a numeric segment feature (edges learned from the baseline)
+    bins: int = Field(4, ge=2, le=20)
+    #: a segment's prediction drifted when its test's p-value is below this (Bonferroni
+    #: across the segments of the window)
+    p_value: float = Field(0.01, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> SegmentsConfig:
+        names = self.attributes + self.features
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"listed twice (attributes and features together): {dupes}")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.attributes + self.features
+
+
+class FairnessBands(Strict):
+    """The allowed band of each fairness metric; outside it (with confidence) is bias."""
+
+    #: disparate-impact ratio: the four-fifths rule and its inverse
+    ratio_low: float = Field(0.8, gt=0, lt=1)
+    ratio_high: float = Field(1.25, gt=1)
+    #: statistical-parity, TPR, FPR and average-odds differences: within ±difference
+    difference: float = Field(0.1, gt=0, lt=1)
+
+
+class FairnessConfig(Strict):
+    """Per-group fairness of the model's decisions (needs [models.segments])."""
+
+    #: segment attributes or segment features whose groups are compared
+    protected: tuple[str, ...] = ()
+    #: the outcome that benefits the person: a class (index or name) or "above" / "below"
+    #: the decision threshold (binary scores and regression)
+    favorable: int | str | None = None
+    #: decision threshold for "above" / "below" and binary scores (default 0.5 for
+    #: binary classification; required for regression)
+    threshold: float | None = None
+    #: attribute -> the group the others are compared with (default: the baseline's largest)
+    reference_group: dict[str, str] = Field(default_factory=dict)
+    bands: FairnessBands = FairnessBands()
+    #: level of the bootstrap confidence intervals (made simultaneous across the groups of
+    #: an attribute: see README)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    #: bootstrap resamples per window
+    resamples: int = Field(2000, ge=100, le=100_000)
+    #: bias drift when a metric's change against the baseline has a p-value below this
+    #: (Bonferroni across the groups and metrics of an attribute)
+    drift_p_value: float = Field(0.01, gt=0, lt=1)
+
+
 class FilesSourceConfig(Strict):
     glob: str
     format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
@@ -295,6 +360,8 @@ class ModelConfig(Strict):
     attribution: AttributionConfig = AttributionConfig()
     performance: PerformanceConfig = PerformanceConfig()
     alerts: AlertsConfig = AlertsConfig()
+    segments: SegmentsConfig = SegmentsConfig()
+    fairness: FairnessConfig = FairnessConfig()
 
     @field_validator("schedule")
     @classmethod
@@ -313,7 +380,64 @@ class ModelConfig(Strict):
             raise ValueError(f"drift.features: not a configured feature: {unknown}")
         if self.label and self.label in self.features.names:
             raise ValueError(f"label: {self.label!r} is also listed as a feature")
+        _check_segments(self)
+        _check_fairness(self)
         return self
+
+
+def _check_segments(model: ModelConfig) -> None:
+    """Segment attributes are not inputs; segment features are."""
+    seg = model.segments
+    clash = sorted(set(seg.attributes) & (set(model.features.names) | {model.label or ""}))
+    if clash:
+        raise ValueError(
+            f"segments.attributes: {clash} are model inputs or the label; "
+            "list inputs under segments.features"
+        )
+    unknown = sorted(set(seg.features) - set(model.features.names))
+    if unknown:
+        raise ValueError(f"segments.features: not a configured feature: {unknown}")
+
+
+def _check_fairness(model: ModelConfig) -> None:
+    """protected ⊆ segments, a favorable outcome that fits the task, known reference keys."""
+    fair = model.fairness
+    if not fair.protected:
+        if fair.reference_group:
+            raise ValueError("fairness.reference_group: set without fairness.protected")
+        return
+    unknown = sorted(set(fair.protected) - set(model.segments.names))
+    if unknown:
+        raise ValueError(
+            f"fairness.protected: {unknown} must be listed in segments.attributes or "
+            "segments.features"
+        )
+    extra = sorted(set(fair.reference_group) - set(fair.protected))
+    if extra:
+        raise ValueError(f"fairness.reference_group: not a protected attribute: {extra}")
+    favorable = fair.favorable
+    if favorable is None:
+        raise ValueError("fairness.favorable: required when fairness.protected is set")
+    if isinstance(favorable, bool):
+        raise ValueError(f"fairness.favorable: must be a class or 'above'/'below', got {favorable!r}")
+    direction = favorable in ("above", "below")
+    if model.task == "regression":
+        if not direction:
+            raise ValueError("fairness.favorable: must be 'above' or 'below' for regression")
+        if fair.threshold is None:
+            raise ValueError("fairness.threshold: required for regression")
+        return
+    if direction:
+        if model.task == "multiclass_classification":
+            raise ValueError("fairness.favorable: 'above'/'below' needs a binary or regression model")
+        return
+    classes = 2 if model.task == "binary_classification" else len(model.class_names) or None
+    if isinstance(favorable, str):
+        if favorable not in model.class_names:
+            known = ", ".join(model.class_names) or "none (set class_names)"
+            raise ValueError(f"fairness.favorable: {favorable!r} is not a class name (known: {known})")
+    elif favorable < 0 or (classes is not None and favorable >= classes):
+        raise ValueError(f"fairness.favorable: class index {favorable} is out of range")
 
 
 class Secrets(Strict):

@@ -1,0 +1,395 @@
+"""Explanation disparity: are groups denied for different reasons, and is a feature a proxy?
+
+Reasons: for each unfavorable decision, the `top_k` features that pushed hardest
+against the person (the largest ``sign * attribution`` above zero). Per protected
+group, the distribution of those reasons is compared with the other groups' and with
+the same group's in the baseline by total variation distance. Influence: per feature,
+the mean |attribution| in a group against the other groups, as a Welch t statistic.
+
+Thresholds are calibrated by permutation (seeded, vectorised): group labels (or
+window/baseline labels) are shuffled among the rows, so the threshold fits the
+window's size and the features' correlation. Influence uses the maximum over
+features (max-T), so its p-value is already adjusted across features; every p-value
+is then compared with ``alpha / groups`` (Bonferroni across an attribute's groups).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.fairness.groups import GroupKeys
+from monitor.fairness.records import MISSING, FairnessError, frozen, plain
+
+if TYPE_CHECKING:
+    from monitor.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+OTHER_GROUPS = "other_groups"
+BASELINE = "baseline"
+#: permutations evaluated per matrix product (bounds memory: chunk x rows floats)
+_CHUNK = 250
+
+
+@dataclass(frozen=True)
+class ReasonDisparity:
+    """A group's reasons for unfavorable decisions against `compared_with`
+    (``other_groups`` or ``baseline``): total variation distance, its calibrated
+    threshold and p-value; `finding` when the p-value is below the corrected level."""
+
+    attribute: str
+    group: str
+    compared_with: str
+    rows: int
+    other_rows: int
+    distance: float
+    threshold: float
+    p_value: float
+    finding: bool
+    #: feature -> share of the group's reasons (largest first, at most 5)
+    group_reasons: Mapping[str, float]
+    other_reasons: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_reasons", frozen(self.group_reasons))
+        object.__setattr__(self, "other_reasons", frozen(self.other_reasons))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attribute": self.attribute,
+            "group": self.group,
+            "compared_with": self.compared_with,
+            "rows": int(self.rows),
+            "other_rows": int(self.other_rows),
+            "distance": plain(self.distance),
+            "threshold": plain(self.threshold),
+            "p_value": plain(self.p_value),
+            "finding": bool(self.finding),
+            "group_reasons": {k: plain(v) for k, v in self.group_reasons.items()},
+            "other_reasons": {k: plain(v) for k, v in self.other_reasons.items()},
+        }
+
+
+@dataclass(frozen=True)
+class FeatureInfluence:
+    """The feature whose mean |attribution| differs most between a group and the others.
+
+    `statistic` is the Welch t of (group - others); `threshold` the permutation
+    quantile of the maximum |t| over features; `finding` flags a possible proxy of the
+    protected attribute.
+    """
+
+    attribute: str
+    group: str
+    feature: str
+    group_mean_abs: float
+    other_mean_abs: float
+    statistic: float
+    threshold: float
+    p_value: float
+    finding: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attribute": self.attribute,
+            "group": self.group,
+            "feature": self.feature,
+            "group_mean_abs": plain(self.group_mean_abs),
+            "other_mean_abs": plain(self.other_mean_abs),
+            "statistic": plain(self.statistic),
+            "threshold": plain(self.threshold),
+            "p_value": plain(self.p_value),
+            "finding": bool(self.finding),
+        }
+
+
+@dataclass(frozen=True)
+class DisparityReport:
+    """Explanation disparity of one window: every test run, and the findings among them."""
+
+    reasons: tuple[ReasonDisparity, ...]
+    influence: tuple[FeatureInfluence, ...]
+    rows: int
+    unfavorable_rows: int
+    permutations: int
+    alpha: float
+
+    @property
+    def findings(self) -> tuple[ReasonDisparity | FeatureInfluence, ...]:
+        return tuple(r for r in (*self.reasons, *self.influence) if r.finding)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reasons": [r.to_dict() for r in self.reasons],
+            "influence": [i.to_dict() for i in self.influence],
+            "rows": int(self.rows),
+            "unfavorable_rows": int(self.unfavorable_rows),
+            "permutations": int(self.permutations),
+            "alpha": plain(self.alpha),
+            "findings": len(self.findings),
+        }
+
+
+def top_reasons(attributions: np.ndarray, sign: float | np.ndarray, top_k: int = 3) -> np.ndarray:
+    """(n, features) 0/1: the `top_k` features with the largest ``sign * attribution`` > 0."""
+    against = np.asarray(attributions, dtype=float) * np.asarray(sign, dtype=float).reshape(-1, 1)
+    against = np.where(np.isfinite(against), against, 0.0)
+    k = min(top_k, against.shape[1])
+    top = np.argpartition(-against, k - 1, axis=1)[:, :k]
+    out = np.zeros(against.shape)
+    np.put_along_axis(out, top, 1.0, axis=1)
+    return out * (against > 0)
+
+
+class DisparityAnalyzer:
+    """Explanation disparity of windows: ``fit(baseline)`` then ``analyze(window)``.
+
+    Inputs per row: protected attribute values (a frame), attributions (n, features)
+    of the explained score, whether the decision was favorable, and the sign of a
+    contribution against the person (`Outcome.against_sign()` for binary and
+    regression models; a per-row array is accepted).
+    """
+
+    def __init__(
+        self,
+        protected: Sequence[str],
+        features: Sequence[str],
+        *,
+        numeric: Sequence[str] = (),
+        bins: int = 4,
+        top_k: int = 3,
+        permutations: int = 1000,
+        alpha: float = 0.005,
+        min_rows: int = 30,
+        seed: int = 0,
+    ):
+        if not protected or not features:
+            raise FairnessError("explanation disparity needs protected attributes and features")
+        self.protected, self.features = tuple(protected), tuple(features)
+        self.keys = GroupKeys(self.protected, numeric, bins)
+        self.top_k, self.permutations, self.alpha = top_k, int(permutations), alpha
+        self.min_rows, self.seed = int(min_rows), seed
+        self._baseline: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> DisparityAnalyzer:
+        """Build from a `ModelConfig`: its protected attributes, input features, seed."""
+        fair, seg = model.fairness, model.segments
+        return cls(
+            fair.protected,
+            model.features.names,
+            numeric=[n for n in fair.protected if n in set(model.features.numeric)],
+            bins=seg.bins,
+            min_rows=seg.min_rows,
+            seed=model.seed,
+        )
+
+    def fit(
+        self, attributes: pd.DataFrame, attributions: Any, favorable: Any, sign: float | np.ndarray
+    ) -> DisparityAnalyzer:
+        """Learn each protected attribute's baseline reasons (unfavorable rows). Returns self."""
+        self.keys.fit(attributes)
+        keys, reasons, _ = self._prepare(attributes, attributions, favorable, sign)
+        self._baseline = {name: (keys[name], reasons) for name in self.protected}
+        return self
+
+    def analyze(
+        self,
+        attributes: pd.DataFrame,
+        attributions: Any,
+        favorable: Any,
+        sign: float | np.ndarray,
+        *,
+        seed: int | None = None,
+    ) -> DisparityReport:
+        """Test one window's reasons (across groups, against the baseline) and influence."""
+        keys, reasons, values = self._prepare(attributes, attributions, favorable, sign)
+        all_keys = self.keys.transform(attributes)
+        found_reasons: list[ReasonDisparity] = []
+        found_influence: list[FeatureInfluence] = []
+        for name in self.protected:
+            rng = np.random.default_rng([self.seed if seed is None else seed, zlib.crc32(name.encode())])
+            found_reasons += self._reasons(name, keys[name], reasons, rng)
+            found_influence += self._influence(name, all_keys[name], np.abs(values), rng)
+        log.debug(
+            "explanation disparity: %d unfavorable rows with reasons, %d tests",
+            len(reasons),
+            len(found_reasons) + len(found_influence),
+        )
+        return DisparityReport(
+            tuple(found_reasons),
+            tuple(found_influence),
+            len(values),
+            len(reasons),
+            self.permutations,
+            self.alpha,
+        )
+
+    def _prepare(
+        self, attributes: pd.DataFrame, attributions: Any, favorable: Any, sign: float | np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Group keys and reasons of the unfavorable rows that have a reason; all attributions."""
+        values = np.asarray(attributions, dtype=float)
+        if values.ndim != 2 or values.shape[1] != len(self.features):
+            raise FairnessError(
+                f"attributions must be (rows, {len(self.features)} features), got {values.shape}"
+            )
+        fav = np.asarray(favorable, dtype=bool).reshape(-1)
+        if len(fav) != len(values) or len(attributes) != len(values):
+            raise FairnessError("attributes, attributions and decisions must be aligned by row")
+        signs = np.broadcast_to(np.asarray(sign, dtype=float), (len(values),))
+        reasons = top_reasons(values[~fav], signs[~fav], self.top_k)
+        has = reasons.sum(axis=1) > 0
+        keys = self.keys.transform(attributes)
+        return {n: k[~fav][has] for n, k in keys.items()}, reasons[has], values
+
+    def _reasons(
+        self, name: str, keys: np.ndarray, reasons: np.ndarray, rng: np.random.Generator
+    ) -> list[ReasonDisparity]:
+        """Each group's reasons against the other groups' and against its baseline's."""
+        known = keys != MISSING
+        keys, reasons = keys[known], reasons[known]
+        groups = self._tested_groups(keys)
+        level = self.alpha / max(len(groups), 1)
+        perms = _permutations(len(keys), self._enough(level), rng)
+        out = []
+        for g in groups:
+            inside = keys == g
+            if len(keys) - inside.sum() >= self.min_rows:
+                out.append(self._tv_test(name, g, OTHER_GROUPS, reasons, inside, level, perms))
+        base = self._baseline.get(name)
+        if base is None:
+            return out
+        then = [
+            g
+            for g in sorted(set(keys.tolist()))
+            if np.sum(keys == g) >= self.min_rows and np.sum(base[0] == g) >= self.min_rows
+        ]
+        level = self.alpha / max(len(then), 1)
+        for g in then:
+            inside = keys == g
+            before = base[1][base[0] == g]
+            pooled = np.vstack([reasons[inside], before])
+            member = np.r_[np.ones(int(inside.sum()), bool), np.zeros(len(before), bool)]
+            perms = _permutations(len(member), self._enough(level), rng)
+            out.append(self._tv_test(name, g, BASELINE, pooled, member, level, perms))
+        return out
+
+    def _enough(self, level: float) -> int:
+        """Permutations: the configured number, or enough for a p-value below `level`."""
+        return max(self.permutations, int(np.ceil(2 / level)))
+
+    def _tested_groups(self, keys: np.ndarray) -> list[str]:
+        """Groups with enough rows on both sides; of two groups only the smaller (mirror tests)."""
+        sizes = {g: int(np.sum(keys == g)) for g in sorted(set(keys.tolist()))}
+        groups = [g for g, n in sizes.items() if self.min_rows <= n <= len(keys) - self.min_rows]
+        if len(sizes) == 2 and len(groups) == 2:
+            groups = [min(groups, key=lambda g: (sizes[g], g))]
+        return groups
+
+    def _tv_test(
+        self,
+        name: str,
+        group: str,
+        other: str,
+        reasons: np.ndarray,
+        member: np.ndarray,
+        level: float,
+        perms: list[np.ndarray],
+    ) -> ReasonDisparity:
+        total = reasons.sum(axis=0)
+        flag = member.astype(float)
+        observed = float(_tv(flag @ reasons, total)[0])
+        null = np.concatenate([_tv(flag[idx] @ reasons, total) for idx in perms])
+        p = (1 + np.sum(null >= observed - 1e-12)) / (len(null) + 1)
+        inside = reasons[member].sum(axis=0)
+        return ReasonDisparity(
+            name,
+            group,
+            other,
+            int(member.sum()),
+            int((~member).sum()),
+            observed,
+            float(np.quantile(null, 1 - level)),
+            float(p),
+            bool(p < level),
+            self._shares(inside),
+            self._shares(total - inside),
+        )
+
+    def _influence(
+        self, name: str, keys: np.ndarray, magnitude: np.ndarray, rng: np.random.Generator
+    ) -> list[FeatureInfluence]:
+        """Per group, the feature whose mean |attribution| differs most from the others'."""
+        known = keys != MISSING
+        keys, magnitude = keys[known], magnitude[known]
+        groups = self._tested_groups(keys)
+        level = self.alpha / max(len(groups), 1)
+        perms = _permutations(len(keys), self._enough(level), rng) if groups else []
+        out = []
+        for g in groups:
+            member = keys == g
+            flag = member.astype(float)
+            t = _welch(flag[None, :], magnitude)[0]
+            null = np.concatenate([np.nanmax(np.abs(_welch(flag[idx], magnitude)), axis=1) for idx in perms])
+            j = int(np.nanargmax(np.abs(t)))
+            p = (1 + np.sum(null >= abs(t[j]) - 1e-12)) / (len(null) + 1)
+            out.append(
+                FeatureInfluence(
+                    name,
+                    g,
+                    self.features[j],
+                    float(magnitude[member, j].mean()),
+                    float(magnitude[~member, j].mean()),
+                    float(t[j]),
+                    float(np.quantile(null, 1 - level)),
+                    float(p),
+                    bool(p < level),
+                )
+            )
+        return out
+
+    def _shares(self, counts: np.ndarray) -> dict[str, float]:
+        total = counts.sum()
+        if total <= 0:
+            return {}
+        order = np.argsort(-counts, kind="stable")[:5]
+        return {self.features[j]: float(counts[j] / total) for j in order if counts[j] > 0}
+
+
+def _permutations(rows: int, permutations: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Random permutations of ``range(rows)`` as (chunk, rows) int32 index arrays."""
+    full, rest = divmod(permutations, _CHUNK)
+    sizes = [_CHUNK] * full + ([rest] if rest else [])
+    base = np.arange(rows, dtype=np.int32)
+    return [rng.permuted(np.broadcast_to(base, (size, rows)), axis=1) for size in sizes]
+
+
+def _tv(inside: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Total variation between the reason shares of the members and of the rest."""
+    inside = np.atleast_2d(inside)
+    outside = total - inside
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = inside / inside.sum(axis=1, keepdims=True)
+        q = outside / outside.sum(axis=1, keepdims=True)
+    return 0.5 * np.abs(p - q).sum(axis=1)
+
+
+def _welch(member: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(k, features) Welch t of mean(values | member) - mean(values | not member)."""
+    n1 = member.sum(axis=1, keepdims=True)
+    n0 = values.shape[0] - n1
+    s1, q1 = member @ values, member @ values**2
+    total, total_sq = values.sum(axis=0), (values**2).sum(axis=0)
+    m1, m0 = s1 / n1, (total - s1) / n0
+    v1 = (q1 - n1 * m1**2) / np.maximum(n1 - 1, 1)
+    v0 = (total_sq - q1 - n0 * m0**2) / np.maximum(n0 - 1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (m1 - m0) / np.sqrt(np.maximum(v1, 0) / n1 + np.maximum(v0, 0) / n0)
