@@ -17,8 +17,8 @@ def two_runs(engine, settings, send_traffic):
     build_baseline(settings, engine, "cancer", created_by="test")
     send_traffic(engine, settings, T0, seed=1)
     send_traffic(engine, settings, T0 + WINDOW, seed=2, shift=True, bad=4)
-    clean = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
-    shifted = run_once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW)
+    clean = run_once(settings, engine, "cancer", T0, T0 + WINDOW, channels=["console"])
+    shifted = run_once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, channels=["console"])
     return clean, shifted
 
 
@@ -76,7 +76,7 @@ def test_a_constant_feature_gives_no_runtime_warning(engine, settings, cancer):
                 "prediction": 0.5}
                for i, row in held_out.head(80).reset_index(drop=True).iterrows()]
     ingest_predictions(engine, settings.models, parse_body(json.dumps(records).encode()), source="test")
-    run = run_once(settings, engine, "cancer", T0, T0 + WINDOW)
+    run = run_once(settings, engine, "cancer", T0, T0 + WINDOW, channels=["console"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         page = build_report(settings, engine, run.run_id)
