@@ -110,7 +110,8 @@ def _partition_log() -> None:
     today = datetime.now(UTC).date()
     days = set(logged) | {today + timedelta(days=n) for n in range(-1, AHEAD_DAYS + 1)}
     for day in sorted(days):
-        op.execute(_create_partition(day))
+        if day < date.max:  # the last representable day stays in DEFAULT
+            op.execute(_create_partition(day))
     op.execute(
         "INSERT INTO prediction (id, model, request_id, ts, received_at, features, prediction)"
         " SELECT id, model, request_id, ts, received_at, features, prediction"

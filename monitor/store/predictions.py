@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from monitor import clock
 from monitor.errors import DatabaseError
 from monitor.store.copy import copy_payload
-from monitor.store.tables import Label, Prediction, Quarantine
+from monitor.store.tables import Label, Prediction, PredictionKey, Quarantine
 
 if TYPE_CHECKING:  # the records are duck-typed here, so intake and store import freely
     from monitor.intake.prepare import LogRow
@@ -270,6 +270,26 @@ def iter_log_window(
         result = conn.execution_options(yield_per=batch).execute(stmt)
         for row in result:
             yield row.request_id, row.ts, row.features, row.prediction, row.label
+
+
+def find_logged(session: Session, model: str, request_id: str) -> Prediction | None:
+    """The logged row of one request id, or None.
+
+    The log has no index on request ids (PostgreSQL could only have one per partition):
+    the key gives the row's time, so the lookup reads one partition through the
+    (model, ts) index instead of every partition.
+    """
+    ts = session.scalar(
+        select(PredictionKey.ts).where(
+            PredictionKey.model == model, PredictionKey.request_id == request_id
+        )
+    )
+    if ts is None:
+        return None
+    stmt = select(Prediction).where(
+        Prediction.model == model, Prediction.ts == ts, Prediction.request_id == request_id
+    )
+    return session.scalars(stmt).first()
 
 
 def count_predictions(engine: Engine, model: str | None = None) -> int:

@@ -19,7 +19,7 @@ from monitor.store import make_engine, transaction, upgrade
 from monitor.store.copy import copy_payload
 from monitor.store.maintenance import ensure_partitions, partition_days, partition_name
 from monitor.store.migrate import alembic_config
-from monitor.store.predictions import purge_before
+from monitor.store.predictions import find_logged, purge_before
 from monitor.store.tables import DEFAULT_PARTITION
 from tests.intake.helpers import cancer_rows, model_config
 
@@ -225,3 +225,15 @@ def test_retention_drops_whole_days_and_their_keys(head_engine):
     assert _keys(engine) == _logged(engine)
     # a purged request id is new again
     assert _ingest(engine, rows[:1]).accepted == 1
+
+
+def test_find_logged_reads_a_row_through_its_key(engine):
+    rows = cancer_rows(6, start=datetime(2026, 3, 1, 23, 58, tzinfo=UTC), step=timedelta(minutes=1))
+    assert _ingest(engine, rows).accepted == 6
+    with transaction(engine) as session:
+        found = find_logged(session, "cancer", "r4")
+        assert found is not None
+        assert found.ts == datetime.fromisoformat(rows[4]["timestamp"])
+        assert found.features["clinic"] == rows[4]["features"]["clinic"]
+        assert find_logged(session, "other", "r4") is None
+        assert find_logged(session, "cancer", "r99") is None
