@@ -19,7 +19,7 @@ from monitor.store import make_engine, transaction, upgrade
 from monitor.store.copy import copy_payload
 from monitor.store.maintenance import ensure_partitions, partition_days, partition_name
 from monitor.store.migrate import alembic_config
-from monitor.store.predictions import find_logged, purge_before
+from monitor.store.predictions import find_logged, insert_log_rows, purge_before
 from monitor.store.tables import DEFAULT_PARTITION
 from tests.intake.helpers import cancer_rows, model_config
 
@@ -237,3 +237,42 @@ def test_find_logged_reads_a_row_through_its_key(engine):
         assert found.features["clinic"] == rows[4]["features"]["clinic"]
         assert find_logged(session, "other", "r4") is None
         assert find_logged(session, "cancer", "r99") is None
+
+
+def test_a_key_repeated_in_one_batch_keeps_its_first_row(engine):
+    """The store's own guarantee, without the intake's de-duplication in front of it."""
+    rows = prepare_predictions(
+        [(row, None) for row in cancer_rows(4, prefix="k")], validators_for(MODELS), source="t"
+    ).rows
+    model, rid, ts, features, _ = rows[0]
+    again = (model, rid, ts + DAY, features, b"0.25")  # same key, another day and answer
+    with transaction(engine) as session:
+        assert insert_log_rows(session, [rows[0], again, rows[1]]) == 2
+    with transaction(engine) as session:  # a logged key forces the ON CONFLICT path
+        assert insert_log_rows(session, [again, rows[2], rows[3], rows[3]]) == 2
+    with transaction(engine) as session:
+        assert float(find_logged(session, model, rid).prediction) == orjson.loads(rows[0][4])
+    assert len(_logged(engine)) == 4 and _keys(engine) == _logged(engine)
+
+
+def test_retention_keeps_a_busy_partition_and_every_newer_key(head_engine, monkeypatch):
+    engine = head_engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite deletes rows; there is no partition to lock")
+    from monitor.store import maintenance
+
+    monkeypatch.setattr(maintenance, "LOCK_TIMEOUT", "200ms")
+    d = datetime(2026, 3, 20, tzinfo=UTC)
+    days = [d - 6 * DAY, d - 5 * DAY, d - 4 * DAY]
+    assert _ingest(engine, _rows(days, per_day=10)).accepted == 3 * (10 + 4)
+    ensure_partitions(engine, d - 6 * DAY, ahead=3 * DAY)
+    busy = partition_name((d - 5 * DAY).date())
+    with engine.connect() as reader:
+        reader.execute(text(f"SELECT count(*) FROM {busy}"))  # holds a lock until rollback
+        with transaction(engine) as session:
+            counts = purge_before(session, d)
+        reader.rollback()
+    survivors = {rid.split("-")[0] for _model, rid in _logged(engine)}
+    assert survivors == {"r1", "r2"}  # d-6 dropped; d-5 busy, so d-5 and d-4 stay
+    assert counts["prediction_partitions"] == 2  # d-7 (empty) and d-6
+    assert _keys(engine) == _logged(engine)
