@@ -152,10 +152,12 @@ class ColumnReference:
 
     def default_method(self, current: Column) -> str:
         """The test `evidently...get_stattest(ref, cur, type, None)` would choose."""
-        if self.n_unique > 5:
-            n_values = self.n_unique + 1  # only "more than 5" matters
-        else:
-            n_values = len(self.keys | set(current.value_counts()))
+        # only "more than 5" matters: the window's values are counted for few keys only
+        n_values = (
+            self.n_unique + 1
+            if self.n_unique > 5
+            else len(self.keys | set(current.value_counts()))
+        )
         if self.column.n <= SMALL_REFERENCE:
             if self.column.kind == "numeric" and n_values > 5:
                 return "ks"
@@ -209,7 +211,7 @@ class ColumnReference:
         reference's: the merged order, and at each merged position how many values of
         each sample lie at or before it, follow without searching every position twice.
         Where neighbours tie the gap is zero, so every term, and the sum, are the same
-        floats as scipy's (a test holds it to equality, not to a tolerance).
+        floats as the search-based formula's (a test holds it to equality).
         """
         ref, cur = self.column.values, current.values
         n, m = ref.size, cur.size
@@ -228,8 +230,10 @@ class ColumnReference:
         terms = ref_counts / n
         terms -= cur_counts / m
         np.abs(terms, out=terms)
-        # scipy (>= 1.15, on numpy 2) sums with vecdot: the same call, the same bits
-        distance = np.vecdot(terms, deltas)
+        terms *= deltas
+        # pairwise summation, as before: deterministic whatever the BLAS threads (scipy
+        # >= 1.15 sums with vecdot, BLAS: equal to ~1e-16, and slow on busy cores)
+        distance = np.sum(terms)
         return distance / max(self.std, 0.001)
 
     def _jensenshannon(self, current: Column) -> float:
