@@ -97,14 +97,16 @@ def ensure_partitions(
         try:
             with engine.begin() as conn:
                 conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-                moved += _create_partition(conn, day)
+                rows = _create_partition(conn, day)
         except OperationalError as err:
             if not isinstance(err.orig, LockNotAvailable):
                 raise
             log.warning("partition for %s not created: the log is busy (%s)", day, err.orig)
             skipped.append(day)
-        else:
+            continue
+        if rows is not None:
             created.append(day)
+            moved += rows
     if created:
         log.info(
             "prediction log: created %d daily partitions (%s .. %s), moved %d rows from %s",
@@ -117,19 +119,20 @@ def ensure_partitions(
     return PartitionUpkeep(tuple(created), moved, tuple(skipped))
 
 
-def _create_partition(conn: Connection, day: date) -> int:
+def _create_partition(conn: Connection, day: date) -> int | None:
     """Create and attach `day`'s partition, moving that day's rows out of DEFAULT.
 
-    Returns how many rows moved. Built beside the log and attached, not created as a
-    partition: ATTACH takes a lock on the log that reads and writes pass (CREATE ..
-    PARTITION OF would block them), and the CHECK spares it a scan of the new table.
+    Returns how many rows moved (None: another daemon created it meanwhile). Built
+    beside the log and attached, not created as a partition: ATTACH takes a lock on
+    the log that reads and writes pass (CREATE .. PARTITION OF would block them), and
+    the CHECK spares it a scan of the new table.
     """
     name, low, high = partition_name(day), _midnight(day), _midnight(day + timedelta(days=1))
     params = {"low": low, "high": high}
     # one daemon at a time; a partition another one made meanwhile is left alone
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('monitor.prediction.partitions'))"))
     if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
-        return 0
+        return None
     conn.execute(
         text(f"CREATE TABLE {name} (LIKE prediction INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     )
