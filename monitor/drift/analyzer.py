@@ -12,7 +12,7 @@ import pandas as pd
 from monitor.config import DriftConfig, PerformanceConfig
 from monitor.drift.performance import TASKS, compare, labelled, performance_metrics
 from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, FeatureQuality, Kind
-from monitor.drift.stattests import Column, ColumnReference, clean_column
+from monitor.drift.stattests import Column, ColumnReference, clean_column, fit_references
 from monitor.errors import DriftError
 from monitor.vocab import PREDICTION_KEY
 
@@ -84,10 +84,7 @@ class DriftAnalyzer:
                 self.config.min_rows,
             )
         self._check_methods()
-        self._references = {
-            name: ColumnReference(name, clean_column(name, reference[name], kind))
-            for name, kind in self.kinds.items()
-        }
+        self._references = fit_references(reference, self.kinds)
         self._prediction = None
         if predictions is not None:
             column = self._prediction_column(predictions)

@@ -1,27 +1,39 @@
 """Repository functions for the prediction log, labels and quarantine.
 
-The only code that reads or writes the `prediction`, `label` and `quarantine` tables.
-Inserts are built for throughput from rows serialized once (see `monitor.store.copy`
-for PostgreSQL's COPY); SQLite gets one executemany of ``INSERT OR IGNORE``. Either
-way a request id already logged is kept, not replaced.
+The only code that reads or writes the `prediction`, `prediction_key`, `label` and
+`quarantine` tables. Inserts are built for throughput from rows serialized once.
+A row is logged only when its (model, request_id) enters `prediction_key` first: the
+log itself is partitioned by time on PostgreSQL, where no unique index can span
+partitions, so the key table is what keeps a request id from being logged twice, on
+both databases. A request id already logged is kept, not replaced.
+
+PostgreSQL: the keys and then the rows are loaded with binary COPY inside a savepoint
+(the common case, no key seen before: two COPYs). When a key is refused (a retried
+batch, or a concurrent writer that logged it first) the savepoint is rolled back and
+the batch goes through a temporary table: ``INSERT .. ON CONFLICT DO NOTHING
+RETURNING`` on the keys decides which rows are new. SQLite: ``INSERT OR IGNORE ..
+RETURNING`` on the keys, then the new rows.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import psycopg
+from psycopg import errors as pg_errors
 from sqlalchemy import Engine, and_, delete, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor import clock
 from monitor.errors import DatabaseError
-from monitor.store.copy import copy_postgres as _copy_postgres
-from monitor.store.tables import Label, Prediction, Quarantine
+from monitor.store.copy import copy_payload
+from monitor.store.tables import Label, Prediction, PredictionKey, Quarantine
 
 if TYPE_CHECKING:  # the records are duck-typed here, so intake and store import freely
     from monitor.intake.prepare import LogRow
@@ -48,7 +60,8 @@ def _sqlite_ts(ts: datetime) -> str:
 def insert_log_rows(session: Session, rows: Sequence[LogRow]) -> int:
     """Append pre-serialized rows (model, request_id, ts, features JSON, prediction JSON).
 
-    Returns how many were new; a (model, request_id) already logged is kept, not replaced.
+    Returns how many were new; a (model, request_id) already logged, or repeated in
+    `rows`, is kept once (its first row), not replaced.
     """
     if not rows:
         return 0
@@ -56,28 +69,126 @@ def insert_log_rows(session: Session, rows: Sequence[LogRow]) -> int:
     raw = conn.connection.driver_connection
     now = clock.utcnow()
     if conn.dialect.name == "postgresql":
-        return _copy_postgres(raw, rows, now)
+        return _insert_postgres(raw, rows, now)
+    return _insert_sqlite(raw, rows, now)
+
+
+# -- PostgreSQL -----------------------------------------------------------------------
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_KEY_COPY = "COPY prediction_key (ts, model, request_id) FROM STDIN (FORMAT BINARY)"
+_ROW_COLUMNS = "ts, received_at, model, request_id, features, prediction"
+_ROW_COPY = "COPY {table} (" + _ROW_COLUMNS + ") FROM STDIN (FORMAT BINARY)"
+_KEY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_KEY_FIXED = struct.Struct("!hiqi")  # 3 fields; ts; length of model
+_LENGTH = struct.Struct("!i").pack
+_SAVEPOINT = "monitor_prediction_keys"
+_BATCH_TABLE = "_monitor_prediction_batch"
+#: errors that mean "this key is logged already": decide row by row with ON CONFLICT
+_RACES = (pg_errors.UniqueViolation, pg_errors.DeadlockDetected)
+
+
+def _key_payload(rows: Sequence[LogRow]) -> bytes:
+    """The binary COPY data of the rows' (ts, model, request_id)."""
+    fixed, length = _KEY_FIXED.pack, _LENGTH
+    names: dict[str, bytes] = {}
+    parts = [_KEY_HEADER]
+    append = parts.append
+    for model, request_id, ts, _features, _prediction in rows:
+        name = names.get(model)
+        if name is None:
+            name = names[model] = model.encode()
+        rid = request_id.encode()
+        append(fixed(3, 8, (ts - _PG_EPOCH) // _MICROSECOND, len(name)))
+        append(name)
+        append(length(len(rid)))
+        append(rid)
+    append(b"\xff\xff")
+    return b"".join(parts)
+
+
+def _insert_postgres(raw: psycopg.Connection[Any], rows: Sequence[LogRow], now: datetime) -> int:
+    keys = _key_payload(rows)
+    with raw.cursor() as cur:
+        cur.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            with cur.copy(_KEY_COPY) as copy:
+                copy.write(keys)
+        except _RACES as err:
+            log.debug("a request id of the batch is logged already (%s); using ON CONFLICT", err)
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            return _insert_new_postgres(cur, copy_payload(rows, now))
+        cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        with cur.copy(_ROW_COPY.format(table="prediction")) as copy:
+            copy.write(copy_payload(rows, now))
+        return cur.rowcount
+
+
+def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
+    """Log the rows whose key is new (the first row of a key repeated in the batch)."""
+    cur.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} (ts timestamptz,"
+        " received_at timestamptz, model text, request_id text, features text,"
+        " prediction text, n bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS"
+    )
+    with cur.copy(_ROW_COPY.format(table=_BATCH_TABLE)) as copy:
+        copy.write(payload)
+    cur.execute(
+        f"WITH fresh AS ("
+        f" INSERT INTO prediction_key (model, request_id, ts)"
+        f" SELECT DISTINCT ON (model, request_id) model, request_id, ts FROM {_BATCH_TABLE}"
+        f" ORDER BY model, request_id, n"
+        f" ON CONFLICT DO NOTHING RETURNING model, request_id)"
+        f" INSERT INTO prediction ({_ROW_COLUMNS})"
+        f" SELECT DISTINCT ON (b.model, b.request_id) b.ts, b.received_at, b.model,"
+        f" b.request_id, b.features::json, b.prediction::json"
+        f" FROM {_BATCH_TABLE} b JOIN fresh f"
+        f" ON f.model = b.model AND f.request_id = b.request_id"
+        f" ORDER BY b.model, b.request_id, b.n"
+    )
+    inserted = cur.rowcount
+    cur.execute(f"TRUNCATE {_BATCH_TABLE}")
+    return inserted
+
+
+# -- SQLite ---------------------------------------------------------------------------
+
+#: rows per key statement: 3 parameters each, well under SQLite's 32,766
+_SQLITE_CHUNK = 2000
+
+
+def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> int:
     received = _sqlite_ts(now)
-    values = [
-        (
-            model,
-            request_id,
-            _sqlite_ts(ts),
-            received,
-            str(features, "utf-8"),
-            str(prediction, "utf-8"),
-        )
-        for model, request_id, ts, features, prediction in rows
-    ]
+    stamps = [_sqlite_ts(row[2]) for row in rows]
     cursor = raw.cursor()
     try:
-        before = raw.total_changes
+        fresh: set[tuple[str, str]] = set()
+        for start in range(0, len(rows), _SQLITE_CHUNK):
+            chunk = range(start, min(start + _SQLITE_CHUNK, len(rows)))
+            params: list[Any] = []
+            for i in chunk:
+                params += (rows[i][0], rows[i][1], stamps[i])
+            cursor.execute(
+                "INSERT OR IGNORE INTO prediction_key (model, request_id, ts) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(chunk))
+                + " RETURNING model, request_id",
+                params,
+            )
+            fresh.update(cursor.fetchall())
+        values = []
+        for (model, request_id, _ts, features, prediction), ts in zip(rows, stamps, strict=True):
+            if (model, request_id) in fresh:
+                fresh.discard((model, request_id))  # the first row of a repeated key wins
+                values.append(
+                    (model, request_id, ts, received, str(features, "utf-8"), str(prediction, "utf-8"))
+                )
         cursor.executemany(
-            "INSERT OR IGNORE INTO prediction (model, request_id, ts, received_at, features,"
+            "INSERT INTO prediction (model, request_id, ts, received_at, features,"
             " prediction) VALUES (?, ?, ?, ?, ?, ?)",
             values,
         )
-        return raw.total_changes - before
+        return len(values)
     finally:
         cursor.close()
 
@@ -161,6 +272,26 @@ def iter_log_window(
             yield row.request_id, row.ts, row.features, row.prediction, row.label
 
 
+def find_logged(session: Session, model: str, request_id: str) -> Prediction | None:
+    """The logged row of one request id, or None.
+
+    The log has no index on request ids (PostgreSQL could only have one per partition):
+    the key gives the row's time, so the lookup reads one partition through the
+    (model, ts) index instead of every partition.
+    """
+    ts = session.scalar(
+        select(PredictionKey.ts).where(
+            PredictionKey.model == model, PredictionKey.request_id == request_id
+        )
+    )
+    if ts is None:
+        return None
+    stmt = select(Prediction).where(
+        Prediction.model == model, Prediction.ts == ts, Prediction.request_id == request_id
+    )
+    return session.scalars(stmt).first()
+
+
 def count_predictions(engine: Engine, model: str | None = None) -> int:
     """Rows in the prediction log (for one model when given)."""
     stmt = select(func.count()).select_from(Prediction)
@@ -180,10 +311,15 @@ def quarantined(engine: Engine, model: str | None = None, limit: int = 100) -> l
 
 
 def purge_before(session: Session, cutoff: datetime) -> dict[str, int]:
-    """Delete predictions, labels and quarantined rows older than `cutoff` (retention)."""
-    counts = {}
+    """Retention: remove predictions, labels and quarantined rows older than `cutoff`.
+
+    The log goes by whole daily partitions on PostgreSQL (`maintenance.purge_log`);
+    labels and quarantine are deleted row by row.
+    """
+    from monitor.store.maintenance import purge_log
+
+    counts = purge_log(session, cutoff)
     for name, stmt in (
-        ("prediction", delete(Prediction).where(Prediction.ts < cutoff)),
         ("label", delete(Label).where(Label.received_at < cutoff)),
         ("quarantine", delete(Quarantine).where(Quarantine.received_at < cutoff)),
     ):

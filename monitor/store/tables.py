@@ -116,13 +116,40 @@ class Baseline(Base):
     performance: Mapped[dict[str, Any] | None]
 
 
+#: PostgreSQL: the prediction log is range-partitioned by `ts`, one partition per UTC
+#: day named ``prediction_pYYYYMMDD``, plus ``prediction_default`` for rows outside
+#: every created day (see `monitor.store.maintenance`). SQLite keeps one table.
+PARTITION_PREFIX = "prediction_p"
+DEFAULT_PARTITION = "prediction_default"
+
+
+def is_partition(name: str) -> bool:
+    """Whether `name` is one of the prediction log's partitions (not a model table)."""
+    if name == DEFAULT_PARTITION:
+        return True
+    digits = name.removeprefix(PARTITION_PREFIX)
+    return digits != name and len(digits) == 8 and digits.isdigit()
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic autogenerate hook: compare the partitioned parent, not its partitions."""
+    return not (type_ == "table" and name is not None and is_partition(name))
+
+
 class Prediction(Base):
-    """The prediction log: one row per served request."""
+    """The prediction log: one row per served request.
+
+    On PostgreSQL the table is partitioned by `ts` and its primary key is (id, ts): a
+    unique index there must hold the partition key, so "one row per (model,
+    request_id)" is kept by `PredictionKey` instead, on both databases.
+    """
 
     __tablename__ = "prediction"
     __table_args__ = (
-        UniqueConstraint("model", "request_id"),
         Index("ix_prediction_model_ts", "model", "ts"),
+        # BRIN: a few pages per partition for time-only scans (retention, bounds);
+        # SQLite builds it as an ordinary index
+        Index("ix_prediction_ts", "ts", postgresql_using="brin"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     model: Mapped[str] = mapped_column(String(64))
@@ -132,6 +159,20 @@ class Prediction(Base):
     features: Mapped[dict[str, Any]]
     #: a number, a list of class scores, or {name: number}
     prediction: Mapped[Any] = mapped_column(JSON)
+
+
+class PredictionKey(Base):
+    """Every (model, request_id) in the log, with the row's time: the duplicate check.
+
+    Unpartitioned, so a request id is refused again whichever day it was first logged
+    on; retention removes keys with their rows.
+    """
+
+    __tablename__ = "prediction_key"
+    __table_args__ = (Index("ix_prediction_key_ts", "ts", postgresql_using="brin"),)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    ts: Mapped[datetime]
 
 
 class Label(Base):
