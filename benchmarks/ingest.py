@@ -207,6 +207,8 @@ def copy_rate(url: str, bodies: list[bytes], senders: int) -> float:
 def clear(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
+        # the key table keeps one row per request id: empty it with the log
+        conn.execute(text("DELETE FROM prediction_key"))
         conn.execute(text("DELETE FROM prediction"))
     engine.dispose()
 

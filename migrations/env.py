@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 
 from monitor.store.engine import make_engine
-from monitor.store.tables import Base
+from monitor.store.tables import Base, include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -33,6 +33,7 @@ def run_migrations_offline() -> None:
     context.configure(
         url=url,
         target_metadata=target_metadata,
+        include_name=include_name,
         literal_binds=True,
         render_as_batch=url.startswith("sqlite"),
     )
@@ -46,6 +47,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=include_name,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
         )

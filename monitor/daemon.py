@@ -29,6 +29,7 @@ from monitor.cycle import Runtime, WindowBusy, last_complete_window, run_once
 from monitor.errors import NoBaselineError, RunError
 from monitor.notify import deliver_outbox, pending_count
 from monitor.store import require_current, transaction
+from monitor.store.maintenance import ensure_partitions
 from monitor.store.retention import purge_older_than
 from monitor.store.runs import has_run, last_runs
 from monitor.windows import gap_report, missed_windows, trigger_for
@@ -78,6 +79,14 @@ class Daemon:
             id="outbox",
             name="outbox delivery",
             replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.partitions_job,
+            IntervalTrigger(hours=1),
+            id="partitions",
+            name="prediction log partitions",
+            replace_existing=True,
+            next_run_time=clock.utcnow(),
         )
         self.scheduler.add_job(
             self.retention_job,
@@ -166,6 +175,20 @@ class Daemon:
         job = self.scheduler.get_job("outbox")
         if job is not None:
             job.modify(next_run_time=clock.utcnow())
+
+    def partitions_job(self) -> None:
+        """PostgreSQL: create the prediction log's daily partitions a week ahead."""
+        try:
+            upkeep = ensure_partitions(self.engine, clock.utcnow())
+        except Exception:
+            log.exception("creating prediction log partitions failed (database down?); retrying in an hour")
+            return
+        if upkeep.created or upkeep.moved_rows:
+            log.info(
+                "prediction log: %d partition(s) created, %d row(s) moved out of the default partition",
+                len(upkeep.created),
+                upkeep.moved_rows,
+            )
 
     def retention_job(self) -> None:
         cutoff = clock.utcnow() - timedelta(days=self.settings.scheduler.retention_days)

@@ -40,9 +40,10 @@ def latest_explanation(
 
 
 def find_prediction(session: Session, model: str, request_id: str) -> Prediction | None:
-    return session.scalars(
-        select(Prediction).where(Prediction.model == model, Prediction.request_id == request_id)
-    ).first()
+    """The logged row of one request (through its key: one partition on PostgreSQL)."""
+    from monitor.store.predictions import find_logged
+
+    return find_logged(session, model, request_id)
 
 
 def list_alerts(
