@@ -116,7 +116,7 @@ class Calibrator:
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         s = np.asarray(scores, dtype=float)
-        if self._isotonic is None:
+        if self._isotonic is None or not s.size:
             return np.clip(s, 0.0, 1.0)
         return self._isotonic.predict(s)
 

@@ -8,12 +8,13 @@ which gives the expected confusion matrix and so the expected metrics.
 Where NannyML scales the spread of each metric over the baseline by sqrt(rows), we
 use the window's own predictions: under the same assumption (labels drawn from the
 calibrated probabilities) the metric a fully labelled window would realize has an
-exact distribution, which we simulate (accuracy and precision in closed form). Its
-mean is the estimate (for ratios such as recall, F1 and ROC AUC this is the expected
-metric, not the ratio of expected counts) and its standard deviation the sampling
-error: it follows the window's mix of confident and uncertain rows instead of the
-baseline's, which is what changes under covariate shift. Simulation is seeded, so an
-estimate is reproducible.
+exact distribution, which we simulate (accuracy and precision, sums of independent
+rows, in closed form). Its standard deviation is the sampling error: it follows the
+window's mix of confident and uncertain rows instead of the baseline's, which is what
+changes under covariate shift. For recall, F1 and ROC AUC (ratios of random counts,
+skewed in small windows) the estimate is the median of that distribution, the value
+with the least expected absolute difference from the realized metric, rather than
+the ratio of expected counts. Simulation is seeded, so an estimate is reproducible.
 """
 
 from __future__ import annotations
@@ -146,12 +147,12 @@ def _check_scores(task: Task, scores: np.ndarray) -> np.ndarray:
 
 
 def _summary(draws: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of the simulated metric where it is defined."""
+    """Median and standard deviation of the simulated metric where it is defined."""
     ok = draws[np.isfinite(draws)]
     if not len(ok):
         return float("nan"), float("nan")
     sigma = float(ok.std(ddof=1)) if len(ok) > 1 else float("nan")
-    return float(ok.mean()), sigma
+    return float(np.median(ok)), sigma
 
 
 def _blocks(rows: int, width: int) -> Iterator[int]:

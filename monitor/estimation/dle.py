@@ -7,15 +7,15 @@ labels, MAE is the mean predicted absolute error and RMSE the root of the mean
 predicted squared error.
 
 Against overfitting (a loss model that memorised the baseline's errors would predict
-the baseline's MAE anywhere) the number of boosting iterations is chosen by 5-fold
-cross-validation on the baseline, including zero (the baseline's mean loss), and
-the final models are refitted on all rows with that number. Boosting runs on one
-thread: on windows of a few thousand rows OpenMP's start-up costs more than it saves,
-and many times more on a busy machine.
+the baseline's losses anywhere) boosting stops when a held-out fifth of the baseline
+has not improved for 10 iterations; a baseline too small for a held-out split gets
+the constant model (the baseline's mean loss). Boosting runs on one thread: on
+windows of a few thousand rows OpenMP's start-up costs more than it saves, and many
+times more on a busy machine.
 
 The band is the window's own: the spread of the mean of independent per-row losses,
 Var|e| = E[e²] − E[|e|]² per row from the two models; Var e² ≈ c·E[e²]², c learned from
-the baseline's out-of-fold residuals; RMSE's by the delta method.
+the baseline's residuals; RMSE's by the delta method.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from monitor.estimation.records import Estimate, EstimationError, Method, Metric
 log = logging.getLogger(__name__)
 
 METRICS = ("mae", "rmse")
-FOLDS, MAX_ITER = 5, 100
+MAX_ITER, HELD_OUT, PATIENCE = 100, 0.2, 10
 _PARAMS = {"learning_rate": 0.1, "max_leaf_nodes": 15, "l2_regularization": 1.0}
 
 
@@ -99,43 +99,30 @@ def _model(iterations: int, categorical: list[bool], seed: int, leaf: int):
         max_iter=iterations,
         min_samples_leaf=leaf,
         categorical_features=categorical if any(categorical) else None,
-        early_stopping=False,
+        early_stopping=True,
+        validation_fraction=HELD_OUT,
+        n_iter_no_change=PATIENCE,
         random_state=seed,
         **_PARAMS,
     )
 
 
 class _LossModel:
-    """E[loss | inputs, prediction], boosting iterations chosen by cross-validation."""
+    """E[loss | inputs, prediction]; boosting stops when a held-out fifth stops improving."""
 
     def __init__(self, categorical: list[bool], seed: int):
         self.categorical, self.seed = categorical, seed
 
-    def fit(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Fit; returns the out-of-fold predictions at the chosen number of iterations."""
-        from sklearn.model_selection import KFold
-
+    def fit(self, x: np.ndarray, target: np.ndarray) -> _LossModel:
         n = len(target)
-        self.leaf = max(5, min(20, n // 5))
-        folds = min(FOLDS, n)
-        losses = np.zeros(MAX_ITER + 1)
-        staged = np.zeros((MAX_ITER + 1, n))
-        for train, test in KFold(folds, shuffle=True, random_state=self.seed).split(x):
-            staged[0, test] = target[train].mean()
-            if len(train) >= 2 * self.leaf:
-                model = _model(MAX_ITER, self.categorical, self.seed, self.leaf).fit(x[train], target[train])
-                for i, pred in enumerate(model.staged_predict(x[test]), start=1):
-                    staged[i, test] = pred
-                staged[model.n_iter_ + 1 :, test] = staged[model.n_iter_, test]
-            else:
-                staged[1:, test] = staged[0, test]
-        losses = np.mean((staged - target[None, :]) ** 2, axis=1)
-        self.iterations = int(np.argmin(losses))
         self.mean = float(target.mean())
         self._model = None
-        if self.iterations and n >= 2 * self.leaf:
-            self._model = _model(self.iterations, self.categorical, self.seed, self.leaf).fit(x, target)
-        return np.clip(staged[self.iterations], 0.0, None)
+        self.iterations = 0
+        leaf = max(5, min(20, n // 5))
+        if n >= 4 * leaf:
+            self._model = _model(MAX_ITER, self.categorical, self.seed, leaf).fit(x, target)
+            self.iterations = int(self._model.n_iter_)
+        return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self._model is None:
@@ -168,10 +155,10 @@ class DLE:
         mask = self._encoder.categorical_mask
         self._abs, self._sq = _LossModel(mask, self.seed), _LossModel(mask, self.seed)
         self._abs.fit(x, np.abs(error))
-        sq_oof = self._sq.fit(x, error**2)
-        # Var(e² | x) ≈ c · E[e² | x]²: c from the baseline's out-of-fold fit
-        denominator = float(np.mean(sq_oof**2))
-        self.kurtosis = float(np.mean((error**2 - sq_oof) ** 2) / denominator) if denominator > 0 else 2.0
+        sq_fit = self._sq.fit(x, error**2).predict(x)
+        # Var(e² | x) ≈ c · E[e² | x]²: c from the baseline's residuals
+        denominator = float(np.mean(sq_fit**2))
+        self.kurtosis = float(np.mean((error**2 - sq_fit) ** 2) / denominator) if denominator > 0 else 2.0
         self._fitted = True
         log.debug(
             "DLE fitted on %d rows: %d / %d boosting iterations (|e|, e²), c=%.2f",
