@@ -11,7 +11,9 @@ import pytest
 from monitor.estimation import EstimationError, PerformanceEstimator, Task
 
 
-def _rows(rng: np.random.Generator, rows: int, centre: float = 0.0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _rows(
+    rng: np.random.Generator, rows: int, centre: float = 0.0
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Noise grows with |x0|: a model that is right on average is worse far from 0."""
     x0 = rng.normal(centre, 1.0, rows)
     x1 = rng.normal(0.0, 1.0, rows)
