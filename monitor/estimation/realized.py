@@ -11,7 +11,6 @@ A metric the data cannot define (ROC AUC with one class) is left out.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -118,9 +117,7 @@ def _multiclass(y: np.ndarray, s: np.ndarray, bins: int):
     if aucs:
         metrics["roc_auc"] = float(np.mean(aucs))
     p = np.clip(s, 0.0, 1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        confidence = p[np.arange(n), predicted]
+    confidence = p[np.arange(n), predicted]
     right = (predicted == y).astype(int)
     metrics["ece"] = expected_calibration_error(right, confidence, bins)
     metrics["brier"] = brier_score(y, p)
