@@ -8,7 +8,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-slow lint demo bench bench-attribution bench-drift bench-ingest clean
+.PHONY: install test test-slow lint demo bench bench-attribution bench-drift bench-ingest bench-estimation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/monitor --config config.toml demo
 
-bench: bench-attribution bench-drift bench-ingest
+bench: bench-attribution bench-drift bench-ingest bench-estimation
 
 bench-attribution: $(STAMP)
 	$(BIN)/python benchmarks/attribution.py
@@ -47,5 +47,17 @@ bench-drift: $(STAMP)
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
+# NannyML 0.13, the reference for label-free estimation, in its own virtualenv: it pins
+# plotly<6 and pulls lightgbm, and needs statsmodels without declaring it.
+NANNYML_VENV ?= .venv-nannyml
+$(NANNYML_VENV)/.installed:
+	$(PYTHON) -m venv $(NANNYML_VENV)
+	$(NANNYML_VENV)/bin/python -m pip install --upgrade "pip>=24" wheel
+	$(NANNYML_VENV)/bin/python -m pip install "nannyml==0.13.*" statsmodels pyarrow
+	touch $@
+
+bench-estimation: $(STAMP) $(NANNYML_VENV)/.installed
+	$(BIN)/python benchmarks/estimation.py --nannyml-python $(NANNYML_VENV)/bin/python
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output
+	rm -rf $(VENV) $(NANNYML_VENV) .pytest_cache build *.egg-info demo-output

@@ -129,6 +129,8 @@ class SchedulerConfig(Strict):
     outbox_interval: Duration = timedelta(seconds=30)
     #: predictions, quarantined rows and runs older than this are deleted
     retention_days: int = Field(90, gt=0)
+    #: how often past windows whose labelled rows changed get their performance revised
+    label_refresh: Duration = timedelta(minutes=15)
 
 
 class FeedbackConfig(Strict):
@@ -221,6 +223,13 @@ class PerformanceConfig(Strict):
     #: alert when log loss, RMSE or MAE rises above the baseline's by more than this
     #: fraction of it (errors on a few hundred labels are noisy: keep this wider)
     max_error_increase: float = Field(0.25, gt=0)
+
+
+class LabelsConfig(Strict):
+    """Labels that arrive after the predictions they belong to."""
+
+    #: windows older than this are no longer revised when labels arrive
+    horizon: Duration = timedelta(days=90)
 
 
 class AlertsConfig(Strict):
@@ -362,12 +371,24 @@ class ModelConfig(Strict):
     alerts: AlertsConfig = AlertsConfig()
     segments: SegmentsConfig = SegmentsConfig()
     fairness: FairnessConfig = FairnessConfig()
+    labels: LabelsConfig = LabelsConfig()
+    #: binary: a score at or above this is the positive class (precision, recall, rates)
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
 
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_schedule(value)
         return value
+
+    @model_validator(mode="after")
+    def _threshold_for_binary(self) -> ModelConfig:
+        if self.decision_threshold != 0.5 and self.task != "binary_classification":
+            raise ValueError(
+                "decision_threshold: only binary_classification models have one "
+                f"(this model's task is {self.task})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _source_keys(self) -> ModelConfig:
