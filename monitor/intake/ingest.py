@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from monitor.config import ModelConfig
 from monitor.intake.prepare import LogRow, Prepared, prepare_predictions
@@ -123,17 +124,22 @@ def ingest_predictions(
     *,
     source: str,
     default_model: str | None = None,
+    quarantine_once: bool = False,
 ) -> IngestResult:
     """Validate rows, append the valid ones to the log and quarantine the others.
 
     A label given with a prediction goes to the label table. Returns the counts;
-    request ids already logged count as `duplicate`.
+    request ids already logged count as `duplicate`. With `quarantine_once` (file
+    loads, which may be rerun), a bad row already quarantined from the same source
+    counts as `duplicate` instead of being quarantined again.
     """
     checked = prepare_predictions(
         rows, validators_for(models), source=source, default_model=default_model
     )
     try:
         with transaction(engine) as session:
+            if quarantine_once and checked.rejected:
+                checked = _without_known(session, checked, source)
             inserted = store.insert_log_rows(session, checked.rows)
             store.insert_labels(session, checked.labels)
             store.quarantine_rows(session, checked.rejected, source=source)
@@ -163,6 +169,15 @@ def ingest_labels(
         as_prepared = Prepared((), tuple(checked.records), checked.rejected, checked.duplicates)
         return _predictions_one_by_one(engine, as_prepared, source)
     return _result(len(checked.records), checked.rejected, checked.duplicates, inserted)
+
+
+def _without_known(session: Session, checked: Prepared, source: str) -> Prepared:
+    known = store.known_rejections(session, source, [r.raw for r in checked.rejected])
+    if not known:
+        return checked
+    fresh = tuple(r for r in checked.rejected if r.raw not in known)
+    skipped = len(checked.rejected) - len(fresh)
+    return Prepared(checked.rows, checked.labels, fresh, checked.duplicates + skipped)
 
 
 #: errors a row's content can cause while storing (a database that is down is re-raised)

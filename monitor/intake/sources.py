@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import ModelConfig, mask_url
 from monitor.errors import IntakeError
-from monitor.intake.files import Columns, Row, flat_to_record, iter_file
+from monitor.intake.files import Columns, Row, flat_to_record, iter_window_file
 from monitor.intake.records import PredictionRecord, Rejection, WindowSample
 from monitor.intake.sampling import Reservoir, StratifiedReservoir
 from monitor.intake.validate import Invalid, Validator, rejection
@@ -62,7 +62,7 @@ def iter_files(model: ModelConfig, start: datetime, end: datetime) -> Iterator[R
         log.warning("model %s: no file matches %s", model.name, cfg.glob)
     cols = Columns.for_model(model, cfg)
     for path in paths:
-        yield from iter_file(Path(path), model, cfg.format, cols, require_timestamp=True)
+        yield from iter_window_file(Path(path), model, start, end, cfg.format, cols)
 
 
 def iter_sql(model: ModelConfig, start: datetime, end: datetime) -> Iterator[Row]:

@@ -135,6 +135,20 @@ def quarantine_rows(session: Session, rejected: Iterable[Rejection], *, source: 
     return len(rows)
 
 
+def known_rejections(session: Session, source: str, raws: Iterable[str]) -> set[str]:
+    """Which of `raws` (as given) are already quarantined from `source`: a rerun of a
+    file load quarantines nothing twice."""
+    wanted: dict[str, str] = {storable_text(raw): raw for raw in raws}
+    found: set[str] = set()
+    keys = list(wanted)
+    for i in range(0, len(keys), 500):
+        stmt = select(Quarantine.raw).where(
+            Quarantine.source == storable_text(source)[:512], Quarantine.raw.in_(keys[i:i + 500])
+        )
+        found.update(wanted[raw] for raw in session.execute(stmt).scalars() if raw in wanted)
+    return found
+
+
 def storable_text(text: str) -> str:
     """`text` as any database's text column takes it: a NUL becomes the JSON escape
     ``\\u0000`` and a lone surrogate a backslash escape (PostgreSQL refuses both)."""
