@@ -43,9 +43,11 @@ def ingest(
     rows already quarantined count as duplicates. A file that cannot be read at all is
     reported and skipped (exit code 1 after the summary).
     """
+    from sqlalchemy.exc import SQLAlchemyError
     from tqdm import tqdm
 
-    from monitor.errors import IntakeError
+    from monitor.config import mask_url
+    from monitor.errors import DatabaseError, IntakeError
     from monitor.intake.files import iter_file
     from monitor.intake.ingest import ingest_predictions
     from monitor.intake.records import IngestResult
@@ -74,8 +76,13 @@ def ingest(
                     bar.update(len(batch))
             except IntakeError as err:
                 failed.append(f"{err}")
-            except (ValueError, TypeError, LookupError, UnicodeError, MemoryError) as err:
-                # a reader's bug must not hide the other files: say which and go on
+            except SQLAlchemyError as err:
+                raise DatabaseError(
+                    f"the database failed while loading {path} "
+                    f"({type(err).__name__}: {mask_url(str(err).splitlines()[0])}); the batches "
+                    "before are stored: run the same command again to resume"
+                ) from err
+            except Exception as err:  # noqa: BLE001 - a reader's bug must not hide the other files
                 log.debug("reading %s failed", path, exc_info=True)
                 failed.append(f"{path}: cannot be read ({type(err).__name__}: {err})")
     click.echo(f"{model}: {total.accepted} accepted, {total.quarantined} quarantined")
