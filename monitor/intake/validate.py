@@ -341,6 +341,13 @@ def check_label(value: Any, task: str | None, class_names: tuple[str, ...] = ())
     Multiclass: a class index (within `class_names` when configured) or a class name.
     Nested values, NaN/inf, and text that names no class are refused.
     """
+    kind = type(value)  # the common cases first: this runs for every labelled row
+    if kind is int and task is not None and value >= 0:
+        if task == "regression" or value < (2 if task == "binary_classification"
+                                            else len(class_names) or value + 1):
+            return value
+    elif kind is float and task == "regression" and value - value == 0.0:
+        return value
     if value is None:
         raise Invalid("missing_label", "label: missing or null")
     if not isinstance(value, str | int | float | bool) or (
