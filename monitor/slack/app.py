@@ -26,6 +26,7 @@ from monitor.slack.security import (
     SlackRequestRefused,
     check_signature_headers,
     parse_body,
+    payload_problem,
     request_key,
     verify_signature,
 )
@@ -162,16 +163,27 @@ def add_http_route(
             return Response(status_code=413, content="request body too large")
         try:
             text = body.decode("utf-8")
-            parse_body(text, headers.get("content-type"))
+            problem = payload_problem(parse_body(text, headers.get("content-type")))
         except (UnicodeDecodeError, ValueError, KeyError, IndexError, RecursionError) as err:
-            log.warning("signed slack request is malformed: %s: %s", type(err).__name__, err)
+            problem = f"{type(err).__name__}: {err}"
+        if problem:
+            log.warning("signed slack request is malformed: %s", problem[:300])
             return Response(status_code=400, content="malformed payload")
-        bolt_request = BoltRequest(
-            body=text,
-            query=str(request.query_params),
-            headers={k: [v] for k, v in headers.items()},
-        )
-        response = await run_in_threadpool(app.dispatch, bolt_request)
+        try:
+            bolt_request = BoltRequest(
+                body=text,
+                query=str(request.query_params),
+                headers={k: [v] for k, v in headers.items()},
+            )
+            response = await run_in_threadpool(app.dispatch, bolt_request)
+        except Exception:  # noqa: BLE001 - a payload Bolt cannot take is the sender's fault
+            log.warning("slack request could not be dispatched", exc_info=True)
+            return Response(status_code=400, content="malformed payload")
+        if response.status >= 500:
+            # Bolt answers 500 when a middleware fails (e.g. Slack unreachable for
+            # auth.test): Slack retries a 503, and nothing is bare
+            return Response(status_code=503, content='{"error": "slack app unavailable"}',
+                            media_type="application/json", headers={"Retry-After": "5"})
         return Response(
             status_code=response.status,
             content=response.body,

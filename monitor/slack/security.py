@@ -82,6 +82,36 @@ def parse_body(body: bytes | str, content_type: str | None = None) -> dict[str, 
     return parsed
 
 
+#: top-level fields Bolt and monitor read as objects when a payload has them
+_OBJECT_FIELDS = ("event", "user", "view", "team", "channel", "container", "message",
+                  "enterprise", "authorizations")
+_TEXT_FIELDS = ("type", "team_id", "api_app_id", "event_id", "enterprise_id", "token")
+
+
+def payload_problem(body: Mapping[str, Any]) -> str | None:
+    """Why a (signed) payload has a shape Slack never sends, or None when it is fine:
+    refused with 400 before Bolt, whose extractors assume these types."""
+    for name in _TEXT_FIELDS:
+        if name in body and body[name] is not None and not isinstance(body[name], str):
+            return f"{name} is a {type(body[name]).__name__}, not text"
+    for name in _OBJECT_FIELDS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, dict | list if name == "authorizations"
+                                                else dict):
+            return f"{name} is a {type(value).__name__}, not an object"
+    actions = body.get("actions")
+    if actions is not None and (
+        not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions)
+    ):
+        return "actions is not a list of objects"
+    for name, value in (body.get("event") or {}).items():
+        if name in ("type", "channel", "user", "text", "ts", "thread_ts", "team") and not (
+            value is None or isinstance(value, str | dict)
+        ):
+            return f"event.{name} is a {type(value).__name__}"
+    return None
+
+
 def request_key(body: Mapping[str, Any]) -> str | None:
     """A key that identifies one inbound request across Slack's retries and replays."""
     kind = body.get("type")

@@ -198,3 +198,29 @@ def test_300mb_unsigned_body_does_not_grow_the_server(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+ODD_SHAPES = {
+    "type-not-text": (b'{"type": 5}', "application/json"),
+    "event-not-object": (b'{"type": "event_callback", "event": "x"}', "application/json"),
+    "event-fields-odd": (b'{"type": "event_callback", "event": {"type": "message", "channel": 5},'
+                         b' "event_id": 3}', "application/json"),
+    "actions-not-list": (payloads.form({"type": "block_actions", "actions": "x"}),
+                         "application/x-www-form-urlencoded"),
+    "action-fields-odd": (payloads.form({"type": "block_actions", "actions": [{"action_id": 5}],
+                                         "user": 3}), "application/x-www-form-urlencoded"),
+    "view-not-object": (payloads.form({"type": "view_submission", "view": 7}),
+                        "application/x-www-form-urlencoded"),
+    "team-a-list": (b'{"type": "event_callback", "team_id": ["x"], "event": {"type":'
+                    b' "app_mention", "text": 5}}', "application/json"),
+}
+
+
+@sqlite_only
+@pytest.mark.parametrize("case", ODD_SHAPES, ids=ODD_SHAPES.keys())
+def test_signed_payload_of_an_odd_shape_never_gets_500(engine, emulator, frozen, case):
+    body, ctype = ODD_SHAPES[case]
+    client = TestClient(_app(engine, emulator), raise_server_exceptions=False)
+    headers = payloads.signed(SIGNING_SECRET, body, int(frozen.now.timestamp()), content_type=ctype)
+    answer = client.post("/slack/events", content=body, headers=headers)
+    assert answer.status_code < 500, (answer.status_code, answer.text)
