@@ -29,7 +29,7 @@ _SECRET_PARAM = re.compile(
 #: "#", quote, ": " or the end of the line
 _SECRET_PARAM_URL = re.compile(
     r"(?i)([?&;](?:password|passwd|pwd|sslpassword|secret|client_secret|token|access_token"
-    r"|api_key|apikey|auth|sig|signature)=)(?:(?!: )[^&#'\"\n])*"
+    r"|api_key|apikey|auth|sig|signature)=)(?!\*\*\*)(?:(?!: )[^&#'\"\n])*"
 )
 _PATTERNS = [
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox?-***"),

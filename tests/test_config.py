@@ -196,16 +196,24 @@ def test_log_filter_masks_url_passwords(write_config):
     import io
     import logging
 
+    from monitor.config import mask_url
     from monitor.logs import configure
 
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
     stream = io.StringIO()
     configure("INFO", stream=stream)
     try:
         logging.getLogger("monitor.test").warning("db is %s", LEAKY_URLS["query"])
         logging.getLogger("monitor.test").warning("db is %s", LEAKY_URLS["space"])
+        # a URL masked already keeps the rest of its line
+        logging.getLogger("monitor.test").warning("db %s down", mask_url(LEAKY_URLS["query-last"]))
     finally:
-        configure("WARNING")
-    assert SECRET not in stream.getvalue() and "password=***" in stream.getvalue()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    shown = stream.getvalue()
+    assert SECRET not in shown and "password=***" in shown
+    assert "password=*** down" in shown
 
 
 @pytest.mark.parametrize("json_flag", [False, True], ids=["text", "json"])
