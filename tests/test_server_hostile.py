@@ -175,3 +175,48 @@ def test_request_that_cannot_be_processed_answers_json_not_bare_500(tmp_path) ->
     assert answer.status_code == 503
     assert "internal error" in answer.json()["error"]
     engine.dispose()
+
+
+def _refuse_request_id(engine: Engine, request_id: str) -> Any:
+    """A trigger that makes the database itself refuse one row; returns its remover."""
+    from sqlalchemy import text
+
+    if engine.dialect.name == "sqlite":
+        create = [f"CREATE TRIGGER refuse_one BEFORE INSERT ON prediction WHEN "
+                  f"NEW.request_id = '{request_id}' BEGIN SELECT RAISE(ABORT, 'refused'); END"]
+        drop = ["DROP TRIGGER refuse_one"]
+    else:
+        create = [
+            "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN IF NEW.request_id = "
+            f"'{request_id}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON prediction FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_one()",
+        ]
+        drop = ["DROP TRIGGER refuse_one ON prediction", "DROP FUNCTION refuse_one()"]
+    with engine.begin() as conn:
+        for statement in create:
+            conn.execute(text(statement))
+
+    def remove() -> None:
+        with engine.begin() as conn:
+            for statement in drop:
+                conn.execute(text(statement))
+
+    return remove
+
+
+def test_a_row_the_database_refuses_is_quarantined_alone(engine: Engine) -> None:
+    """The batch insert fails (a trigger refuses one row): the rows are stored one by one,
+    the refused one quarantined as internal_error with the database's message."""
+    rows = cancer_rows(12, prefix="db-")
+    remove = _refuse_request_id(engine, "db-5")
+    try:
+        answer = _client(engine).post("/v1/predictions", content=orjson.dumps(rows))
+    finally:
+        remove()
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"accepted": 11, "quarantined": 1, "reasons": {"internal_error": 1}}
+    assert count_predictions(engine, "cancer") == 11
+    (stored,) = quarantined(engine)
+    assert "refused" in stored.detail and '"db-5"' in stored.raw

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import orjson
+import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -180,15 +182,16 @@ def _without_known(session: Session, checked: Prepared, source: str) -> Prepared
     return Prepared(checked.rows, checked.labels, fresh, checked.duplicates + skipped)
 
 
-#: errors a row's content can cause while storing (a database that is down is re-raised)
-_ROW_ERRORS = (DBAPIError, ValueError, TypeError, OverflowError, UnicodeError)
+#: errors a row's content can cause while storing (a database that is down is re-raised);
+#: the bulk inserts use the driver's connection, so its own errors come unwrapped
+_ROW_ERRORS = (DBAPIError, sqlite3.Error, psycopg.Error, ValueError, TypeError, OverflowError,
+               UnicodeError)
 
 
 def _unavailable(err: BaseException) -> bool:
     """True for a database that cannot be reached (the caller answers 503, stores nothing)."""
-    return isinstance(err, OperationalError) or (
-        isinstance(err, DBAPIError) and err.connection_invalidated
-    )
+    return isinstance(err, OperationalError | sqlite3.OperationalError | psycopg.OperationalError) \
+        or (isinstance(err, DBAPIError) and err.connection_invalidated)
 
 
 def _first_line(err: BaseException) -> str:
