@@ -11,6 +11,9 @@
 HTTP (or, given an engine and settings, writes them to the database). It never
 raises into the serving path: when the queue is full, or the server stays
 unreachable, rows are dropped, counted in `.dropped` and logged (rate-limited).
+A batch the server refuses (4xx) is split until the refused row is alone, so one
+poisoned row never costs its neighbours. `.sent`/`.quarantined` count predictions,
+`.sent_labels`/`.quarantined_labels` labels.
 Rows still queued are flushed at exit. Importing this module is cheap: the HTTP
 client and the database code are imported by the background thread.
 """
@@ -31,6 +34,66 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 WARN_EVERY = 30.0
+#: the longest in-place wait for a server's Retry-After (the queue keeps filling meanwhile)
+MAX_RETRY_WAIT = 5.0
+
+
+class _Refused(Exception):
+    """A 4xx answer: the same body would be refused again."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+
+
+class _ServerError(Exception):
+    """A 5xx answer (e.g. 503 while the database is down): worth retrying."""
+
+    def __init__(self, status: int, detail: str, retry_after: float | None):
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status, self.retry_after = status, retry_after
+
+
+def _encode(rows: list[dict[str, Any]]) -> bytes:
+    """The batch as a JSON array. A row that cannot be serialized (nested too deep, a
+    foreign object) is sent as a JSON string of its bounded repr: the server quarantines
+    it (invalid_json) and stores its neighbours."""
+    import orjson
+
+    try:
+        return orjson.dumps(rows, default=str)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    parts = []
+    for row in rows:
+        try:
+            parts.append(orjson.dumps(row, default=str))
+        except (TypeError, orjson.JSONEncodeError):
+            parts.append(orjson.dumps(_bounded_repr(row)))
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _bounded_repr(row: Any) -> str:
+    import reprlib
+
+    try:
+        return reprlib.repr(row)
+    except Exception:  # noqa: BLE001 - a hostile __repr__
+        return f"<unserializable {type(row).__name__}>"
+
+
+def _error_text(response: Any) -> str:
+    try:
+        return str(response.json().get("error", ""))[:200]
+    except Exception:  # noqa: BLE001 - not JSON: show the start of the text
+        return response.text[:200]
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 class _Flush:
@@ -74,8 +137,12 @@ class PredictionLogger:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self.dropped = 0
+        #: predictions the server stored / quarantined
         self.sent = 0
         self.quarantined = 0
+        #: labels the server stored / quarantined (counted apart from predictions)
+        self.sent_labels = 0
+        self.quarantined_labels = 0
         self._last_warning = 0.0
         self._suppressed = 0
         self._closed = False
@@ -232,19 +299,37 @@ class PredictionLogger:
                 self._send(kind, batch, final=True)
 
     def _send(self, kind: str, rows: list[dict[str, Any]], final: bool) -> None:
+        """Deliver one batch. A 4xx answer is about the batch as a whole (the server
+        quarantines bad rows one by one), so a refused batch is split in halves until
+        the row it cannot take is alone: one poisoned row never drops its neighbours.
+        Transport errors and 5xx are retried with backoff (Retry-After honoured, up to
+        `MAX_RETRY_WAIT`), then the batch is dropped and counted."""
         attempts = 1 if final else 1 + self.retries
         for attempt in range(attempts):
             try:
                 answer = self._deliver(kind, rows)
+            except _Refused as err:
+                if err.status in (401, 403, 404) or len(rows) == 1:
+                    self._drop(len(rows), f"the server refused {kind}: {err}")
+                    return
+                half = len(rows) // 2
+                self._send(kind, rows[:half], final)
+                self._send(kind, rows[half:], final)
+                return
             except Exception as err:  # noqa: BLE001 - the transport may fail in any way
                 if attempt + 1 < attempts:
-                    time.sleep(0.2 * 2**attempt)
+                    wait = getattr(err, "retry_after", None)
+                    time.sleep(min(MAX_RETRY_WAIT, wait) if wait else 0.2 * 2**attempt)
                     continue
                 self._drop(len(rows), f"cannot send {kind}: {type(err).__name__}: {err}")
                 return
             with self._lock:
-                self.sent += int(answer.get("accepted", 0))
-                self.quarantined += int(answer.get("quarantined", 0))
+                if kind == "labels":
+                    self.sent_labels += int(answer.get("accepted", 0))
+                    self.quarantined_labels += int(answer.get("quarantined", 0))
+                else:
+                    self.sent += int(answer.get("accepted", 0))
+                    self.quarantined += int(answer.get("quarantined", 0))
             return
 
     def _deliver(self, kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -256,8 +341,6 @@ class PredictionLogger:
             if kind == "labels":
                 return ingest_labels(self._engine, models, pairs, source="client").as_json()
             return ingest_predictions(self._engine, models, pairs, source="client").as_json()
-        import orjson
-
         if self._http is None:
             import httpx
 
@@ -267,8 +350,12 @@ class PredictionLogger:
             self._http = httpx.Client(
                 base_url=self.url or "", timeout=self.timeout, headers=headers
             )
-        response = self._http.post(f"/v1/{kind}", content=orjson.dumps(rows, default=str))
-        response.raise_for_status()
+        response = self._http.post(f"/v1/{kind}", content=_encode(rows))
+        if 400 <= response.status_code < 500:
+            raise _Refused(response.status_code, _error_text(response))
+        if response.status_code >= 500:
+            raise _ServerError(response.status_code, _error_text(response),
+                               _seconds(response.headers.get("retry-after")))
         return response.json()
 
     def _close_transport(self) -> None:

@@ -523,12 +523,27 @@ class Settings(Strict):
         for model in data["models"]:
             if model.get("sql") and model["sql"].get("url"):
                 model["sql"]["url"] = mask_url(model["sql"]["url"])
-        return data
+        # any other URL (report_base_url, api_url, ...) may carry user-info too
+        return _mask_strings(data)
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a database URL (``postgresql://u:***@host/db``)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """Hide every credential of a URL (``postgresql://u:***@host/db?password=***``):
+    `monitor.logs.mask_url`, the one masking function."""
+    from monitor.logs import mask_url as mask
+
+    return mask(url)
+
+
+def _mask_strings(value: Any) -> Any:
+    """Every string inside `value` (dicts, lists) with its URL credentials masked."""
+    if isinstance(value, str):
+        return mask_url(value) if "://" in value or "=" in value else value
+    if isinstance(value, dict):
+        return {k: _mask_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_strings(v) for v in value]
+    return value
 
 
 def parse_schedule(value: str) -> tuple[str, Any]:

@@ -29,6 +29,7 @@ from monitor.cycle import Runtime, WindowBusy, last_complete_window, run_once
 from monitor.errors import NoBaselineError, RunError
 from monitor.notify import deliver_outbox, pending_count
 from monitor.store import require_current, transaction
+from monitor.store.engine import wait_for_database
 from monitor.store.maintenance import ensure_partitions
 from monitor.store.retention import purge_older_than
 from monitor.store.runs import has_run, last_runs
@@ -226,6 +227,13 @@ class Daemon:
         from monitor.slack.app import start_feedback
 
         check_bind(self.settings)
+        # a daemon started before its database (a reboot, a container order) waits for it;
+        # SIGTERM/SIGINT while waiting stop it cleanly
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self._stopping.set())
+        if not wait_for_database(self.engine, stop=self._stopping):
+            log.info("stopped while waiting for the database")
+            return
         require_current(self.engine)
         app = create_app(self.settings, self.engine, health=self.health)
         metrics.watch_backlog(lambda: pending_count(self.engine))

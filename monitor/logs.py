@@ -2,7 +2,8 @@
 
 Every module logs through ``logging.getLogger(__name__)`` with %-style arguments;
 `configure` installs one handler on the root logger with a filter that masks Slack
-tokens, webhook URLs, bearer tokens and database passwords in every record.
+tokens, webhook URLs, bearer tokens, URL user-info and ``password=`` parameters in
+every record. `mask_url` is the one masking function for URLs; config and the CLI use it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,51 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+#: user-info of a URL: ``scheme://user:password@host``. The password may hold ":",
+#: "@" and spaces, so it runs to the last "@" of the line that a host name follows.
+_USERINFO = re.compile(
+    r"(?i)\b([a-z][a-z0-9+.\-]*://)([^:/@\s]*)(:[^\n]*@|@)(?=[^@\s/:?#]+(?:[:/?#\s\"',;)]|$))"
+)
+#: ``password=...`` and friends: URL query parameters and libpq "key=value" strings
+_SECRET_PARAM = re.compile(
+    r"(?i)(\b(?:password|passwd|pwd|sslpassword|secret|client_secret|token|access_token"
+    r"|api_key|apikey|auth|sig|signature)\s*=\s*)(?!\*\*\*)('[^']*'|\"[^\"]*\"|[^&\s#'\"]+)"
+)
+#: the same as a URL's query parameter: the value (spaces too) runs to the next "&",
+#: "#", quote, ": " or the end of the line
+_SECRET_PARAM_URL = re.compile(
+    r"(?i)([?&;](?:password|passwd|pwd|sslpassword|secret|client_secret|token|access_token"
+    r"|api_key|apikey|auth|sig|signature)=)(?!\*\*\*)(?:(?!: )[^&#'\"\n])*"
+)
 _PATTERNS = [
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox?-***"),
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-***"),
     (re.compile(r"https://hooks\.slack\.com/[^\s\"']+"), "https://hooks.slack.com/***"),
     (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1***"),
-    (re.compile(r"(://[^:/@\s]+:)[^@\s]*@"), r"\1***@"),
+    (_SECRET_PARAM, r"\1***"),
 ]
 _extra_secrets: set[str] = set()
+
+
+def _hide_userinfo(match: re.Match[str]) -> str:
+    scheme, user, rest = match.groups()
+    if scheme.lower().startswith(("http", "ws")):
+        return f"{scheme}***@"  # a web URL's user-info is a credential whatever its shape
+    if rest == "@":
+        return match.group(0)  # a database user name without a password
+    return f"{scheme}{user}:***@"
+
+
+def mask_url(url: str) -> str:
+    """`url` (a URL, or a text holding URLs) with every credential replaced by ***:
+    the password of its user-info (any characters, "@" and spaces included), the whole
+    user-info of a web URL, and ``password=``/``token=``-like query parameters.
+
+    The one masking function: config check, db commands, errors and logs use it.
+    """
+    text = _USERINFO.sub(_hide_userinfo, url)
+    text = _SECRET_PARAM_URL.sub(r"\1***", text)
+    return _SECRET_PARAM.sub(r"\1***", text)
 
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -34,6 +72,7 @@ def register_secret(value: str | None) -> None:
 
 def mask(text: str) -> str:
     """`text` with every known kind of secret replaced by ***."""
+    text = mask_url(text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     for secret in _extra_secrets:

@@ -89,6 +89,40 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class CatchAll:
+    """ASGI middleware: an unexpected error answers 503 with a JSON error body, never a
+    bare 500; the traceback is logged once, here. (A response already started cannot be
+    replaced: then the connection is closed by the server.)"""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as err:
+            log.exception("%s %s failed unexpectedly", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            answer = JSONResponse(
+                {"error": f"internal error ({type(err).__name__}); nothing of this request "
+                          "is known to be stored: retry later or report it"},
+                status_code=503,
+            )
+            await answer(scope, receive, send)
+
+
 def _json_answer(content: Mapping[str, Any]) -> Response:
     """A 200 JSON answer serialized with orjson (no per-request pydantic or json)."""
     return Response(orjson.dumps(content), media_type="application/json")
@@ -100,6 +134,7 @@ def create_app(
     """The HTTP app; `health` returns extra /healthz fields (e.g. scheduler state)."""
     check_bind(settings)
     app = FastAPI(title="monitor", version=__version__, docs_url=None, redoc_url=None)
+    app.add_middleware(CatchAll)
     app.state.settings = settings
     app.state.engine = engine
     limit = int(settings.server.max_body_mb * 1024 * 1024)

@@ -28,9 +28,10 @@ def test_logs_batches_over_http_and_flushes_on_close(engine: Engine) -> None:
                 )
             logger.log_label("r3", 1)
             logger.log({"mean_radius": 1.0}, 0.5, request_id="bad")
-        assert (
-            logger.sent == 31 and logger.quarantined == 1
-        )  # 30 predictions + 1 label and logger.dropped == 0
+        # predictions and labels are counted apart (issue 13 item 7)
+        assert (logger.sent, logger.quarantined) == (30, 1)
+        assert (logger.sent_labels, logger.quarantined_labels) == (1, 0)
+        assert logger.dropped == 0
     assert count_predictions(engine, "cancer") == 30
 
 
@@ -76,3 +77,42 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _deep(depth: int) -> dict:
+    value: dict = {"leaf": 1.0}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_a_poisoned_row_never_drops_its_batch(engine: Engine) -> None:
+    """A row the client cannot even serialize (nested 300 deep) is sent as text and
+    quarantined by the server; the other 29 rows of its batch are stored."""
+    app = create_app(settings(model_config()), engine)
+    with BackgroundServer(app) as server:
+        with PredictionLogger(server.url, model="cancer", batch_size=500) as logger:
+            for i, row in enumerate(cancer_rows(30, prefix="p-")):
+                features = row["features"]
+                if i == 11:
+                    features = {**features, "clinic": _deep(300)}
+                logger.log(features, row["prediction"], request_id=row["request_id"])
+        assert (logger.sent, logger.quarantined, logger.dropped) == (29, 1, 0)
+    assert count_predictions(engine, "cancer") == 29
+
+
+def test_a_batch_refused_as_too_large_is_split_not_dropped(engine: Engine) -> None:
+    """413 for the batch: halves are sent until they fit; only a row that is too large
+    on its own is dropped (and counted)."""
+    app = create_app(settings(model_config(), server={"max_body_mb": 0.002}), engine)
+    rows = cancer_rows(40, prefix="s-")
+    with BackgroundServer(app) as server:
+        with PredictionLogger(server.url, model="cancer", batch_size=500,
+                              flush_interval=0.2) as logger:
+            for i, row in enumerate(rows):
+                features = row["features"]
+                if i == 5:
+                    features = {**features, "clinic": "x" * 5000}
+                logger.log(features, row["prediction"], request_id=row["request_id"])
+        assert (logger.sent, logger.dropped) == (39, 1)
+    assert count_predictions(engine, "cancer") == 39

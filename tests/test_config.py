@@ -171,3 +171,93 @@ numeric = ["a"]
     problems = info.value.problems
     assert problems[0].endswith("model: unknown key (did you mean 'models'?)")
     assert "[[models]]" in problems[1]
+# -- secrets in URLs (issue 11 item 5) ------------------------------------------------
+
+SECRET = "Sup3rS3cret"
+LEAKY_URLS = {
+    "query": f"postgresql://postgres@127.0.0.1:1/db?password={SECRET}&sslmode=disable",
+    "query-last": f"postgresql://postgres@127.0.0.1:1/db?password={SECRET}",
+    "space": f"postgresql://postgres:my {SECRET}@127.0.0.1:1/db",
+    "at-sign": f"postgresql://postgres:p@{SECRET}@127.0.0.1:1/db",
+    "colon-and-at": f"postgresql://postgres:a:b@{SECRET}@@127.0.0.1:1/db",
+    "webhook-userinfo": f"https://user:{SECRET}@hooks.example.com/services/x",
+    "web-token-user": f"https://{SECRET}@example.com/x",
+    "libpq": f"host=127.0.0.1 password={SECRET} dbname=x",
+}
+
+
+@pytest.mark.parametrize("url", LEAKY_URLS.values(), ids=LEAKY_URLS.keys())
+def test_mask_url_hides_every_credential(url):
+    from monitor.config import mask_url
+    from monitor.logs import mask
+
+    assert SECRET not in mask_url(url)
+    assert SECRET not in mask(f"cannot connect to {url}: connection refused")
+    assert "***" in mask_url(url)
+
+
+def test_mask_url_keeps_what_is_not_secret():
+    from monitor.config import mask_url
+
+    url = "postgresql+psycopg://monitor@db.internal:5432/monitor?sslmode=require"
+    assert mask_url(url) == url
+    assert mask_url("sqlite:///var/lib/monitor.db") == "sqlite:///var/lib/monitor.db"
+    assert mask_url("postgresql://u:pw@h:5432/d") == "postgresql://u:***@h:5432/d"
+    assert mask_url("http://127.0.0.1:8765/v1") == "http://127.0.0.1:8765/v1"
+
+
+def test_log_filter_masks_url_passwords(write_config):
+    import io
+    import logging
+
+    from monitor.config import mask_url
+    from monitor.logs import configure
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure("INFO", stream=stream)
+    try:
+        logging.getLogger("monitor.test").warning("db is %s", LEAKY_URLS["query"])
+        logging.getLogger("monitor.test").warning("db is %s", LEAKY_URLS["space"])
+        # a URL masked already keeps the rest of its line
+        logging.getLogger("monitor.test").warning("db %s down", mask_url(LEAKY_URLS["query-last"]))
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    shown = stream.getvalue()
+    assert SECRET not in shown and "password=***" in shown
+    assert "password=*** down" in shown
+
+
+@pytest.mark.parametrize("json_flag", [False, True], ids=["text", "json"])
+def test_config_check_masks_query_passwords(write_config, run_monitor, json_flag):
+    path = write_config(MINIMAL)
+    env = {"MONITOR_DATABASE_URL": LEAKY_URLS["query"], "MONITOR_CONFIG": str(path)}
+    args = ["config", "check", *(["--json"] if json_flag else [])]
+    proc = run_monitor(*args, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+    assert "password=***" in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["query", "space", "at-sign"])
+def test_cannot_connect_error_masks_the_password(write_config, run_monitor, kind):
+    env = {"MONITOR_DATABASE_URL": LEAKY_URLS[kind], "MONITOR_CONFIG": str(write_config(MINIMAL))}
+    proc = run_monitor("db", "current", env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "cannot connect" in proc.stderr or "unreachable" in proc.stderr, proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_db_commands_mask_a_query_password(write_config, run_monitor, fresh_pg_url):
+    # the local PostgreSQL trusts every password: the query parameter is really sent
+    url = fresh_pg_url + ("&" if "?" in fresh_pg_url else "?") + f"password={SECRET}"
+    env = {"MONITOR_DATABASE_URL": url, "MONITOR_CONFIG": str(write_config(MINIMAL))}
+    upgraded = run_monitor("db", "upgrade", env=env, timeout=300)
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = run_monitor("db", "current", env=env, timeout=120)
+    assert current.returncode == 0, current.stderr
+    shown = upgraded.stdout + upgraded.stderr + current.stdout + current.stderr
+    assert SECRET not in shown
+    assert "password=***" in current.stdout and "(head)" in current.stdout

@@ -8,12 +8,15 @@ imported only for TFRecord files.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -136,21 +139,108 @@ def read_jsonl(path: Path) -> Iterator[Row]:
                 yield Unparsed(f"line {number}: {err}"), text
 
 
-def read_csv(path: Path) -> Iterator[Row]:
-    """(row dict, JSON of the row) per CSV row, read in chunks."""
-    import pandas as pd
+#: cells read as missing, as pandas reads them
+MISSING_CELLS = frozenset({"", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "<NA>"})
 
-    for chunk in pd.read_csv(path, chunksize=CHUNK_ROWS):
-        for row in chunk.to_dict("records"):
-            yield row, None
+
+def cell_value(text: str) -> Any:
+    """One CSV cell typed on its own: int, float, None (missing) or the text.
+
+    Typing per cell (not per column as pandas does) keeps one non-numeric cell from
+    turning its whole column into text, and so every row of the file into wrong_type.
+    """
+    text = text.strip()
+    if text in MISSING_CELLS:
+        return None
+    if text[:1] in "+-0123456789.iInN":
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_csv(path: Path) -> Iterator[Row]:
+    """(row dict, None) per CSV row, each cell typed on its own (`cell_value`).
+
+    A line with another number of fields than the header, or that is not UTF-8,
+    becomes an Unparsed row (quarantined with its line number); an empty file or one
+    without a header is an IntakeError.
+    """
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+        except csv.Error as err:
+            raise IntakeError(f"{path}: not a readable CSV header: {err}") from err
+        if not header or not any(h.strip() for h in header):
+            raise IntakeError(f"{path}: empty CSV file (no header line): nothing to ingest")
+        if _has_surrogates("".join(header)):
+            raise IntakeError(f"{path}: the CSV header is not UTF-8")
+        names = [h.strip() for h in header]
+        while True:
+            line = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                yield Unparsed(f"line {line}: {err}"), ""
+                continue
+            if not cells:
+                continue
+            raw = _csv_line(cells)
+            if _has_surrogates(raw):
+                yield Unparsed(f"line {line}: not valid UTF-8"), _clean(raw)
+            elif len(cells) != len(names):
+                yield Unparsed(
+                    f"line {line}: {len(cells)} fields where the header has {len(names)}"
+                ), raw
+            else:
+                yield dict(zip(names, map(cell_value, cells), strict=True)), raw
+
+
+def _csv_line(cells: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    return out.getvalue()
+
+
+def _has_surrogates(text: str) -> bool:
+    return not text.isascii() and any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def _clean(text: str) -> str:
+    """Text read with surrogateescape, the undecodable bytes shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def read_parquet(path: Path) -> Iterator[Row]:
-    """(row dict, None) per Parquet row, read batch by batch."""
+    """(row dict, None) per Parquet row, read batch by batch. A file Parquet cannot open
+    is an IntakeError; a batch that cannot be read ends the file with an Unparsed row."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
-        for row in batch.to_pylist():
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise IntakeError(f"{path}: not a readable Parquet file ({err})") from err
+    done = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, ValueError) as err:
+            yield Unparsed(f"{path.name}: rows after {done} cannot be read ({err})"), ""
+            return
+        rows = batch.to_pylist()
+        done += len(rows)
+        for row in rows:
             yield row, None
 
 
@@ -184,8 +274,53 @@ def iter_file(
         raise IntakeError(f"{path}: cannot be read: {err}") from err
 
 
-def iter_tfrecords(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, payload) of each record of a TFRecord stream (CRCs not checked)."""
+def iter_window_file(
+    path: Path,
+    model: ModelConfig,
+    start: datetime,
+    end: datetime,
+    fmt: str = "auto",
+    cols: Columns | None = None,
+) -> Iterator[Row]:
+    """The rows of `path` that belong to the window [start, end), for `source = "files"`.
+
+    A row whose timestamp is readable and outside the window is skipped before it is
+    validated, so the bad rows of a file are quarantined by one window, not by every
+    window: a row whose time cannot be read (and a line that is not a record) belongs
+    to the window holding the file's modification time.
+    """
+    from monitor.intake.validate import parse_timestamp
+
+    try:
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError as err:
+        raise IntakeError(f"{path}: cannot be read: {err}") from err
+    owns_unreadable = start <= mtime < end
+    for obj, raw in iter_file(path, model, fmt, cols, require_timestamp=True):
+        try:
+            ts = parse_timestamp(obj["timestamp"]) if isinstance(obj, dict) else None
+        except Exception:  # noqa: BLE001 - unreadable: the validator will say why
+            ts = None
+        if ts is None or not obj.get("timestamp"):
+            if owns_unreadable:
+                yield obj, raw
+        elif start <= ts < end:
+            yield obj, raw
+
+
+#: a record longer than this is taken for garbage, not allocated
+MAX_TFRECORD = 256 * 1024 * 1024
+_READ_STEP = 1024 * 1024
+
+
+def iter_tfrecords(handle: BinaryIO, size: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, payload) of each record of a TFRecord stream.
+
+    The length of each record is checked (its masked CRC-32C, and against `size`, the
+    bytes left in the file when known, and `MAX_TFRECORD`) before anything is
+    allocated; the payload's own CRC is not checked. Garbage or a truncated record
+    raises IntakeError naming the byte offset; records before it were yielded.
+    """
     offset = 0
     while True:
         header = handle.read(12)
@@ -194,11 +329,54 @@ def iter_tfrecords(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
         if len(header) < 12:
             raise IntakeError(f"truncated TFRecord header at byte {offset}")
         (length,) = struct.unpack("<Q", header[:8])
-        payload = handle.read(length)
+        (length_crc,) = struct.unpack("<I", header[8:])
+        if length_crc != masked_crc32c(header[:8]):
+            raise IntakeError(f"not a TFRecord (bad length checksum) at byte {offset}")
+        left = None if size is None else size - offset - 16
+        if length > MAX_TFRECORD or (left is not None and length > left):
+            raise IntakeError(f"TFRecord at byte {offset} claims {length} bytes: truncated or "
+                              "garbage")
+        payload = _read_exactly(handle, length)
         if len(payload) < length or len(handle.read(4)) < 4:
             raise IntakeError(f"truncated TFRecord at byte {offset}")
         yield offset, payload
         offset += 16 + length
+
+
+def _read_exactly(handle: BinaryIO, length: int) -> bytes:
+    """Up to `length` bytes, read in steps (a gzip stream's size is not known ahead)."""
+    if length <= _READ_STEP:
+        return handle.read(length)
+    parts, got = [], 0
+    while got < length:
+        part = handle.read(min(_READ_STEP, length - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _crc32c_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC32C = _crc32c_table()
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked CRC-32C of `data` (used on the 8-byte length: pure Python)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def open_tfrecord(path: Path) -> BinaryIO:

@@ -7,16 +7,21 @@ database mode), so a row is judged the same way whichever way it came in.
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import orjson
+import psycopg
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from monitor.config import ModelConfig
-from monitor.intake.prepare import prepare_predictions
-from monitor.intake.records import DUPLICATE, IngestResult, Rejection
-from monitor.intake.validate import Unparsed, Validator, check_labels
+from monitor.intake.prepare import LogRow, Prepared, prepare_predictions
+from monitor.intake.records import DUPLICATE, IngestResult, LabelRecord, Rejection
+from monitor.intake.validate import Unparsed, Validator, check_labels, raw_text
 from monitor.store import predictions as store
 from monitor.store import transaction
 
@@ -44,7 +49,7 @@ def parse_body(body: bytes) -> list[Row]:
         if parsed is not _NOT_JSON:
             return [(parsed, None)]
         if stripped[:1] == b"[":
-            return [(Unparsed("the body is not a valid JSON array"), _text(stripped))]
+            return _array_items(stripped)
     rows: list[Row] = []
     for number, line in enumerate(stripped.splitlines(), 1):
         if not line.strip():
@@ -57,6 +62,42 @@ def parse_body(body: bytes) -> list[Row]:
 
 
 _NOT_JSON = object()
+#: the tokens that matter when cutting a JSON array into its elements
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def _array_items(body: bytes) -> list[Row]:
+    """The elements of a JSON array that orjson refused as a whole (one element too
+    deep, a bad token, ...): each element is parsed alone, so only the bad ones
+    become Unparsed rows. A body that is not an array at all is one Unparsed row."""
+    depth, start, cuts = 0, 1, []
+    for match in _TOKENS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+        elif token in (b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                cuts.append((start, match.start()))
+                tail = body[match.end():].strip()
+                break
+        elif token == b"," and depth == 1:
+            cuts.append((start, match.start()))
+            start = match.end()
+    else:
+        tail = b"unterminated"
+    if depth != 0 or tail:
+        return [(Unparsed("the body is not a valid JSON array"), _text(body))]
+    rows: list[Row] = []
+    for number, (begin, end) in enumerate(cuts, 1):
+        item = body[begin:end].strip()
+        if not item and len(cuts) == 1:
+            continue  # "[ ]"
+        try:
+            rows.append((orjson.loads(item), None))
+        except orjson.JSONDecodeError as err:
+            rows.append((Unparsed(f"array element {number}: {err}"), _text(item)))
+    return rows
 
 
 def _text(data: bytes) -> str:
@@ -85,19 +126,31 @@ def ingest_predictions(
     *,
     source: str,
     default_model: str | None = None,
+    quarantine_once: bool = False,
 ) -> IngestResult:
     """Validate rows, append the valid ones to the log and quarantine the others.
 
     A label given with a prediction goes to the label table. Returns the counts;
-    request ids already logged count as `duplicate`.
+    request ids already logged count as `duplicate`. With `quarantine_once` (file
+    loads, which may be rerun), a bad row already quarantined from the same source
+    counts as `duplicate` instead of being quarantined again.
     """
     checked = prepare_predictions(
         rows, validators_for(models), source=source, default_model=default_model
     )
-    with transaction(engine) as session:
-        inserted = store.insert_log_rows(session, checked.rows)
-        store.insert_labels(session, checked.labels)
-        store.quarantine_rows(session, checked.rejected, source=source)
+    try:
+        with transaction(engine) as session:
+            if quarantine_once and checked.rejected:
+                checked = _without_known(session, checked, source)
+            inserted = store.insert_log_rows(session, checked.rows)
+            store.insert_labels(session, checked.labels)
+            store.quarantine_rows(session, checked.rejected, source=source)
+    except _ROW_ERRORS as err:
+        if _unavailable(err):
+            raise
+        log.warning("a %d-row batch from %s failed to store (%s); storing row by row",
+                    len(checked.rows), source, _first_line(err))
+        return _predictions_one_by_one(engine, checked, source)
     return _result(len(checked.rows), checked.rejected, checked.duplicates, inserted)
 
 
@@ -105,8 +158,93 @@ def ingest_labels(
     engine: Engine, models: Sequence[ModelConfig], rows: Iterable[Row], *, source: str
 ) -> IngestResult:
     """Validate and store label rows; bad ones are quarantined with their reason."""
-    checked = check_labels(rows, [m.name for m in models], source=source)
-    with transaction(engine) as session:
-        inserted = store.insert_labels(session, checked.records)
-        store.quarantine_rows(session, checked.rejected, source=source)
+    checked = check_labels(rows, models, source=source)
+    try:
+        with transaction(engine) as session:
+            inserted = store.insert_labels(session, checked.records)
+            store.quarantine_rows(session, checked.rejected, source=source)
+    except _ROW_ERRORS as err:
+        if _unavailable(err):
+            raise
+        log.warning("a %d-label batch from %s failed to store (%s); storing row by row",
+                    len(checked.records), source, _first_line(err))
+        as_prepared = Prepared((), tuple(checked.records), checked.rejected, checked.duplicates)
+        return _predictions_one_by_one(engine, as_prepared, source)
     return _result(len(checked.records), checked.rejected, checked.duplicates, inserted)
+
+
+def _without_known(session: Session, checked: Prepared, source: str) -> Prepared:
+    known = store.known_rejections(session, source, [r.raw for r in checked.rejected])
+    if not known:
+        return checked
+    fresh = tuple(r for r in checked.rejected if r.raw not in known)
+    skipped = len(checked.rejected) - len(fresh)
+    return Prepared(checked.rows, checked.labels, fresh, checked.duplicates + skipped)
+
+
+#: errors a row's content can cause while storing (a database that is down is re-raised);
+#: the bulk inserts use the driver's connection, so its own errors come unwrapped
+_ROW_ERRORS = (DBAPIError, sqlite3.Error, psycopg.Error, ValueError, TypeError, OverflowError,
+               UnicodeError)
+
+
+def _unavailable(err: BaseException) -> bool:
+    """True for a database that cannot be reached (the caller answers 503, stores nothing)."""
+    return isinstance(err, OperationalError | sqlite3.OperationalError | psycopg.OperationalError) \
+        or (isinstance(err, DBAPIError) and err.connection_invalidated)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _predictions_one_by_one(engine: Engine, checked: Prepared, source: str) -> IngestResult:
+    """Store each row (and label) in its own savepoint: a row the database refuses is
+    quarantined as internal_error, never taking its neighbours with it.
+
+    For a label batch (`checked.rows` empty) the labels are the rows counted.
+    """
+    rejected = list(checked.rejected)
+    inserted = refused = labels_new = labels_refused = 0
+    with transaction(engine) as session:
+        for row in checked.rows:
+            try:
+                with session.begin_nested():
+                    inserted += store.insert_log_rows(session, [row])
+            except _ROW_ERRORS as err:
+                if _unavailable(err):
+                    raise
+                refused += 1
+                rejected.append(_refused(_log_row_text(row), row[0], err, source))
+        for label in checked.labels:
+            try:
+                with session.begin_nested():
+                    labels_new += store.insert_labels(session, [label])
+            except _ROW_ERRORS as err:
+                if _unavailable(err):
+                    raise
+                labels_refused += 1
+                rejected.append(_refused(_label_text(label), label.model, err, source))
+        store.quarantine_rows(session, rejected, source=source)
+    if not checked.rows:
+        return _result(len(checked.labels) - labels_refused, rejected, checked.duplicates,
+                       labels_new)
+    return _result(len(checked.rows) - refused, rejected, checked.duplicates, inserted)
+
+
+def _refused(raw: str, model: str, err: BaseException, source: str) -> Rejection:
+    log.error("the database refused one row from %s: %s", source, _first_line(err))
+    return Rejection(raw, "internal_error", f"refused by the database: {_first_line(err)[:300]}",
+                     source, model)
+
+
+def _log_row_text(row: LogRow) -> str:
+    model, request_id, ts, features, prediction = row
+    return raw_text({"model": model, "request_id": request_id, "timestamp": ts.isoformat(),
+                     "features": orjson.Fragment(bytes(features)),
+                     "prediction": orjson.Fragment(bytes(prediction))})
+
+
+def _label_text(label: LabelRecord) -> str:
+    return raw_text({"label": label.label, "model": label.model, "request_id": label.request_id})

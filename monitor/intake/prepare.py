@@ -9,6 +9,7 @@ goes through `Validator.check`, which finds its reason.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +22,14 @@ from monitor.intake.validate import (
     Invalid,
     Validator,
     check_request_id,
+    internal_error,
     parse_timestamp,
     rejection,
     row_model,
     validator_for,
 )
+
+log = logging.getLogger(__name__)
 
 #: one validated prediction for the log: model, request_id, ts, features JSON, prediction JSON
 #: (features may be a memoryview into the batch's JSON: any bytes-like object)
@@ -117,7 +121,10 @@ class FastValidator:
         prediction = obj["prediction"]
         if not (self.binary and type(prediction) is float and 0.0 <= prediction <= 1.0):
             prediction = self.validator.check_prediction(prediction)
-        return request_id, ts, features, orjson.dumps(prediction), obj.get("label")
+        label = obj.get("label")
+        if label is not None:
+            label = self.validator.check_label(label)
+        return request_id, ts, features, orjson.dumps(prediction), label
 
 
 class _Unserializable(Exception):
@@ -163,6 +170,10 @@ def _prepare(
             request_id, ts, features, prediction, label = validator.prepare(obj, batch)
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))
+            continue
+        except Exception as err:  # noqa: BLE001 - one row's bug must not fail its batch
+            log.exception("a row failed unexpectedly; quarantined as internal_error")
+            rejected.append(rejection(obj, raw, internal_error(err), source, model))
             continue
         key = (model, request_id)
         if key in seen:

@@ -27,6 +27,9 @@ REASONS = (
     "non_finite",
     "bad_prediction",
     "missing_label",
+    "bad_label",
+    #: an unexpected error on this row (the detail names the exception class)
+    "internal_error",
 )
 #: not an error: a request id already seen; the first row is kept, never stored twice
 DUPLICATE = "duplicate"

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import ModelConfig, mask_url
 from monitor.errors import IntakeError
-from monitor.intake.files import Columns, Row, flat_to_record, iter_file
+from monitor.intake.files import Columns, Row, flat_to_record, iter_window_file
 from monitor.intake.records import PredictionRecord, Rejection, WindowSample
 from monitor.intake.sampling import Reservoir, StratifiedReservoir
 from monitor.intake.validate import Invalid, Validator, rejection
@@ -82,7 +82,7 @@ class FileSource:
             log.warning("model %s: no file matches %s", self.model.name, self.cfg.glob)
         cols = Columns.for_model(self.model, self.cfg)
         for path in paths:
-            yield from iter_file(Path(path), self.model, self.cfg.format, cols, require_timestamp=True)
+            yield from iter_window_file(Path(path), self.model, start, end, self.cfg.format, cols)
 
 
 class SqlSource:

@@ -12,6 +12,7 @@ TensorFlow (and the Serving protos, which import it) are loaded only here.
 from __future__ import annotations
 
 import base64
+import gzip
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from monitor.config import ModelConfig
+from monitor.errors import IntakeError
 from monitor.intake.files import Row, iter_tfrecords, open_tfrecord, stable_id
 from monitor.intake.validate import Unparsed
 
@@ -34,7 +36,11 @@ def read_prediction_logs(path: Path, model: ModelConfig) -> Iterator[Row]:
     from tensorflow_serving.apis import prediction_log_pb2
 
     with open_tfrecord(path) as handle:
-        for offset, payload in iter_tfrecords(handle):
+        size = None if isinstance(handle, gzip.GzipFile) else path.stat().st_size
+        for offset, payload in _records(path, handle, size):
+            if isinstance(payload, Unparsed):
+                yield payload, ""  # garbage or truncated: the rest of the file is one row
+                return
             entry = prediction_log_pb2.PredictionLog()
             try:
                 entry.ParseFromString(payload)
@@ -49,6 +55,21 @@ def read_prediction_logs(path: Path, model: ModelConfig) -> Iterator[Row]:
                 row["request_id"] = base if len(rows) == 1 else f"{base}-{i}"
                 row["timestamp"] = stamp
                 yield row, None
+
+
+def _records(path: Path, handle: Any, size: int | None) -> Iterator[tuple[int, Any]]:
+    """(offset, payload) per record; at garbage, (offset, Unparsed) and the end."""
+    records = iter_tfrecords(handle, size)
+    offset = 0
+    while True:
+        try:
+            offset, payload = next(records)
+        except StopIteration:
+            return
+        except IntakeError as err:
+            yield offset, Unparsed(f"{path.name}: {err}; the rest of the file is skipped")
+            return
+        yield offset, payload
 
 
 def _rows(entry: Any, model: ModelConfig) -> Iterator[dict[str, Any]]:

@@ -7,7 +7,9 @@ names a short reason code and keeps the raw row; nothing is silently dropped.
 
 from __future__ import annotations
 
+import logging
 import math
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +28,10 @@ from monitor.intake.records import (
 )
 
 V = TypeVar("V")
+log = logging.getLogger(__name__)
 
 MAX_REQUEST_ID = 256
+MAX_MODEL_NAME = 64
 _DUMP_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -48,16 +52,31 @@ class Invalid(Exception):
         self.reason, self.detail = reason, detail
 
 
+_REPR = reprlib.Repr()  # Python 3.11: attributes, not constructor arguments
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist = 32, 1000, 1000
+_REPR.maxstring, _REPR.maxother = 100_000, 1000
+
+
 def raw_text(obj: Any) -> str:
-    """The row as JSON text for quarantine (repr when it cannot be serialized)."""
+    """The row as JSON text for quarantine; a bounded repr when it cannot be serialized
+    (e.g. nested deeper than orjson allows): never raises, never recurses without limit."""
     if isinstance(obj, bytes | bytearray):
         return bytes(obj).decode("utf-8", "replace")
     if isinstance(obj, str):
         return obj
+    if isinstance(obj, Unparsed):
+        return obj.detail
     try:
-        return orjson.dumps(obj, default=repr, option=_DUMP_OPTS).decode()
+        return orjson.dumps(obj, default=_bounded_repr, option=_DUMP_OPTS).decode()
     except (TypeError, orjson.JSONEncodeError):
-        return repr(obj)
+        return _bounded_repr(obj)
+
+
+def _bounded_repr(obj: Any) -> str:
+    try:
+        return _REPR.repr(obj)
+    except Exception:  # noqa: BLE001 - a hostile object's __repr__ may do anything
+        return f"<unprintable {type(obj).__name__}>"
 
 
 def row_model(obj: Any, default_model: str | None) -> Any:
@@ -71,10 +90,11 @@ def validator_for(obj: Any, model: Any, default_model: str | None, validators: M
     if not isinstance(obj, dict):
         raise _not_an_object(obj)
     if default_model is not None and model != default_model:
-        raise Invalid("model_mismatch", f"row is for model {model!r}, not {default_model!r}")
+        raise Invalid("model_mismatch", f"row is for model {_bounded_repr(model)[:100]}, "
+                      f"not {default_model!r}")
     validator = validators.get(model) if isinstance(model, str) else None
     if validator is None:
-        raise Invalid("unknown_model", f"no configured model named {model!r}")
+        raise Invalid("unknown_model", f"no configured model named {_bounded_repr(model)[:100]}")
     return validator
 
 
@@ -84,9 +104,12 @@ def rejection(obj: Any, raw: str | None, bad: Invalid, source: str, model: Any) 
     if isinstance(obj, Mapping) and obj.get("timestamp") is not None:
         try:
             ts = parse_timestamp(obj["timestamp"])
-        except Invalid:
+        except Exception:  # noqa: BLE001 - the row is rejected anyway; its time is optional
             ts = None
-    name = model if isinstance(model, str) else None
+    # the model column holds 64 characters of text: a longer or unstorable name stays in raw
+    name = model if isinstance(model, str) and len(model) <= MAX_MODEL_NAME else None
+    if name is not None and ("\x00" in name or not _storable(name)):
+        name = None
     return Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, name, ts)
 
 
@@ -106,11 +129,11 @@ def parse_timestamp(value: Any) -> datetime:
             return datetime.fromtimestamp(float(value), UTC)
         else:
             raise ValueError(f"unsupported type {type(value).__name__}")
+        # inside the try: a time near year 1 or 9999 may overflow when moved to UTC
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     except (ValueError, TypeError, OverflowError, OSError) as err:
-        raise Invalid("bad_timestamp", f"cannot parse timestamp {value!r}: {err}") from err
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
+        shown = _bounded_repr(value)[:200]
+        raise Invalid("bad_timestamp", f"cannot parse timestamp {shown}: {err}") from err
 
 
 def _number(value: Any, what: str) -> float:
@@ -151,7 +174,14 @@ class Validator:
         if "prediction" not in obj:
             raise Invalid("bad_prediction", "prediction: missing")
         prediction = self.check_prediction(obj["prediction"])
-        return PredictionRecord(self.model, request_id, ts, features, prediction, obj.get("label"))
+        label = obj.get("label")
+        if label is not None:
+            label = self.check_label(label)
+        return PredictionRecord(self.model, request_id, ts, features, prediction, label)
+
+    def check_label(self, value: Any) -> Any:
+        """A label fit for this model's task (as /v1/labels checks it); raises Invalid."""
+        return check_label(value, self.task, self.class_names)
 
     def check_features(self, features: Any) -> dict[str, Any]:
         """The features in config order, each checked; raises Invalid."""
@@ -264,6 +294,12 @@ def _categorical_slow(name: str, value: Any) -> str | int | bool:
     )
 
 
+def internal_error(err: BaseException) -> Invalid:
+    """The Invalid that quarantines a row an unexpected error stopped (never its batch)."""
+    return Invalid("internal_error", f"unexpected {type(err).__name__} while checking the row: "
+                   f"{_bounded_repr(str(err))[:300]}")
+
+
 def _not_an_object(obj: Any) -> Invalid:
     if isinstance(obj, Unparsed):
         return Invalid("invalid_json", obj.detail)
@@ -271,13 +307,77 @@ def _not_an_object(obj: Any) -> Invalid:
 
 
 def check_request_id(value: Any) -> str:
-    """A non-empty request id (ints are accepted as text); raises Invalid."""
+    """A non-empty request id (ints are accepted as text); raises Invalid.
+
+    NUL characters and lone surrogates are refused: PostgreSQL text cannot hold them.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise Invalid("missing_request_id", "request_id: a non-empty string is required")
     if len(value) > MAX_REQUEST_ID:
         raise Invalid("missing_request_id", f"request_id: longer than {MAX_REQUEST_ID} characters")
+    if not value.isascii() and not _storable(value) or "\x00" in value:
+        raise Invalid("missing_request_id", "request_id: contains a NUL or a lone surrogate")
+    return value
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+#: class labels given as text longer than this are refused (no class name is that long)
+MAX_LABEL_TEXT = 256
+
+
+def check_label(value: Any, task: str | None, class_names: tuple[str, ...] = ()) -> Any:
+    """A label checked for `task` (None: any finite scalar); raises Invalid.
+
+    Regression: a finite number. Binary: 0/1 (int, float or bool) or a class name.
+    Multiclass: a class index (within `class_names` when configured) or a class name.
+    Nested values, NaN/inf, and text that names no class are refused.
+    """
+    kind = type(value)  # the common cases first: this runs for every labelled row
+    if kind is int and task is not None and value >= 0:
+        if task == "regression" or value < (2 if task == "binary_classification"
+                                            else len(class_names) or value + 1):
+            return value
+    elif kind is float and task == "regression" and value - value == 0.0:
+        return value
+    if value is None:
+        raise Invalid("missing_label", "label: missing or null")
+    if not isinstance(value, str | int | float | bool) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise Invalid("wrong_type", f"label: expected a finite number, string or bool, "
+                      f"got {type(value).__name__}")
+    if task is None:
+        if isinstance(value, str) and (len(value) > MAX_LABEL_TEXT or not _storable(value)):
+            raise Invalid("bad_label", "label: text too long or not storable")
+        return value
+    if task == "regression":
+        if isinstance(value, bool | str):
+            raise Invalid("bad_label", f"label: a regression label must be a number, "
+                          f"got {_bounded_repr(value)[:80]}")
+        return value
+    if isinstance(value, str):
+        if value in class_names:
+            return value
+        raise Invalid("bad_label", f"label: {_bounded_repr(value)[:80]} is not a class of the "
+                      f"model (class_names: {list(class_names)})")
+    if isinstance(value, bool):
+        if task != "binary_classification":
+            raise Invalid("bad_label", "label: a multiclass label must be a class index or name")
+        return value
+    if value != int(value) or value < 0:
+        raise Invalid("bad_label", f"label: {value!r} is not a class index")
+    limit = 2 if task == "binary_classification" else len(class_names) or None
+    if limit is not None and value >= limit:
+        raise Invalid("bad_label", f"label: class index {value!r} out of range (< {limit})")
     return value
 
 
@@ -314,6 +414,10 @@ def check_predictions(
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))
             continue
+        except Exception as err:  # noqa: BLE001 - one row's bug must not fail its batch
+            log.exception("a row failed unexpectedly; quarantined as internal_error")
+            rejected.append(rejection(obj, raw, internal_error(err), source, model))
+            continue
         key = (record.model, record.request_id)
         if key in seen:
             duplicates += 1
@@ -324,10 +428,23 @@ def check_predictions(
 
 
 def check_labels(
-    items: Iterable[tuple[Any, str | None]], models: Iterable[str], *, source: str
+    items: Iterable[tuple[Any, str | None]],
+    models: Iterable[str | ModelConfig],
+    *,
+    source: str,
 ) -> Checked:
-    """Validate label rows ``{"model", "request_id", "label"}``; first per request id wins."""
-    known = set(models)
+    """Validate label rows ``{"model", "request_id", "label"}``; first per request id wins.
+
+    Given ModelConfigs, labels are checked against each model's task (`check_label`);
+    given bare names, any finite scalar passes. An unexpected error on a row
+    quarantines that row as internal_error.
+    """
+    known: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+    for m in models:
+        if isinstance(m, str):
+            known[m] = (None, ())
+        else:
+            known[m.name] = (m.task, tuple(m.class_names))
     records: list[LabelRecord] = []
     rejected: list[Rejection] = []
     seen: set[tuple[str, str]] = set()
@@ -337,18 +454,16 @@ def check_labels(
         try:
             if not isinstance(obj, dict):
                 raise _not_an_object(obj)
-            if model not in known:
-                raise Invalid("unknown_model", f"no configured model named {model!r}")
+            if not isinstance(model, str) or model not in known:
+                raise Invalid("unknown_model", f"no configured model named {_bounded_repr(model)[:100]}")
             request_id = check_request_id(obj.get("request_id"))
-            label = obj.get("label")
-            if label is None:
-                raise Invalid("missing_label", "label: missing or null")
-            if not isinstance(label, str | int | float | bool) or (
-                isinstance(label, float) and not math.isfinite(label)
-            ):
-                raise Invalid("wrong_type", "label: expected a finite number, string or bool")
+            label = check_label(obj.get("label"), *known[model])
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))
+            continue
+        except Exception as err:  # noqa: BLE001 - one row's bug must not fail its batch
+            log.exception("label row failed unexpectedly; quarantined as internal_error")
+            rejected.append(rejection(obj, raw, internal_error(err), source, model))
             continue
         if (model, request_id) in seen:
             duplicates += 1
@@ -366,7 +481,9 @@ __all__ = [
     "Validator",
     "check_labels",
     "check_predictions",
+    "check_label",
     "check_request_id",
+    "internal_error",
     "parse_timestamp",
     "raw_text",
 ]

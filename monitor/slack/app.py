@@ -24,6 +24,9 @@ from monitor.slack.handlers import FeedbackService
 from monitor.slack.notifier import make_client
 from monitor.slack.security import (
     SlackRequestRefused,
+    check_signature_headers,
+    parse_body,
+    payload_problem,
     request_key,
     verify_signature,
 )
@@ -119,25 +122,68 @@ def build_app(settings: Settings, engine: Engine, client: Any) -> App:
     return app
 
 
-def add_http_route(fastapi_app: Any, app: App, signing_secret: str) -> None:
-    """`POST /slack/events` on the daemon's FastAPI app: verify, then hand to Bolt."""
+class BodyTooLarge(Exception):
+    """A request body over the limit (answered 413, the rest left unread)."""
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused by its Content-Length or as soon as the stream passes `limit`
+    bytes: an oversized body is never buffered whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"body of {declared} bytes exceeds server.max_body_mb")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge("body exceeds server.max_body_mb")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def add_http_route(
+    fastapi_app: Any, app: App, signing_secret: str, *, max_body: int = 32 * 1024 * 1024
+) -> None:
+    """`POST /slack/events` on the daemon's FastAPI app: check the headers and the size,
+    read at most `max_body` bytes, verify the signature, then parse and hand to Bolt."""
     from starlette.concurrency import run_in_threadpool
 
     @fastapi_app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
         headers = dict(request.headers)
         try:
+            check_signature_headers(headers)  # an unsigned request is refused unread
+            body = await read_capped(request, max_body)
             verify_signature(signing_secret, body, headers)
         except SlackRequestRefused as err:
             log.warning("slack request refused: %s", err)
             return Response(status_code=401, content="invalid request")
-        bolt_request = BoltRequest(
-            body=body.decode("utf-8"),
-            query=str(request.query_params),
-            headers={k: [v] for k, v in headers.items()},
-        )
-        response = await run_in_threadpool(app.dispatch, bolt_request)
+        except BodyTooLarge as err:
+            log.warning("slack request refused: %s", err)
+            return Response(status_code=413, content="request body too large")
+        try:
+            text = body.decode("utf-8")
+            problem = payload_problem(parse_body(text, headers.get("content-type")))
+        except (UnicodeDecodeError, ValueError, KeyError, IndexError, RecursionError) as err:
+            problem = f"{type(err).__name__}: {err}"
+        if problem:
+            log.warning("signed slack request is malformed: %s", problem[:300])
+            return Response(status_code=400, content="malformed payload")
+        try:
+            bolt_request = BoltRequest(
+                body=text,
+                query=str(request.query_params),
+                headers={k: [v] for k, v in headers.items()},
+            )
+            response = await run_in_threadpool(app.dispatch, bolt_request)
+        except Exception:  # noqa: BLE001 - a payload Bolt cannot take is the sender's fault
+            log.warning("slack request could not be dispatched", exc_info=True)
+            return Response(status_code=400, content="malformed payload")
+        if response.status >= 500:
+            # Bolt answers 500 when a middleware fails (e.g. Slack unreachable for
+            # auth.test): Slack retries a 503, and nothing is bare
+            return Response(status_code=503, content='{"error": "slack app unavailable"}',
+                            media_type="application/json", headers={"Retry-After": "5"})
         return Response(
             status_code=response.status,
             content=response.body,
@@ -163,7 +209,8 @@ def start_feedback(
                 "slack.mode = http needs SLACK_SIGNING_SECRET and the HTTP server: feedback is off"
             )
             return None
-        add_http_route(fastapi_app, app, secrets.slack_signing_secret.get_secret_value())
+        add_http_route(fastapi_app, app, secrets.slack_signing_secret.get_secret_value(),
+                       max_body=int(settings.server.max_body_mb * 1024 * 1024))
         log.info("slack feedback: HTTP endpoint POST /slack/events")
         return FeedbackHandle(app, "http")
     if secrets.slack_app_token is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from http.client import HTTPException
 from typing import Any
 
 from slack_sdk import WebClient
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 #: how far back `conversations.history` looks for a post of a retried outbox row
 HISTORY_LIMIT = 200
+#: what a failed Web API call raises (a dropped answer may surface as http.client's errors)
+_CALL_ERRORS = (SlackApiError, SlackClientError, OSError, HTTPException)
+#: calls Slack may have carried out although their answer was lost: never retried blindly
+NOT_IDEMPOTENT = ("chat.postMessage", "files.completeUploadExternal")
 
 
 class BoundedRateLimitHandler(RateLimitErrorRetryHandler):
@@ -59,7 +64,20 @@ class IdempotentServerErrorRetryHandler(ServerErrorRetryHandler):
     def _can_retry(
         self, *, state: Any, request: Any, response: Any = None, error: Any = None
     ) -> bool:
-        if str(getattr(request, "url", "")).endswith(self.NOT_IDEMPOTENT):
+        if str(getattr(request, "url", "")).endswith(NOT_IDEMPOTENT):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
+class IdempotentConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+    """Retries a dropped connection in place, except for posts: Slack may have stored the
+    post before the connection dropped. A post is looked up by its metadata instead
+    (`SlackNotifier._post`) before it is ever sent again."""
+
+    def _can_retry(
+        self, *, state: Any, request: Any, response: Any = None, error: Any = None
+    ) -> bool:
+        if str(getattr(request, "url", "")).endswith(NOT_IDEMPOTENT):
             return False
         return super()._can_retry(state=state, request=request, response=response, error=error)
 
@@ -76,10 +94,10 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
 
 
 def retry_handlers(max_wait: float = 5.0) -> list[RetryHandler]:
-    """Retries for connection errors, short rate limits (429) and server errors (500/503,
-    not for posts)."""
+    """Retries for connection errors and server errors (500/503), both not for posts,
+    and short rate limits (429: Slack did nothing, so a post is retried too)."""
     return [
-        ConnectionErrorRetryHandler(max_retry_count=2),
+        IdempotentConnectionErrorRetryHandler(max_retry_count=2),
         BoundedRateLimitHandler(max_retry_count=1, max_wait=max_wait),
         IdempotentServerErrorRetryHandler(max_retry_count=1),
     ]
@@ -133,7 +151,7 @@ class SlackNotifier:
                 return self._update(message)
             if message.event == "why_answer":
                 return self._why(message)
-        except (SlackApiError, SlackClientError, OSError) as err:
+        except _CALL_ERRORS as err:
             raise _notify_error(message.event, err) from err
         log.warning("outbox %s: unknown event %r, dropped", message.id, message.event)
         return Delivered()
@@ -147,6 +165,10 @@ class SlackNotifier:
         """The ts of an earlier post of this row (a crash after posting, before commit)."""
         if message.attempts == 0:
             return None
+        return self._find_post(message, channel, thread_ts)
+
+    def _find_post(self, message: OutboxMessage, channel: str, thread_ts: str | None) -> str | None:
+        """The ts of a post carrying this outbox row's id in its metadata, else None."""
         if thread_ts:
             found = self.client.conversations_replies(
                 channel=channel, ts=thread_ts, include_all_metadata=True, limit=HISTORY_LIMIT
@@ -177,18 +199,38 @@ class SlackNotifier:
         blocks: list[Any] | None = None,
         thread_ts: str | None = None,
     ) -> tuple[str, str]:
-        """Post once (looking for an earlier post of a retried row); returns (channel, ts)."""
+        """Post once (looking for an earlier post of a retried row); returns (channel, ts).
+
+        A post whose answer is lost (connection dropped, 5xx) may be stored all the same:
+        it is looked up by its metadata at once, and only the outbox's next attempt,
+        which looks again, may post it anew.
+        """
         earlier = self._already_posted(message, channel, thread_ts)
         if earlier:
             return channel, earlier
-        response = self.client.chat_postMessage(
-            channel=channel,
-            text=text,
-            blocks=blocks,
-            thread_ts=thread_ts,
-            metadata=self._metadata(message),
-            unfurl_links=False,
-        )
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                metadata=self._metadata(message),
+                unfurl_links=False,
+            )
+        except _CALL_ERRORS as err:
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            if status == 429 or (isinstance(err, SlackApiError) and status == 200):
+                raise  # refused by Slack: nothing was stored
+            log.warning("outbox %s: post answer lost (%s); looking for the post",
+                        message.id, type(err).__name__)
+            try:
+                found = self._find_post(message, channel, thread_ts)
+            except _CALL_ERRORS:
+                log.warning("outbox %s: cannot look for the post now", message.id, exc_info=True)
+                found = None
+            if found:
+                return channel, found
+            raise
         return str(response["channel"]), str(response["ts"])
 
     def _open(self, message: OutboxMessage) -> Delivered:

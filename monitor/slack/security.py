@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import Clock, SignatureVerifier
+from slack_sdk.signature import Clock
 
 from monitor import clock
 from monitor.config import SlackConfig
@@ -37,21 +39,31 @@ class _MonitorClock(Clock):
         return clock.utcnow().timestamp()
 
 
-def verify_signature(signing_secret: str, body: bytes, headers: Mapping[str, str]) -> None:
-    """Raise SlackRequestRefused unless `body` carries a valid, fresh Slack signature."""
+def check_signature_headers(headers: Mapping[str, str]) -> tuple[str, str]:
+    """(timestamp, signature) when both headers are there and the timestamp is fresh;
+    raises SlackRequestRefused otherwise. Needs no body: run it before reading one."""
     lower = {k.lower(): v for k, v in headers.items()}
     timestamp = lower.get("x-slack-request-timestamp")
     signature = lower.get("x-slack-signature")
     if not timestamp or not signature:
         raise SlackRequestRefused("missing X-Slack-Signature or X-Slack-Request-Timestamp")
-    verifier = SignatureVerifier(signing_secret, clock=_MonitorClock())
     try:
-        fresh = abs(verifier.clock.now() - int(timestamp)) <= 300
+        fresh = abs(_MonitorClock().now() - int(timestamp)) <= 300
     except ValueError as err:
         raise SlackRequestRefused(f"bad X-Slack-Request-Timestamp {timestamp[:20]!r}") from err
     if not fresh:
         raise SlackRequestRefused("stale request: timestamp more than 5 minutes away")
-    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+    return timestamp, signature
+
+
+def verify_signature(signing_secret: str, body: bytes, headers: Mapping[str, str]) -> None:
+    """Raise SlackRequestRefused unless `body` carries a valid, fresh Slack signature."""
+    timestamp, signature = check_signature_headers(headers)
+    # on the raw bytes: slack_sdk's verifier decodes the body first, which fails (500)
+    # on a body that is not UTF-8 before anything says whether it is signed at all
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise SlackRequestRefused("invalid signature")
 
 
@@ -62,8 +74,42 @@ def parse_body(body: bytes | str, content_type: str | None = None) -> dict[str, 
         "application/x-www-form-urlencoded"
     ):
         form = parse_qs(text)
-        return json.loads(form["payload"][0]) if "payload" in form else {}
-    return json.loads(text) if text.strip() else {}
+        parsed = json.loads(form["payload"][0]) if "payload" in form else {}
+    else:
+        parsed = json.loads(text) if text.strip() else {}
+    if not isinstance(parsed, dict):
+        raise ValueError(f"a Slack payload is a JSON object, not {type(parsed).__name__}")
+    return parsed
+
+
+#: top-level fields Bolt and monitor read as objects when a payload has them
+_OBJECT_FIELDS = ("event", "user", "view", "team", "channel", "container", "message",
+                  "enterprise", "authorizations")
+_TEXT_FIELDS = ("type", "team_id", "api_app_id", "event_id", "enterprise_id", "token")
+
+
+def payload_problem(body: Mapping[str, Any]) -> str | None:
+    """Why a (signed) payload has a shape Slack never sends, or None when it is fine:
+    refused with 400 before Bolt, whose extractors assume these types."""
+    for name in _TEXT_FIELDS:
+        if name in body and body[name] is not None and not isinstance(body[name], str):
+            return f"{name} is a {type(body[name]).__name__}, not text"
+    for name in _OBJECT_FIELDS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, dict | list if name == "authorizations"
+                                                else dict):
+            return f"{name} is a {type(value).__name__}, not an object"
+    actions = body.get("actions")
+    if actions is not None and (
+        not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions)
+    ):
+        return "actions is not a list of objects"
+    for name, value in (body.get("event") or {}).items():
+        if name in ("type", "channel", "user", "text", "ts", "thread_ts", "team") and not (
+            value is None or isinstance(value, str | dict)
+        ):
+            return f"event.{name} is a {type(value).__name__}"
+    return None
 
 
 def request_key(body: Mapping[str, Any]) -> str | None:

@@ -7,13 +7,16 @@ threads and a CLI command can share the file; PostgreSQL goes through psycopg 3.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import mask_url
@@ -23,11 +26,25 @@ log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
-    """Pick the psycopg 3 driver for plain ``postgresql://`` URLs."""
+    """Pick the psycopg 3 driver for plain ``postgresql://`` URLs, and quote a password
+    written with a raw "@" or space (else the rest of it would be read as the host)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
+            url = "postgresql+psycopg://" + url.removeprefix(prefix)
+    if url.startswith("postgresql"):
+        return _quote_password(url)
     return url
+
+
+def _quote_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    head, question, query = rest.partition("?")
+    at = head.rfind("@")
+    userinfo = head[:at]
+    if not sep or at < 0 or not ("@" in userinfo or " " in userinfo):
+        return url
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{user}{colon}{quote(password, safe='')}@{head[at + 1:]}{question}{query}"
 
 
 def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> Engine:
@@ -76,6 +93,52 @@ def transaction(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[S
     )
     with factory.begin() as session:
         yield session
+
+
+#: first and longest pause between attempts of `wait_for_database`
+FIRST_DELAY, MAX_DELAY = 1.0, 30.0
+
+
+def wait_for_database(
+    engine: Engine,
+    *,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
+    log: logging.Logger = log,
+) -> bool:
+    """Wait until the database answers ``SELECT 1``; True once it does.
+
+    Logs one line per failed attempt (the URL masked) and backs off from 1 s, doubling,
+    to 30 s. Returns False as soon as `stop` is set; raises DatabaseError when
+    `timeout` seconds pass first (None: wait for ever).
+    """
+    stop = stop or threading.Event()
+    url = mask_url(engine.url.render_as_string(hide_password=True))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay, attempt = FIRST_DELAY, 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except (OperationalError, DBAPIError) as err:
+            reason = mask_url(str(getattr(err, "orig", None) or err).strip().splitlines()[0])
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise DatabaseError(
+                    f"database {url} still unreachable after {attempt} attempts "
+                    f"({timeout:g} s): {reason}"
+                ) from err
+            pause = delay if left is None else min(delay, left)
+            log.warning("database %s unreachable (attempt %d): %s; next try in %.0f s",
+                        url, attempt, reason, pause)
+            stop.wait(pause)
+            delay = min(delay * 2, MAX_DELAY)
+            continue
+        if attempt > 1:
+            log.info("database %s reachable after %d attempts", url, attempt)
+        return True
+    return False
 
 
 def is_sqlite(engine: Engine) -> bool:

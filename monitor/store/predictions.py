@@ -229,20 +229,48 @@ def quarantine_rows(session: Session, rejected: Iterable[Rejection], *, source: 
     rows = []
     for r in rejected:
         detail = r.detail if r.source in ("", source) else f"[{r.source}] {r.detail}"
+        model = r.model if r.model is None or len(r.model) <= 64 else None
         rows.append(
             {
-                "model": r.model,
+                "model": model if model is None or storable_text(model) == model else None,
                 "ts": r.ts,
-                "source": source[:512],
+                "source": storable_text(source)[:512],
                 "received_at": now,
-                "reason": r.reason[:64],
-                "detail": detail,
-                "raw": r.raw,
+                "reason": storable_text(r.reason)[:64],
+                "detail": storable_text(detail),
+                "raw": storable_text(r.raw),
             }
         )
     if rows:
         session.connection().execute(insert(Quarantine.__table__), rows)
     return len(rows)
+
+
+def known_rejections(session: Session, source: str, raws: Iterable[str]) -> set[str]:
+    """Which of `raws` (as given) are already quarantined from `source`: a rerun of a
+    file load quarantines nothing twice."""
+    wanted: dict[str, str] = {storable_text(raw): raw for raw in raws}
+    found: set[str] = set()
+    keys = list(wanted)
+    for i in range(0, len(keys), 500):
+        stmt = select(Quarantine.raw).where(
+            Quarantine.source == storable_text(source)[:512], Quarantine.raw.in_(keys[i:i + 500])
+        )
+        found.update(wanted[raw] for raw in session.execute(stmt).scalars() if raw in wanted)
+    return found
+
+
+def storable_text(text: str) -> str:
+    """`text` as any database's text column takes it: a NUL becomes the JSON escape
+    ``\\u0000`` and a lone surrogate a backslash escape (PostgreSQL refuses both)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 def iter_log_window(

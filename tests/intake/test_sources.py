@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -106,10 +107,16 @@ def test_rejected_rows_of_a_window_go_to_quarantine(engine: Engine, tmp_path: Pa
     rows.loc[2, "mean_area"] = np.nan
     rows.loc[4, "timestamp"] = "not a time"
     rows.to_csv(tmp_path / "part-1.csv", index=False)
+    # a row whose time cannot be read belongs to the window of the file's modification
+    # time (it is quarantined by that window only, not by every window)
+    stamp = (WINDOW[0] + (WINDOW[1] - WINDOW[0]) / 2).timestamp()
+    os.utime(tmp_path / "part-1.csv", (stamp, stamp))
     config = model_config(source="files", files={"glob": str(tmp_path / "*.csv")})
     window = read_window(config, engine, *WINDOW)
     assert window.rows == 48
     assert window.reasons == {"missing_feature": 1, "bad_timestamp": 1}
+    later = read_window(config, engine, WINDOW[1], WINDOW[1] + (WINDOW[1] - WINDOW[0]))
+    assert later.rows == 0 and not later.rejected
     with transaction(engine) as session:
         assert quarantine_rows(session, window.rejected, source="run:1") == 2
     stored = quarantined(engine, "cancer")

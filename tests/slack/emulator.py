@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import threading
 import time
 import uuid
@@ -31,6 +32,8 @@ class Failure:
     retry_after: int | None = None
     #: do the work (e.g. store the post) and still answer with the failure
     after_work: bool = False
+    #: do the work, then drop the connection without answering (status is ignored)
+    drop: bool = False
 
 
 @dataclass
@@ -169,7 +172,7 @@ class SlackEmulator:
                 failure = Failure(503)
             elif self.state.failures.get(method):
                 failure = self.state.failures[method].pop(0)
-        if failure and not failure.after_work:
+        if failure and not (failure.after_work or failure.drop):
             headers = (
                 {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
             )
@@ -187,6 +190,10 @@ class SlackEmulator:
             self, "_" + method.replace(".", "_"), None
         )
         body = route(params) if route else {"ok": False, "error": "unknown_method"}
+        if failure and failure.drop:
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return
         if failure:
             self._send(handler, failure.status, {"ok": False, "error": "internal_error"})
             return

@@ -88,17 +88,46 @@ def test_slack_down_then_delivered_exactly_once(engine, emulator, frozen):
 
 
 def test_post_whose_answer_was_lost_is_not_posted_again(engine, emulator, frozen):
-    """Slack stored the post but the answer never arrived: the retry finds it by metadata."""
+    """Slack stored the post but answered 500: it is found by metadata at once."""
     alert_id = make_alert(engine)
     emulator.fail("chat.postMessage", Failure(500, after_work=True), Failure(500, after_work=True))
+    notifier = notifier_for(emulator)
+    assert deliver_outbox(engine, {"slack": notifier}).delivered == 1
+    posted = emulator.state.top_level("C_ALERTS")
+    assert len(posted) == 1  # stored once by the failing call, found, never re-posted
+    assert len(emulator.state.calls_to("chat.postMessage")) == 1
+    assert len(emulator.state.calls_to("conversations.history")) == 1
+    assert _alert(engine, alert_id).slack_ts == posted[0]["ts"]
+
+
+def test_post_stored_then_connection_dropped_is_posted_exactly_once(engine, emulator, frozen):
+    """Slack stores each post and the connection drops before the answer (issue 11):
+    slack_sdk must not re-post at once; every alert ends posted exactly once."""
+    features = ("mean radius", "mean texture", "mean area")
+    alerts = [make_alert(engine, feature=f, window=i) for i, f in enumerate(features)]
+    emulator.fail("chat.postMessage", *[Failure(0, drop=True) for _ in range(3)])
+    notifier = notifier_for(emulator)
+    for _ in range(3):
+        deliver_outbox(engine, {"slack": notifier})
+        frozen.advance(minutes=5)
+    posted = emulator.state.top_level("C_ALERTS")
+    assert len(posted) == 3
+    assert len(emulator.state.calls_to("chat.postMessage")) == 3  # never re-sent
+    ids = sorted(m["metadata"]["event_payload"]["outbox_id"] for m in posted)
+    assert len(set(ids)) == 3
+    assert sorted(_alert(engine, a).slack_ts for a in alerts) == sorted(m["ts"] for m in posted)
+
+
+def test_lost_post_not_found_goes_back_to_the_outbox_and_is_posted_later(engine, emulator, frozen):
+    """The connection dropped before Slack stored anything: the lookup finds nothing,
+    the outbox retries later and the alert is posted once."""
+    make_alert(engine)
+    emulator.fail("chat.postMessage", Failure(503))
     notifier = notifier_for(emulator)
     assert deliver_outbox(engine, {"slack": notifier}).failed == 1
     frozen.advance(minutes=5)
     assert deliver_outbox(engine, {"slack": notifier}).delivered == 1
-    posted = emulator.state.top_level("C_ALERTS")
-    assert len(posted) == 1  # stored once by the failing call, found, never re-posted
-    assert len(emulator.state.calls_to("conversations.history")) == 1
-    assert _alert(engine, alert_id).slack_ts == posted[0]["ts"]
+    assert len(emulator.state.top_level("C_ALERTS")) == 1
 
 
 def test_rate_limit_short_wait_is_retried_in_place(engine, emulator, frozen):
