@@ -239,11 +239,10 @@ class DriftAnalyzer:
             reference = self._prediction if name == PREDICTION_KEY else self._references[name]
             if reference is None or not reference.column.n:
                 continue
-            if name == PREDICTION_KEY:
-                method = self.config.prediction_method
-            else:
-                method = self._method(name)[0]
-            method = method or reference.default_method(reference.column)
+            configured = (
+                self.config.prediction_method if name == PREDICTION_KEY else self._method(name)[0]
+            )
+            method = configured or reference.default_method(reference.column)
             if method in CALIBRATED_METHODS:
                 for size in set(bucket_sizes(rows)):
                     self.calibration(name).null(method, size)

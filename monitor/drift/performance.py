@@ -224,10 +224,8 @@ def compare(
                 drop = base - value
                 limit = base - max_drop
             else:
-                if base > 0:
-                    drop = (value - base) / base
-                else:  # a perfect baseline: any error is an infinite relative increase
-                    drop = math.inf if value > 0 else 0.0
+                # a perfect baseline: any error is an infinite relative increase
+                drop = (value - base) / base if base > 0 else (math.inf if value > 0 else 0.0)
                 limit = base + max(error_limit * base, (error_floors or {}).get(name, 0.0))
         ci = (intervals or {}).get(name)
         edge = value if ci is None else (ci[1] if higher else ci[0])
