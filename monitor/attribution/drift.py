@@ -172,9 +172,10 @@ def importance_tests(
     ref_w = rng.multinomial(m, uniform, size=RESAMPLES) / m
     win_w = rng.multinomial(n, uniform, size=RESAMPLES) / n
     ref_mean, win_mean = ref_w @ magnitude, win_w @ magnitude
+    # a pseudo-baseline with no importance at all has no relative change: count it as 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        null = (win_mean - ref_mean) / ref_mean
-    spread = np.nanstd(null, axis=0)
+        null = np.where(ref_mean > 0, (win_mean - ref_mean) / ref_mean, 0.0)
+    spread = null.std(axis=0)
     p_values: dict[int, float] = {}
     for i in range(base.shape[1]):
         if base_imp[i] <= _EPS or not np.isfinite(spread[i]):
