@@ -13,8 +13,9 @@ and windows of 50, 100, 300 and 1,000 rows, both modes analyze the SAME windows:
 * cost: fit time (fit + the nulls of the window's size buckets) and per-window time,
   fixed and calibrated interleaved window by window (medians).
 
-Targets (exit 1 on a miss): calibrated clean windows flagged <= 1% at every size and
-not significantly above the budget's per-window rate (one-sided binomial, 5%);
+Targets (exit 1 on a miss): calibrated clean windows flagged <= 1% at every size and,
+all sizes pooled, not significantly above the budget's per-window rate (one-sided
+binomial, 5%);
 detection of +0.5 sd at 300 rows >= 95%; calibrated per-window time <= 1.5x fixed.
 
     python benchmarks/alerts.py [--clean 500] [--shifted 100] [--references 5]
@@ -150,12 +151,6 @@ def check(rows: list[dict]) -> list[str]:
             if cal["false_rate"] > MAX_FALSE_RATE:
                 misses.append(f"ref {m} window {n}: {100 * cal['false_rate']:.1f}% clean "
                               f"windows flagged > {100 * MAX_FALSE_RATE:.0f}%")
-            # P(X >= observed) if the true rate were the budget's
-            p = binom.sf(cal["false"] - 1, cal["clean"], alpha)
-            if p < 0.05:
-                misses.append(f"ref {m} window {n}: {cal['false']} false alarms in "
-                              f"{cal['clean']} is significantly above the budget "
-                              f"({alpha:.4f} per window, p={p:.3f})")
             if n == 300 and cal["detection"] < MIN_DETECTION:
                 misses.append(f"ref {m} window 300: +{SHIFT} sd caught in "
                               f"{100 * cal['detection']:.1f}% < {100 * MIN_DETECTION:.0f}%")
@@ -163,6 +158,15 @@ def check(rows: list[dict]) -> list[str]:
             if ratio > MAX_COST:
                 misses.append(f"ref {m} window {n}: calibrated window time {ratio:.2f}x "
                               f"fixed > {MAX_COST}x")
+    # all sizes pooled, one test: P(X >= observed) if the true rate were the budget's
+    calibrated = [r for r in rows if r["mode"] == "calibrated"]
+    false, clean = sum(r["false"] for r in calibrated), sum(r["clean"] for r in calibrated)
+    p = binom.sf(false - 1, clean, alpha)
+    print(f"calibrated, all sizes: {false} false alarms in {clean} clean windows "
+          f"({100 * false / clean:.2f}%; budget {100 * alpha:.2f}%, P(X >= {false}) = {p:.3f})")
+    if p < 0.05:
+        misses.append(f"{false} false alarms in {clean} clean windows is significantly above "
+                      f"the budget ({alpha:.5f} per window, p={p:.3f})")
     return misses
 
 
