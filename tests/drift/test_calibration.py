@@ -17,7 +17,7 @@ from monitor.drift.calibration import (
     family_alpha,
     holm_levels,
 )
-from monitor.drift.stattests import ColumnReference, clean_column
+from monitor.drift.stattests import ColumnReference, clean_column, default_threshold
 from monitor.errors import DriftError
 
 
@@ -181,3 +181,31 @@ def test_prepare_builds_the_buckets_of_a_window_size():
     assert all(len(c._nulls) == 2 for c in analyzer._calibrations.values())
     with pytest.raises(DriftError):
         DriftAnalyzer(["x0"], [], DriftConfig(), "regression", threshold_mode="loose")
+
+
+def test_edge_columns_in_calibrated_mode():
+    """A constant baseline column, an unseen category, and a method the calibration does
+    not resample (it keeps Evidently's fixed threshold, outside the budget)."""
+    from monitor.config import FeatureDriftOverride
+
+    rng = np.random.default_rng(14)
+    reference = pd.DataFrame({
+        "flat": np.ones(600), "x": rng.normal(0, 1, 600), "y": rng.normal(0, 1, 600),
+        "region": rng.choice(["n", "s"], 600),
+    })
+    window = pd.DataFrame({
+        "flat": np.r_[np.ones(250), np.full(50, 2.0)], "x": rng.normal(0, 1, 300),
+        "y": rng.normal(0, 1, 300), "region": rng.choice(["n", "s", "new"], 300),
+    })
+    config = DriftConfig(features={"y": FeatureDriftOverride(method="anderson")})
+    analyzer = DriftAnalyzer(["flat", "x", "y"], ["region"], config, "regression",
+                             family_alpha=0.01).fit(reference)
+    report = analyzer.analyze(window)
+    assert report.features["flat"].drifted and report.features["flat"].p_value < 1e-3
+    assert report.features["region"].drifted  # a new category: chi-square is infinite
+    assert not report.features["x"].drifted and report.features["x"].p_value > 0.01
+    anderson = report.features["y"]
+    assert anderson.method == "anderson" and anderson.p_value is None
+    assert anderson.threshold == pytest.approx(default_threshold("anderson", "numeric"))
+    same = analyzer.analyze(reference.iloc[:300])
+    assert not same.features["flat"].drifted and same.features["flat"].p_value > 0.5
