@@ -179,16 +179,18 @@ class DriftAnalyzer:
             name: self._test(name, columns[name], threshold_factors.get(name, 1.0))
             for name in self.kinds
         }
+        pred_column = (
+            self._prediction_column(predictions)
+            if self._prediction is not None and predictions is not None
+            else None
+        )
         prediction = self._prediction_drift(
-            predictions, threshold_factors.get(PREDICTION_KEY, 1.0)
+            pred_column, threshold_factors.get(PREDICTION_KEY, 1.0)
         )
         if self.threshold_mode == "calibrated":
             tests = dict(features)
             if prediction is not None:
                 tests[PREDICTION_KEY] = prediction
-            pred_column = (
-                self._prediction_column(predictions) if prediction is not None else None
-            )
             decided = self._calibrated(
                 tests, {**columns, PREDICTION_KEY: pred_column}, threshold_factors
             )
@@ -326,12 +328,9 @@ class DriftAnalyzer:
             return clean_column(PREDICTION_KEY, classes[classes >= 0], "categorical")
         return clean_column(PREDICTION_KEY, pd.Series(values.reshape(-1)), "numeric")
 
-    def _prediction_drift(
-        self, predictions: np.ndarray | None, factor: float
-    ) -> FeatureDrift | None:
-        if self._prediction is None or predictions is None:
+    def _prediction_drift(self, column: Column | None, factor: float) -> FeatureDrift | None:
+        if self._prediction is None or column is None:
             return None
-        column = self._prediction_column(predictions)
         return self._prediction.test(
             column, self.config.prediction_method, self.config.prediction_threshold, factor
         )
