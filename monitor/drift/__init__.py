@@ -2,9 +2,9 @@
 
 Per feature drift, dataset drift (share of drifted features), prediction drift, data
 quality and performance against the baseline, as frozen records; and Evidently's own
-HTML report on demand. By default each verdict is calibrated to the window's row count
-within a false-alarm budget (`calibration`). Evidently is imported lazily (only for methods we do not
-compute from the cached reference, and for `render_html`).
+HTML report on demand. By default each verdict is calibrated to the window's row
+count within a false-alarm budget (`calibration`). Evidently is imported lazily (only
+for methods we do not compute from the cached reference, and for `render_html`).
 """
 
 from monitor.drift.analyzer import PREDICTION_KEY, DriftAnalyzer
