@@ -197,7 +197,6 @@ class ColumnCalibration:
         column = reference.column
         self.m = column.n
         self._nulls: dict[tuple[str, int], _Null] = {}
-        self._pseudo_refs: dict[str, np.ndarray] = {}
         counts = column.value_counts() if column.n else {}
         self.keys = _sorted_keys(counts)
         self.key_counts = np.array([counts[k] for k in self.keys], dtype=float)
@@ -301,13 +300,11 @@ class ColumnCalibration:
         return _Null(null, "exponential", 1, SD_SHIFTS, q10)
 
     def _pseudo_ref(self, counts: bool) -> np.ndarray:
-        key = "counts" if counts else "atoms"
-        if key not in self._pseudo_refs:
-            rng = np.random.default_rng([self.seed, 0, 99])
-            probs = (self.key_counts if counts else self.atom_counts) / self.m
-            self._pseudo_refs[key] = rng.multinomial(
-                self.m, probs, size=self.resamples).astype(float)
-        return self._pseudo_refs[key]
+        """The resampled baselines: the same draws for every bucket (same seed), drawn
+        again rather than kept, so memory stays per bucket, not per column."""
+        rng = np.random.default_rng([self.seed, 0, 99])
+        probs = (self.key_counts if counts else self.atom_counts) / self.m
+        return rng.multinomial(self.m, probs, size=self.resamples).astype(float)
 
     def _mass_power(self, method: str, ref: np.ndarray, n: int, rng: np.random.Generator):
         if len(self.keys) < 2:
