@@ -8,7 +8,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-slow lint demo bench bench-attribution bench-drift bench-ingest bench-estimation clean
+.PHONY: install test test-slow lint demo bench bench-alerts bench-attribution bench-drift bench-ingest bench-estimation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,10 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/monitor --config config.toml demo
 
-bench: bench-attribution bench-drift bench-ingest bench-estimation
+bench: bench-alerts bench-attribution bench-drift bench-ingest bench-estimation
+
+bench-alerts: $(STAMP)
+	$(BIN)/python benchmarks/alerts.py
 
 bench-attribution: $(STAMP)
 	$(BIN)/python benchmarks/attribution.py

@@ -195,6 +195,12 @@ class DriftConfig(Strict):
     #: windows with fewer rows are reported as insufficient data
     min_rows: int = Field(30, ge=1)
     features: dict[str, FeatureDriftOverride] = Field(default_factory=dict)
+    #: "calibrated": each test's threshold comes from its resampled null at the window's
+    #: row count, within the false-alarm budget (alerts.false_alarms_per_month);
+    #: "fixed": Evidently's thresholds whatever the row count (the old behaviour)
+    threshold_mode: Literal["calibrated", "fixed"] = "calibrated"
+    #: resamples of each test's null per window-size bucket (calibrated mode)
+    calibration_resamples: int = Field(300, ge=50, le=5000)
 
     @field_validator("method", "prediction_method")
     @classmethod
@@ -223,6 +229,12 @@ class PerformanceConfig(Strict):
     #: alert when log loss, RMSE or MAE rises above the baseline's by more than this
     #: fraction of it (errors on a few hundred labels are noisy: keep this wider)
     max_error_increase: float = Field(0.25, gt=0)
+    #: ...and by more than this absolute amount: nats for log loss, baseline label
+    #: standard deviations for RMSE and MAE (a near-zero baseline error doubling is noise)
+    max_error_increase_abs: float = Field(0.02, ge=0)
+    #: level of the bootstrap interval of each window metric; a metric is degraded only
+    #: when its whole interval lies beyond the allowed change
+    ci_level: float = Field(0.95, gt=0, lt=1)
 
 
 class LabelsConfig(Strict):
@@ -237,6 +249,9 @@ class AlertsConfig(Strict):
     resolve_after: int = Field(3, ge=1)
     #: a `no_data` alert when a model that had traffic gets none for this many windows
     no_data_after: int = Field(3, ge=1)
+    #: false drift alarms per month the calibrated thresholds allow (over all features
+    #: and the prediction, from the model's window length; 30-day months)
+    false_alarms_per_month: float = Field(1.0, gt=0)
 
 
 class SegmentsConfig(Strict):

@@ -2,11 +2,13 @@
 
 Per feature drift, dataset drift (share of drifted features), prediction drift, data
 quality and performance against the baseline, as frozen records; and Evidently's own
-HTML report on demand. Evidently is imported lazily (only for methods we do not
-compute from the cached reference, and for `render_html`).
+HTML report on demand. By default each verdict is calibrated to the window's row
+count within a false-alarm budget (`calibration`). Evidently is imported lazily (only
+for methods we do not compute from the cached reference, and for `render_html`).
 """
 
 from monitor.drift.analyzer import PREDICTION_KEY, DriftAnalyzer
+from monitor.drift.calibration import family_alpha
 from monitor.drift.html import render_html
 from monitor.drift.performance import HIGHER_IS_BETTER, compare, performance_metrics
 from monitor.drift.records import (
@@ -31,6 +33,7 @@ __all__ = [
     "MetricChange",
     "PerformanceResult",
     "compare",
+    "family_alpha",
     "performance_metrics",
     "render_html",
 ]

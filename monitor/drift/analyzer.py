@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
 from monitor.config import DriftConfig, PerformanceConfig
-from monitor.drift.performance import TASKS, compare, labelled, performance_metrics
+from monitor.drift.calibration import ColumnCalibration, family_alpha, holm_levels
+from monitor.drift.performance import (
+    TASKS,
+    compare,
+    error_floors,
+    labelled,
+    metric_intervals,
+    performance_metrics,
+)
 from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, FeatureQuality, Kind
 from monitor.drift.stattests import Column, ColumnReference, clean_column, fit_references
 from monitor.errors import DriftError
@@ -21,6 +31,8 @@ log = logging.getLogger(__name__)
 #: unseen categories listed per feature in data quality (the count is not capped)
 MAX_UNSEEN = 20
 _NO_FACTORS: Mapping[str, float] = MappingProxyType({})
+#: the family-wise rate when none is given: 1 false alarm a month, 15-minute windows
+DEFAULT_FAMILY_ALPHA = family_alpha(1.0, timedelta(minutes=15))
 
 
 class DriftAnalyzer:
@@ -32,6 +44,12 @@ class DriftAnalyzer:
     configured method and threshold). Fitting is cheap (a sort and a count per column),
     so ``baseline.mode = "previous_window"`` simply fits a new analyzer on the previous
     window's frame, predictions and labels and analyzes the current window with it.
+
+    In calibrated mode (``threshold_mode``, default from the config) the same scores are
+    decided from each test's resampled null at the window's size (see
+    `monitor.drift.calibration`), the tests of one window sharing `family_alpha` (the
+    per-window false-alarm rate, `calibration.family_alpha(budget, window)`) by Holm's
+    correction. The nulls are built on first use per size bucket and cached.
     """
 
     def __init__(
@@ -41,6 +59,10 @@ class DriftAnalyzer:
         config: DriftConfig,
         task: str,
         performance: PerformanceConfig | None = None,
+        *,
+        threshold_mode: str | None = None,
+        family_alpha: float | None = None,
+        seed: int = 0,
     ):
         if task not in TASKS:
             raise DriftError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
@@ -54,6 +76,17 @@ class DriftAnalyzer:
         if not self.kinds:
             raise DriftError("at least one numeric or categorical feature is required")
         self.config, self.task = config, task
+        self.threshold_mode = threshold_mode or config.threshold_mode
+        if self.threshold_mode not in ("calibrated", "fixed"):
+            raise DriftError(
+                f"threshold_mode must be 'calibrated' or 'fixed', got {self.threshold_mode!r}"
+            )
+        self.family_alpha = DEFAULT_FAMILY_ALPHA if family_alpha is None else family_alpha
+        if not 0 < self.family_alpha <= 1:
+            raise DriftError(f"family_alpha must be in (0, 1], got {self.family_alpha!r}")
+        self.seed = seed
+        self._calibrations: dict[str, ColumnCalibration] = {}
+        self._label_scale: float | None = None
         self.performance_config = performance or PerformanceConfig()
         self._references: dict[str, ColumnReference] = {}
         self._prediction: ColumnReference | None = None
@@ -92,6 +125,9 @@ class DriftAnalyzer:
         self._baseline_performance = None
         if labels is not None and predictions is not None:
             self._baseline_performance = performance_metrics(self.task, labels, predictions)
+            y, _ = labelled(labels, predictions)
+            self._label_scale = float(np.std(y)) if len(y) else None
+        self._calibrations = {}
         self._fitted = True
         return self
 
@@ -130,6 +166,8 @@ class DriftAnalyzer:
                 True,
                 min_rows,
                 rows,
+                self.threshold_mode,
+                self.family_alpha if self.threshold_mode == "calibrated" else None,
             )
         _require_columns(current, self.kinds, "window")
         columns = {n: clean_column(n, current[n], k) for n, k in self.kinds.items()}
@@ -137,6 +175,23 @@ class DriftAnalyzer:
             name: self._test(name, columns[name], threshold_factors.get(name, 1.0))
             for name in self.kinds
         }
+        pred_column = (
+            self._prediction_column(predictions)
+            if self._prediction is not None and predictions is not None
+            else None
+        )
+        prediction = self._prediction_drift(
+            pred_column, threshold_factors.get(PREDICTION_KEY, 1.0)
+        )
+        if self.threshold_mode == "calibrated":
+            tests = dict(features)
+            if prediction is not None:
+                tests[PREDICTION_KEY] = prediction
+            decided = self._calibrated(
+                tests, {**columns, PREDICTION_KEY: pred_column}, threshold_factors
+            )
+            prediction = decided.pop(PREDICTION_KEY, None)
+            features = decided
         tested = [f for f in features.values() if np.isfinite(f.score)]
         share = sum(f.drifted for f in tested) / len(tested) if tested else 0.0
         return DriftReport(
@@ -144,15 +199,91 @@ class DriftAnalyzer:
             dataset_drift=bool(tested) and share >= self.config.drift_share,
             drift_share=float(share),
             share_threshold=self.config.drift_share,
-            prediction=self._prediction_drift(
-                predictions, threshold_factors.get(PREDICTION_KEY, 1.0)
-            ),
+            prediction=prediction,
             quality=self._quality(columns, rows),
             performance=self._performance(predictions, labels),
             insufficient_data=False,
             min_rows=min_rows,
             rows=rows,
+            threshold_mode=self.threshold_mode,
+            family_alpha=self.family_alpha if self.threshold_mode == "calibrated" else None,
         )
+
+    # -- calibrated decisions ------------------------------------------------------------
+
+    def calibration(self, name: str) -> ColumnCalibration:
+        """The resampled nulls of feature `name` (or PREDICTION_KEY), built on first use."""
+        if name not in self._calibrations:
+            reference = self._prediction if name == PREDICTION_KEY else self._references[name]
+            if reference is None:
+                raise DriftError("no prediction baseline was fitted")
+            seed = self.seed * 7919 + sorted([*self.kinds, PREDICTION_KEY]).index(name)
+            self._calibrations[name] = ColumnCalibration(
+                reference, self.config.calibration_resamples, seed
+            )
+        return self._calibrations[name]
+
+    def prepare(self, rows: int) -> None:
+        """Build (and cache) the nulls a window of `rows` rows will need, so that the
+        first window of that size costs no more than the next (calibrated mode only)."""
+        if not self._fitted:
+            raise DriftError("DriftAnalyzer.prepare called before fit(reference)")
+        if self.threshold_mode != "calibrated":
+            return
+        from monitor.drift.calibration import CALIBRATED_METHODS, bucket_sizes
+
+        names = [*self.kinds, *([PREDICTION_KEY] if self._prediction is not None else [])]
+        for name in names:
+            reference = self._prediction if name == PREDICTION_KEY else self._references[name]
+            if reference is None or not reference.column.n:
+                continue
+            configured = (
+                self.config.prediction_method if name == PREDICTION_KEY else self._method(name)[0]
+            )
+            method = configured or reference.default_method(reference.column)
+            if method in CALIBRATED_METHODS:
+                for size in set(bucket_sizes(rows)):
+                    self.calibration(name).null(method, size)
+
+    def _calibrated(
+        self,
+        tests: Mapping[str, FeatureDrift],
+        columns: Mapping[str, Column | None],
+        factors: Mapping[str, float],
+    ) -> dict[str, FeatureDrift]:
+        """Each test decided by its calibrated p-value at Holm's level of the family."""
+        assessed = {}
+        for name, result in tests.items():
+            column = columns[name]
+            if column is None or not np.isfinite(result.score):
+                continue
+            found = self.calibration(name).assess(result.method, column, result.score)
+            if found is not None:
+                assessed[name] = found
+        levels = holm_levels(
+            {name: a.p_value for name, a in assessed.items()}, self.family_alpha, factors
+        )
+        decided = dict(tests)
+        for name, found in assessed.items():
+            result, alpha = tests[name], levels[name]
+            calibration, n = self.calibration(name), columns[name].n  # type: ignore[union-attr]
+            critical = calibration.critical_score(result.method, n, alpha)
+            drifted = found.p_value < alpha
+            if not result.p_value_test:
+                # the fixed distance threshold stays as a minimum effect: on big windows
+                # a significant but tiny distance is the baseline's own sampling error
+                drifted = drifted and result.score >= result.threshold
+                critical = max(critical, result.threshold)
+            decided[name] = dataclasses.replace(
+                result,
+                drifted=bool(drifted),
+                threshold=critical,
+                p_value=found.p_value,
+                alpha=alpha,
+                min_detectable_shift=calibration.min_detectable_shift(result.method, n, alpha),
+                shift_unit=calibration.shift_unit(result.method),
+            )
+        return decided
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -193,12 +324,9 @@ class DriftAnalyzer:
             return clean_column(PREDICTION_KEY, classes[classes >= 0], "categorical")
         return clean_column(PREDICTION_KEY, pd.Series(values.reshape(-1)), "numeric")
 
-    def _prediction_drift(
-        self, predictions: np.ndarray | None, factor: float
-    ) -> FeatureDrift | None:
-        if self._prediction is None or predictions is None:
+    def _prediction_drift(self, column: Column | None, factor: float) -> FeatureDrift | None:
+        if self._prediction is None or column is None:
             return None
-        column = self._prediction_column(predictions)
         return self._prediction.test(
             column, self.config.prediction_method, self.config.prediction_threshold, factor
         )
@@ -209,8 +337,19 @@ class DriftAnalyzer:
             return None
         current = performance_metrics(self.task, labels, predictions)
         cfg = self.performance_config
-        return compare(current, self._baseline_performance, cfg.max_drop, len(y),
-                       max_error_increase=cfg.max_error_increase)
+        intervals = metric_intervals(
+            self.task, labels, predictions, level=cfg.ci_level, seed=self.seed
+        )
+        return compare(
+            current,
+            self._baseline_performance,
+            cfg.max_drop,
+            len(y),
+            max_error_increase=cfg.max_error_increase,
+            error_floors=error_floors(cfg.max_error_increase_abs, self._label_scale),
+            intervals=intervals,
+            ci_level=cfg.ci_level,
+        )
 
     def _quality(self, columns: Mapping[str, Column], rows: int) -> DataQuality:
         result = {}

@@ -4,6 +4,12 @@ Classification: accuracy, ROC AUC, log loss (scikit-learn's); regression: RMSE, 
 Predictions are shaped as the prediction log keeps them: (n,) P(positive class) for
 binary, (n,) values for regression, (n, k) class scores for multiclass; labels are
 class indices (or values) with NaN/None where the label has not arrived.
+
+A window's metric has sampling error: `metric_intervals` bootstraps it (the labelled
+rows resampled with a seeded RNG, vectorised over resamples), and `compare` calls a
+metric degraded only when its whole interval lies beyond the allowed change. Errors
+also need an absolute rise (`error_floors`): a near-zero baseline log loss doubling
+is not a degradation anyone can act on.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ log = logging.getLogger(__name__)
 #: metrics where a higher value is better; the others are errors
 HIGHER_IS_BETTER = frozenset({"accuracy", "roc_auc"})
 TASKS = ("binary_classification", "multiclass_classification", "regression")
+#: bootstrap resamples of each window metric
+CI_RESAMPLES = 1000
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def labelled(
@@ -102,6 +111,89 @@ def _classification(task: str, y: np.ndarray, scores: np.ndarray) -> dict[str, f
     return result
 
 
+def error_floors(max_error_increase_abs: float, label_scale: float | None) -> dict[str, float]:
+    """The absolute rise each error metric needs: nats for log loss; for RMSE and MAE
+    that many standard deviations of the baseline's labels (one default fits any scale)."""
+    floors = {"log_loss": max_error_increase_abs}
+    if label_scale is not None and math.isfinite(label_scale):
+        floors.update(rmse=max_error_increase_abs * label_scale,
+                      mae=max_error_increase_abs * label_scale)
+    return floors
+
+
+def metric_intervals(
+    task: str,
+    labels: np.ndarray | None,
+    predictions: np.ndarray | None,
+    *,
+    level: float = 0.95,
+    resamples: int = CI_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of each metric over the labelled rows.
+
+    Rows are resampled with replacement (multinomial weights, all resamples at once).
+    A metric undefined on the rows (ROC AUC with one class) is left out.
+    """
+    y, scores = labelled(labels, predictions)
+    if len(y) < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=resamples).astype(float)
+    weights /= len(y)
+    draws: dict[str, np.ndarray] = {}
+    if task == "regression":
+        error = scores.reshape(-1) - y
+        draws["rmse"] = np.sqrt(weights @ error**2)
+        draws["mae"] = weights @ np.abs(error)
+    else:
+        yi = y.astype(int)
+        if task == "binary_classification":
+            p1 = np.clip(scores.reshape(-1), 0.0, 1.0)
+            probs = np.column_stack((1 - p1, p1))
+        else:
+            probs = np.clip(scores, 0.0, None)
+            probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)
+        k = probs.shape[1]
+        if yi.min() < 0 or yi.max() >= k:
+            return {}
+        predicted = (p1 >= 0.5).astype(int) if task == "binary_classification" else (
+            probs.argmax(axis=1))
+        draws["accuracy"] = weights @ (predicted == yi)
+        truth = np.clip(probs[np.arange(len(yi)), yi], _EPS, 1 - _EPS)
+        draws["log_loss"] = weights @ -np.log(truth)
+        aucs = [
+            _weighted_auc(probs[:, c] if k > 2 or c == 1 else probs[:, 1], yi == c, weights)
+            for c in ((1,) if k == 2 else range(k))
+        ]
+        if all(a is not None for a in aucs):
+            draws["roc_auc"] = np.mean(aucs, axis=0)
+    tail = (1 - level) / 2
+    return {
+        name: (float(np.nanquantile(d, tail)), float(np.nanquantile(d, 1 - tail)))
+        for name, d in draws.items()
+        if np.isfinite(d).any()
+    }
+
+
+def _weighted_auc(score: np.ndarray, positive: np.ndarray, weights: np.ndarray):
+    """ROC AUC of each weight row (ties count one half); None with one class only."""
+    if positive.all() or not positive.any():
+        return None
+    order = np.argsort(score, kind="stable")
+    score, positive, weights = score[order], positive[order], weights[:, order]
+    neg = np.where(positive, 0.0, weights)
+    pos = np.where(positive, weights, 0.0)
+    # negatives strictly below each row, and tied with it, via the group of equal scores
+    starts = np.searchsorted(score, score, "left")
+    ends = np.searchsorted(score, score, "right")
+    cum = np.concatenate((np.zeros((len(weights), 1)), np.cumsum(neg, axis=1)), axis=1)
+    below = cum[:, starts]
+    tied = cum[:, ends] - below
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (below + 0.5 * tied)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
 def compare(
     current: Mapping[str, float],
     baseline: Mapping[str, float] | None,
@@ -109,26 +201,39 @@ def compare(
     labelled_rows: int,
     *,
     max_error_increase: float | None = None,
+    error_floors: Mapping[str, float] | None = None,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
+    ci_level: float | None = None,
 ) -> PerformanceResult:
     """Each current metric against the baseline's: see `MetricChange` for `drop`.
 
-    Scores (accuracy, ROC AUC) are degraded when they fall by more than `max_drop`
-    (absolute); errors (log loss, RMSE, MAE) when they rise by more than
-    `max_error_increase` of the baseline's value (`max_drop` when not given).
+    Scores (accuracy, ROC AUC) may fall by `max_drop` (absolute); errors (log loss,
+    RMSE, MAE) may rise by `max_error_increase` of the baseline's value (`max_drop`
+    when not given) or by their `error_floors` entry, whichever is larger. With
+    `intervals`, a metric is degraded only when its whole interval lies beyond that
+    limit; without, when its value does.
     """
     error_limit = max_drop if max_error_increase is None else max_error_increase
     changes = {}
     for name, value in current.items():
         base = (baseline or {}).get(name)
         higher = name in HIGHER_IS_BETTER
-        drop = None
+        drop, limit = None, None
         if base is not None and math.isfinite(base):
             if higher:
                 drop = base - value
-            elif base > 0:
-                drop = (value - base) / base
-            else:  # a perfect baseline: any error at all is an infinite relative increase
-                drop = math.inf if value > 0 else 0.0
-        degraded = drop is not None and drop > (max_drop if higher else error_limit)
-        changes[name] = MetricChange(name, value, base, drop, degraded, higher)
+                limit = base - max_drop
+            else:
+                # a perfect baseline: any error is an infinite relative increase
+                drop = (value - base) / base if base > 0 else (math.inf if value > 0 else 0.0)
+                limit = base + max(error_limit * base, (error_floors or {}).get(name, 0.0))
+        ci = (intervals or {}).get(name)
+        edge = value if ci is None else (ci[1] if higher else ci[0])
+        degraded = limit is not None and (edge < limit if higher else edge > limit)
+        changes[name] = MetricChange(
+            name, value, base, drop, bool(degraded), higher,
+            ci=tuple(ci) if ci is not None else None,
+            ci_level=ci_level if ci is not None else None,
+            limit=limit,
+        )
     return PerformanceResult(changes, labelled_rows, max_drop)

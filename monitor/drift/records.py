@@ -37,6 +37,15 @@ class FeatureDrift:
     `threshold` is the effective one (after any feedback factor); `p_value_test` says
     whether a LOW score means drift (p-values) or a HIGH one does (distances).
     `score` is NaN when the test could not run; `note` then says why.
+
+    In calibrated mode `p_value` is the tail probability of the statistic under the
+    resampled null at this window's size, `alpha` the per-test level it was compared
+    with (family budget, multiple-testing correction and feedback factor applied),
+    `threshold` the score at which the test turns significant at `alpha` (never below
+    the fixed threshold for distances: a practical-significance floor), and
+    `min_detectable_shift` the smallest shift this window detects with 90% power, in
+    `shift_unit`: "sd" (baseline standard deviations) or "mass" (share of the category
+    mass moved). All four are None in fixed mode or when the method is not calibrated.
     """
 
     method: str
@@ -46,6 +55,10 @@ class FeatureDrift:
     kind: Kind
     p_value_test: bool
     note: str | None = None
+    p_value: float | None = None
+    alpha: float | None = None
+    min_detectable_shift: float | None = None
+    shift_unit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +69,10 @@ class FeatureDrift:
             "kind": self.kind,
             "p_value_test": bool(self.p_value_test),
             "note": self.note,
+            "p_value": plain(self.p_value),
+            "alpha": plain(self.alpha),
+            "min_detectable_shift": plain(self.min_detectable_shift),
+            "shift_unit": self.shift_unit,
         }
 
 
@@ -113,7 +130,9 @@ class MetricChange:
 
     `drop` is ``baseline - current`` for metrics where higher is better (accuracy,
     ROC AUC) and the relative increase ``(current - baseline) / baseline`` for errors
-    (log loss, RMSE, MAE); `degraded` when it exceeds the configured `max_drop`.
+    (log loss, RMSE, MAE). `ci` is the bootstrap interval of the window's metric at
+    `ci_level`; with it, `degraded` only when the whole interval lies beyond the
+    allowed change (`limit`: the worst acceptable value of the metric).
     """
 
     name: str
@@ -122,6 +141,9 @@ class MetricChange:
     drop: float | None
     degraded: bool
     higher_is_better: bool
+    ci: tuple[float, float] | None = None
+    ci_level: float | None = None
+    limit: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +152,9 @@ class MetricChange:
             "drop": plain(self.drop),
             "degraded": bool(self.degraded),
             "higher_is_better": bool(self.higher_is_better),
+            "ci": [plain(v) for v in self.ci] if self.ci else None,
+            "ci_level": plain(self.ci_level),
+            "limit": plain(self.limit),
         }
 
 
@@ -176,6 +201,10 @@ class DriftReport:
     insufficient_data: bool
     min_rows: int
     rows: int
+    #: "calibrated" or "fixed"; in calibrated mode `family_alpha` is the per-window
+    #: false-alarm rate shared by every test of the window
+    threshold_mode: str = "fixed"
+    family_alpha: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", _frozen(self.features))
@@ -197,4 +226,6 @@ class DriftReport:
             "insufficient_data": bool(self.insufficient_data),
             "min_rows": int(self.min_rows),
             "rows": int(self.rows),
+            "threshold_mode": self.threshold_mode,
+            "family_alpha": plain(self.family_alpha),
         }

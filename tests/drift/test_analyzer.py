@@ -20,7 +20,11 @@ def frames():
 
 
 def _analyzer(frames, config: DriftConfig | None = None, task: str = "regression") -> DriftAnalyzer:
-    return DriftAnalyzer(frames.numeric, frames.categorical, config or DriftConfig(), task)
+    """Fixed thresholds (Evidently's): what these tests pin down; calibrated mode has
+    its own tests in test_calibration.py."""
+    return DriftAnalyzer(
+        frames.numeric, frames.categorical, config or DriftConfig(), task, threshold_mode="fixed"
+    )
 
 
 def test_threshold_factor_makes_tests_less_sensitive(frames):

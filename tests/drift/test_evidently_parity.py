@@ -24,7 +24,9 @@ def _display(method: str, kind: str) -> str:
 def _assert_same(
     frames: Frames, config: DriftConfig, share_from_columns: bool = False, **preset
 ) -> set[str]:
-    ours = DriftAnalyzer(frames.numeric, frames.categorical, config, "regression")
+    ours = DriftAnalyzer(
+        frames.numeric, frames.categorical, config, "regression", threshold_mode="fixed"
+    )
     report = ours.fit(frames.reference).analyze(frames.current)
     theirs, share = evidently_verdicts(frames, **preset)
     assert set(theirs) == set(report.features)

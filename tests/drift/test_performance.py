@@ -18,6 +18,7 @@ from sklearn.metrics import (
 
 from monitor.config import DriftConfig, PerformanceConfig
 from monitor.drift import DriftAnalyzer, compare, performance_metrics
+from monitor.drift.performance import error_floors, metric_intervals
 
 
 def _train(x: np.ndarray, y: np.ndarray, outputs: int, activation: str, loss: str):
@@ -175,3 +176,71 @@ def test_errors_have_their_own_tolerance():
     assert not result.metrics["accuracy"].degraded  # -0.04 is within 0.05
     worse = compare({"log_loss": 0.2}, {"log_loss": 0.15}, 0.05, 120, max_error_increase=0.25)
     assert worse.metrics["log_loss"].degraded and worse.degraded
+
+
+def _near_perfect(rng, rows, mean_error):
+    """Labels and scores of a near-perfect classifier whose log loss is ~mean_error."""
+    y = rng.integers(0, 2, rows).astype(float)
+    eps = rng.exponential(mean_error, rows)
+    return y, np.where(y == 1, 1 - eps, eps)
+
+
+def test_near_perfect_classifier_clean_window_is_not_a_degradation():
+    """Log loss 0.0008 -> 0.0016 doubles but is below the absolute floor."""
+    rng = np.random.default_rng(21)
+    frame = pd.DataFrame({"x": rng.normal(size=600)})
+    y_base, p_base = _near_perfect(rng, 600, 0.0008)
+    y_win, p_win = _near_perfect(rng, 300, 0.0016)
+    analyzer = DriftAnalyzer(["x"], [], DriftConfig(), "binary_classification")
+    analyzer.fit(frame, predictions=p_base, labels=y_base)
+    result = analyzer.analyze(frame.iloc[:300], predictions=p_win, labels=y_win).performance
+    loss = result.metrics["log_loss"]
+    assert loss.baseline == pytest.approx(0.0008, rel=0.2)
+    assert loss.current == pytest.approx(0.0016, rel=0.2)
+    assert loss.drop > 0.25  # the relative rule alone would alert
+    assert not loss.degraded and not result.degraded
+    assert loss.limit == pytest.approx(loss.baseline + 0.02)
+    lo, hi = loss.ci
+    assert lo <= loss.current <= hi and loss.ci_level == 0.95
+    assert result.to_dict()["metrics"]["log_loss"]["ci"] == [lo, hi]
+
+
+def test_interval_decides_small_and_large_windows_differently():
+    """The same accuracy drop is noise on 40 labels and a degradation on 4,000."""
+    rng = np.random.default_rng(22)
+
+    def verdict(rows):
+        y = rng.integers(0, 2, rows).astype(float)
+        wrong = rng.random(rows) < 0.17  # 83% accurate against a 90% baseline
+        scores = np.where(y == 1, 0.8, 0.2)
+        scores[wrong] = 1 - scores[wrong]
+        intervals = metric_intervals("binary_classification", y, scores)
+        current = performance_metrics("binary_classification", y, scores)
+        return compare(current, {"accuracy": 0.90}, 0.05, rows, intervals=intervals,
+                       ci_level=0.95).metrics["accuracy"]
+
+    small, large = verdict(40), verdict(4000)
+    assert small.ci[0] < 0.85 < small.ci[1] and not small.degraded
+    assert large.ci[1] < 0.85 and large.degraded
+
+
+def test_bootstrap_auc_with_equal_weights_is_sklearns(binary, multiclass):
+    from monitor.drift.performance import _weighted_auc
+
+    _, y, p = binary
+    weights = np.full((1, len(y)), 1.0 / len(y))
+    assert _weighted_auc(p, y == 1, weights)[0] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    _, yk, pk = multiclass
+    intervals = metric_intervals("multiclass_classification", yk, pk)
+    exact = roc_auc_score(yk, pk, multi_class="ovr")
+    assert intervals["roc_auc"][0] <= exact <= intervals["roc_auc"][1]
+    assert intervals["log_loss"][0] <= log_loss(yk, pk) <= intervals["log_loss"][1]
+
+
+def test_regression_error_floor_is_in_label_standard_deviations():
+    floors = error_floors(0.02, 50.0)
+    assert floors == {"log_loss": 0.02, "rmse": 1.0, "mae": 1.0}
+    # +30% relative but +0.5 in a target whose sd is 50: within the floor of 1.0
+    result = compare({"rmse": 2.0}, {"rmse": 1.5}, 0.05, 500, max_error_increase=0.25,
+                     error_floors=floors)
+    assert not result.metrics["rmse"].degraded

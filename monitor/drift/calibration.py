@@ -1,0 +1,382 @@
+"""Calibrated drift decisions: each test's null distribution at the window's row count.
+
+Evidently's statistic is kept; only the decision changes. For a window of n rows against
+a baseline of m rows, pseudo-baselines of m rows and pseudo-windows of n rows are both
+drawn from the baseline (so the baseline's own sampling error is part of the null), the
+statistic is standardized as ``s² = n_eff · d²`` (n_eff = n·m/(n+m); d the distance, the
+K-S gap, or the chi-square / Z statistic scaled the same way) and its upper tail is
+modelled above the resamples' upper quartile: an exponential tail for the continuous
+tests (exact for K-S, conservative for the others) and a scaled chi-square with the
+categories' degrees of freedom for the count tests. Tiny tail probabilities are read
+from that model instead of from 1/α resamples. Nulls are cached per (baseline column,
+method, size bucket); buckets are log-spaced (ratio √2) and p-values are interpolated
+in log n between the two neighbouring buckets.
+
+The same resamples, shifted (numeric: by δ baseline standard deviations; counts: ε of
+the mass moved from the most frequent category to the second), give the smallest
+shift detected with 90% power at a test's α: the window's minimum detectable shift.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from scipy.special import chdtrc, chdtri, kolmogorov, ndtr
+
+from monitor.drift.resampled import (
+    atom_statistic,
+    atom_std,
+    count_statistic,
+    ecdf_statistic,
+    effective_rows,
+)
+from monitor.drift.stattests import Column, ColumnReference
+from monitor.errors import DriftError
+
+#: resamples of the null per size bucket (the tail beyond them is modelled)
+DEFAULT_RESAMPLES = 300
+#: resamples used for the power curves (the 10th percentile of a shifted statistic)
+POWER_RESAMPLES = 100
+POWER = 0.9
+#: the tail model starts at this upper share of the null resamples
+TAIL_SHARE = 0.25
+#: at most this many distinct atoms stand for a numeric baseline in the resamples
+MAX_ATOMS = 512
+#: shifts tried for the minimum detectable shift (sd for numeric, mass for counts)
+SD_SHIFTS = np.geomspace(0.02, 4.0, 14)
+MASS_SHIFTS = np.geomspace(0.004, 0.5, 13)
+#: methods whose null is resampled here; any other falls back to its fixed threshold
+CALIBRATED_METHODS = frozenset({"ks", "wasserstein", "jensenshannon", "psi", "chisquare", "z"})
+#: methods read from category (or few distinct values) counts
+_COUNT_ONLY = frozenset({"chisquare", "z"})
+_DAYS_PER_MONTH = 30
+
+
+def family_alpha(false_alarms_per_month: float, window: timedelta) -> float:
+    """The per-window family-wise false-alarm rate a monthly budget allows.
+
+    One month is 30 days; with hourly windows a budget of 1 gives 1/720."""
+    if false_alarms_per_month <= 0 or window <= timedelta(0):
+        raise DriftError(
+            f"false_alarms_per_month ({false_alarms_per_month}) and window ({window}) "
+            "must be positive"
+        )
+    windows = timedelta(days=_DAYS_PER_MONTH) / window
+    return float(min(1.0, false_alarms_per_month / max(windows, 1.0)))
+
+
+def holm_levels(
+    p_values: Mapping[str, float], alpha: float, factors: Mapping[str, float]
+) -> dict[str, float]:
+    """Holm's step-down level of each test, each divided by its feedback factor.
+
+    Tests are ranked by ``p · factor``; the i-th (from 0) of k is compared with
+    ``alpha / (k - i)``. Once one test is not rejected, the later ones keep the level
+    it failed at, so none of them can be rejected either. Family-wise rate <= alpha.
+    """
+    order = sorted(p_values, key=lambda key: p_values[key] * factors.get(key, 1.0))
+    levels, k, open_ = {}, len(order), True
+    level = alpha / max(k, 1)
+    for i, key in enumerate(order):
+        factor = factors.get(key, 1.0)
+        if open_:
+            level = alpha / (k - i)
+            open_ = p_values[key] * factor < level
+        levels[key] = level / factor
+    return levels
+
+
+def bucket_sizes(n: int) -> tuple[int, int]:
+    """The two log-spaced bucket sizes (ratio √2) around a window of n rows."""
+    n = max(int(n), 2)
+    k = math.floor(2 * math.log2(n) + 1e-9)
+    low, high = round(2 ** (k / 2)), round(2 ** ((k + 1) / 2))
+    if low > n:  # rounding of 2**(k/2)
+        low = n
+    return (n, n) if low == n else (low, max(high, n))
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A test's calibrated verdict inputs: the tail probability of its statistic and
+    the score threshold and minimum detectable shift at a given α."""
+
+    p_value: float
+    statistic: float  # s², standardized
+
+
+class _Null:
+    """The standardized null at one bucket size, its tail model and power curve."""
+
+    def __init__(self, null: np.ndarray, family: str, df: int, shifts: np.ndarray,
+                 q10: np.ndarray):
+        finite = np.sort(null[np.isfinite(null)])
+        self.size, self.inf_share = len(null), 1.0 - len(finite) / max(len(null), 1)
+        self.sorted = finite
+        self.u = float(np.quantile(null, 1 - TAIL_SHARE)) if len(null) else 0.0
+        if not math.isfinite(self.u):
+            self.u = float(finite[-1]) if len(finite) else 0.0
+        self.family, self.df = family, max(df, 1)
+        excess = finite[finite > self.u] - self.u
+        self.mean_excess = float(excess.mean()) if len(excess) else 0.0
+        if family == "chi2":
+            positive = finite[finite > 0]
+            median = float(np.median(finite)) if len(finite) else 0.0
+            scale = median / float(chdtri(self.df, 0.5)) if median > 0 else (
+                float(positive.mean()) / self.df if len(positive) else 0.0
+            )
+            self.scale = scale
+            self._anchor = float(chdtrc(self.df, self.u / scale)) if scale > 0 else 0.0
+        self.shifts, self.q10 = shifts, q10
+        self._critical: dict[float, float] = {}
+
+    def survival(self, y: float) -> float:
+        """P(S² >= y) under the null."""
+        if not math.isfinite(y):
+            return self.inf_share
+        if y <= self.u or self.size == 0:
+            above = len(self.sorted) - np.searchsorted(self.sorted, y, "left")
+            return float((above + self.inf_share * self.size + 1) / (self.size + 1))
+        return max(TAIL_SHARE * self._tail(y), self.inf_share)
+
+    def _tail(self, y: float) -> float:
+        """P(S² >= y | S² > u) from the tail model."""
+        if self.family == "chi2":
+            if self.scale <= 0 or self._anchor <= 0:
+                return 0.0
+            return float(min(1.0, chdtrc(self.df, y / self.scale) / self._anchor))
+        if self.mean_excess <= 0:
+            return 0.0
+        return float(math.exp(-(y - self.u) / self.mean_excess))
+
+    def critical(self, alpha: float) -> float:
+        """The s² at which the tail probability falls to alpha (cached per alpha)."""
+        if alpha not in self._critical:
+            self._critical[alpha] = self._critical_value(alpha)
+        return self._critical[alpha]
+
+    def _critical_value(self, alpha: float) -> float:
+        if alpha >= TAIL_SHARE or self.size == 0:
+            return float(np.quantile(self.sorted, 1 - min(alpha, 1.0))) if len(
+                self.sorted) else 0.0
+        ratio = alpha / TAIL_SHARE
+        if self.family == "chi2":
+            if self.scale <= 0:
+                return self.u
+            return float(self.scale * chdtri(self.df, ratio * self._anchor))
+        return float(self.u - self.mean_excess * math.log(ratio))
+
+    def min_detectable(self, alpha: float) -> float | None:
+        """The smallest shift whose 10th-percentile statistic reaches the critical value
+        (None when even the largest shift tried is not detected with 90% power)."""
+        if not len(self.q10):
+            return None
+        target = self.critical(alpha)
+        reached = np.nonzero(self.q10 >= target)[0]
+        if not len(reached):
+            return None
+        j = int(reached[0])
+        if j == 0:
+            return float(self.shifts[0])
+        lo, hi = self.q10[j - 1], self.q10[j]
+        t = (target - lo) / (hi - lo) if hi > lo else 1.0
+        log_shift = (1 - t) * math.log(self.shifts[j - 1]) + t * math.log(self.shifts[j])
+        return float(math.exp(log_shift))
+
+
+class ColumnCalibration:
+    """The resampled nulls of one baseline column, built lazily per method and size."""
+
+    def __init__(self, reference: ColumnReference, resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = 0):
+        self.reference, self.resamples, self.seed = reference, int(resamples), seed
+        column = reference.column
+        self.m = column.n
+        self._nulls: dict[tuple[str, int], _Null] = {}
+        counts = column.value_counts() if column.n else {}
+        self.keys = _sorted_keys(counts)
+        self.key_counts = np.array([counts[k] for k in self.keys], dtype=float)
+        if column.kind == "numeric" and column.n:
+            self.atoms, self.atom_counts = _atoms(column.values)
+        else:
+            self.atoms, self.atom_counts = np.empty(0), np.empty(0)
+
+    def uses_counts(self, method: str) -> bool:
+        """Whether `method` reads this column as counts of distinct values."""
+        if self.reference.column.kind == "categorical" or method in _COUNT_ONLY:
+            return True
+        return self.reference.n_unique <= 20  # Evidently's per-value shares for JS/PSI
+
+    def shift_unit(self, method: str) -> str:
+        return "mass" if self.uses_counts(method) else "sd"
+
+    def assess(self, method: str, current: Column, score: float) -> Calibrated | None:
+        """The calibrated p-value of a window's statistic (None: method not calibrated)."""
+        if method not in CALIBRATED_METHODS or not self.m or not current.n:
+            return None
+        if not math.isfinite(score) and method not in _COUNT_ONLY:
+            return None
+        y = self._observed(method, current, score)
+        n = current.n
+        low, high = bucket_sizes(n)
+        p_low = self.null(method, low).survival(y)
+        if high == low:
+            return Calibrated(p_low, y)
+        p_high = self.null(method, high).survival(y)
+        return Calibrated(_log_interp(n, low, high, p_low, p_high), y)
+
+    def critical_score(self, method: str, n: int, alpha: float) -> float:
+        """The Evidently score at which the test turns significant at alpha (distances:
+        the distance; p-value tests: the p-value Evidently's formula gives there)."""
+        low, high = bucket_sizes(n)
+        y = _lin_interp(n, low, high, self.null(method, low).critical(alpha),
+                        self.null(method, high).critical(alpha))
+        neff = effective_rows(n, self.m)
+        if method in ("wasserstein", "jensenshannon"):
+            return math.sqrt(max(y, 0.0) / neff)
+        if method == "psi":
+            return y / neff
+        if method == "ks":  # the asymptotic p-value of that gap
+            return float(kolmogorov(math.sqrt(max(y, 0.0))))
+        if method == "z":
+            return float(2 * ndtr(-math.sqrt(max(y, 0.0))))
+        df = max(len(self.keys) - 1, 1)
+        return float(chdtrc(df, y * (n + self.m) / self.m))
+
+    def min_detectable_shift(self, method: str, n: int, alpha: float) -> float | None:
+        """Smallest shift detected with 90% power at alpha in a window of n rows."""
+        low, high = bucket_sizes(n)
+        a = self.null(method, low).min_detectable(alpha)
+        b = self.null(method, high).min_detectable(alpha) if high != low else a
+        if a is None or b is None:
+            return None
+        return _log_interp(n, low, high, a, b)
+
+    # -- the nulls ------------------------------------------------------------------
+
+    def null(self, method: str, n: int) -> _Null:
+        """The null of `method` for windows of n rows (computed once, then cached)."""
+        key = (method, n)
+        if key not in self._nulls:
+            self._nulls[key] = self._build(method, n)
+        return self._nulls[key]
+
+    def _rng(self, method: str, n: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, n, sorted(CALIBRATED_METHODS).index(method)])
+
+    def _build(self, method: str, n: int) -> _Null:
+        rng = self._rng(method, n)
+        counts = self.uses_counts(method)
+        probs = (self.key_counts if counts else self.atom_counts) / self.m
+        ref = self._pseudo_ref(counts)
+        win = rng.multinomial(n, probs, size=self.resamples).astype(float)
+        power = min(POWER_RESAMPLES, self.resamples)
+        if counts:
+            null = count_statistic(method, ref, win, self.m, n)
+            shifts, q10 = self._mass_power(method, ref[:power], n, rng)
+            return _Null(null, "chi2", len(self.keys) - 1, shifts, q10)
+        integer = self.reference.column.integer
+        null = atom_statistic(method, self.atoms, ref, win, self.m, n, 0.0, integer)
+        ref, win = ref[:power], win[:power]
+        if method in ("ks", "wasserstein"):
+            cdfs = (np.cumsum(ref, axis=1) / self.m, np.cumsum(win, axis=1) / n)
+            std = atom_std(self.atoms, ref, self.m)
+            shifted = [
+                ecdf_statistic(method, self.atoms, *cdfs, std, effective_rows(n, self.m),
+                                d * self.reference.std)
+                for d in SD_SHIFTS
+            ]
+        else:
+            shifted = [
+                atom_statistic(method, self.atoms, ref, win, self.m, n,
+                               d * self.reference.std, False)
+                for d in SD_SHIFTS
+            ]
+        q10 = np.quantile(np.array(shifted), 1 - POWER, axis=1)
+        return _Null(null, "exponential", 1, SD_SHIFTS, q10)
+
+    def _pseudo_ref(self, counts: bool) -> np.ndarray:
+        """The resampled baselines: the same draws for every bucket (same seed), drawn
+        again rather than kept, so memory stays per bucket, not per column."""
+        rng = np.random.default_rng([self.seed, 0, 99])
+        probs = (self.key_counts if counts else self.atom_counts) / self.m
+        return rng.multinomial(self.m, probs, size=self.resamples).astype(float)
+
+    def _mass_power(self, method: str, ref: np.ndarray, n: int, rng: np.random.Generator):
+        if len(self.keys) < 2:
+            return MASS_SHIFTS[:0], np.empty(0)
+        probs = self.key_counts / self.m
+        order = np.argsort(-probs, kind="stable")
+        top, second = order[0], order[1]
+        q10 = []
+        for eps in MASS_SHIFTS:
+            moved = probs.copy()
+            take = min(eps, moved[top])
+            moved[top] -= take
+            moved[second] += take
+            win = rng.multinomial(n, moved / moved.sum(), size=len(ref)).astype(float)
+            q10.append(np.quantile(count_statistic(method, ref, win, self.m, n), 1 - POWER))
+        return MASS_SHIFTS, np.array(q10)
+
+    def _observed(self, method: str, current: Column, score: float) -> float:
+        n, m = current.n, self.m
+        neff = effective_rows(n, m)
+        if method in ("wasserstein", "jensenshannon"):
+            return neff * score**2
+        if method == "psi":
+            return neff * score
+        if method == "ks":
+            ref, cur = self.reference.column.values, current.values
+            every = np.concatenate((ref, cur))
+            gap = ref.searchsorted(every, "right") / m - cur.searchsorted(every, "right") / n
+            return neff * float(np.max(np.abs(gap))) ** 2
+        cur_counts = current.value_counts()
+        keys = self.keys + _sorted_keys({k: 0 for k in cur_counts if k not in set(self.keys)})
+        if method == "z":
+            keys = _sorted_keys({k: 0 for k in keys})
+        ref_counts = self.reference.column.value_counts()
+        ref = np.array([[ref_counts.get(k, 0) for k in keys]], dtype=float)
+        win = np.array([[cur_counts.get(k, 0) for k in keys]], dtype=float)
+        return float(count_statistic(method, ref, win, m, n)[0])
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _atoms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct sorted values and their counts, merged into at most MAX_ATOMS groups of
+    consecutive values (each at its mean) for large baselines."""
+    atoms, counts = np.unique(values, return_counts=True)
+    if len(atoms) <= MAX_ATOMS:
+        return atoms, counts.astype(float)
+    group = np.minimum((np.cumsum(counts) - counts) * MAX_ATOMS // len(values), MAX_ATOMS - 1)
+    sizes = np.bincount(group, counts).astype(float)
+    sums = np.bincount(group, atoms * counts)
+    keep = sizes > 0
+    return sums[keep] / sizes[keep], sizes[keep]
+
+
+def _sorted_keys(counts: Mapping) -> list:
+    try:
+        return sorted(counts)
+    except TypeError:  # mixed types: Evidently's sort would fail too; keep a stable order
+        return sorted(counts, key=str)
+
+
+def _log_interp(n: int, low: int, high: int, a: float, b: float) -> float:
+    if high == low:
+        return a
+    t = (math.log(n) - math.log(low)) / (math.log(high) - math.log(low))
+    la, lb = math.log(max(a, 1e-300)), math.log(max(b, 1e-300))
+    return float(math.exp((1 - t) * la + t * lb))
+
+
+def _lin_interp(n: int, low: int, high: int, a: float, b: float) -> float:
+    if high == low:
+        return a
+    t = (math.log(n) - math.log(low)) / (math.log(high) - math.log(low))
+    return float((1 - t) * a + t * b)
