@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from monitor.drift.records import plain
 from monitor.result import Gaps, RunResult, Traffic
 from monitor.vocab import SEVERITY, AlertKind, AlertStatus, RunStatus, Severity
 
@@ -155,13 +156,22 @@ def _drift_findings(model: str, report: Any) -> list[Finding]:
 
 
 def _verdict_details(f: Any) -> dict[str, Any]:
-    from monitor.drift.records import plain
-
-    return {"method": f.method, "score": plain(f.score), "threshold": plain(f.threshold)}
+    details = {"method": f.method, "score": plain(f.score), "threshold": plain(f.threshold)}
+    if f.p_value is not None:
+        details.update(
+            p_value=plain(f.p_value),
+            alpha=plain(f.alpha),
+            min_detectable_shift=plain(f.min_detectable_shift),
+            shift_unit=f.shift_unit,
+        )
+    return details
 
 
 def _drift_line(name: str, f: Any) -> str:
-    return f"{name}: {f.method} score {_num(f.score)} (threshold {_num(f.threshold)})"
+    line = f"{name}: {f.method} score {_num(f.score)} (threshold {_num(f.threshold)})"
+    if f.p_value is not None:
+        line += f", p = {f.p_value:.2g} against a level of {_num(f.alpha)}"
+    return line
 
 
 def _num(value: Any) -> str:
@@ -169,7 +179,10 @@ def _num(value: Any) -> str:
 
 
 def _attribution_findings(attribution: Any) -> list[Finding]:
-    if not attribution.drifted:
+    """One finding when the importance ranking changed (nDCG) or a feature's influence
+    changed beyond its calibrated sampling error, even with the ranking unchanged."""
+    shifted = attribution.shifted_features
+    if not attribution.drifted and not shifted:
         return []
     feats = attribution.feature_table()
     changes = sorted(
@@ -179,19 +192,29 @@ def _attribution_findings(attribution: Any) -> list[Finding]:
     threshold = attribution.threshold if attribution.threshold is not None else 0.9
     ndcg = float(attribution.drift.ndcg)
     lines = [f"nDCG of the importance ranking {ndcg:.3f} (threshold {threshold:.3g})"]
-    for name, delta in changes[:3]:
-        word = "gained" if delta > 0 else "lost"
+    named = list(shifted) + [name for name, _ in changes[:3] if name not in shifted]
+    for name in named[: max(3, len(shifted))]:
         f = feats[name]
-        lines.append(f"{name} {word} influence: {f.get('baseline') or 0:.4g} -> {f.get('current') or 0:.4g}")
+        before, after = f.get("baseline") or 0.0, f.get("current") or 0.0
+        word = "gained" if after > before else "lost"
+        line = f"{name} {word} influence: {before:.4g} -> {after:.4g}"
+        if f.get("p_value") is not None:
+            line += f" (p = {f['p_value']:.2g}{', beyond sampling error' if f.get('drifted') else ''})"
+        lines.append(line)
+    if attribution.drifted:
+        title = "the model's reasoning shifted (feature importance ranking changed)"
+    else:
+        title = f"the model's reasoning shifted ({', '.join(shifted)} changed influence)"
     return [
         Finding(
             AlertKind.ATTRIBUTION_DRIFT,
             None,
-            "the model's reasoning shifted (feature importance ranking changed)",
+            title,
             {
                 "ndcg": ndcg,
                 "threshold": attribution.threshold,
                 "top_changes": [name for name, _ in changes[:3]],
+                "shifted_features": list(shifted),
             },
             tuple(lines),
         )
@@ -202,7 +225,7 @@ def _performance_findings(performance: Any) -> list[Finding]:
     degraded = {name: m for name, m in performance.metrics.items() if m.degraded}
     if not degraded:
         return []
-    lines = tuple(f"{name}: {_num(m.baseline)} -> {_num(m.current)}" for name, m in degraded.items())
+    lines = tuple(_metric_line(name, m) for name, m in degraded.items())
     return [
         Finding(
             AlertKind.PERFORMANCE_DROP,
@@ -212,6 +235,15 @@ def _performance_findings(performance: Any) -> list[Finding]:
             lines,
         )
     ]
+
+
+def _metric_line(name: str, m: Any) -> str:
+    line = f"{name}: {_num(m.baseline)} -> {_num(m.current)}"
+    ci = getattr(m, "ci", None)
+    if ci is not None:
+        level = getattr(m, "ci_level", None) or 0.95
+        line += f" ({level:.0%} interval {_num(ci[0])} .. {_num(ci[1])})"
+    return line
 
 
 def _quality_finding(result: RunResult) -> Finding | None:

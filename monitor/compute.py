@@ -93,6 +93,7 @@ def explain_window(
 ) -> AttributionOutcome:
     """Attributions of up to `attribution.max_samples` sampled rows, and their drift."""
     from monitor.attribution import attribution_drift, explain_for_model
+    from monitor.drift import family_alpha
 
     loaded = runtime.model(model)
     subset = window.frame.iloc[: model.attribution.max_samples]
@@ -108,6 +109,8 @@ def explain_window(
             explanation.values[names].to_numpy(dtype=float),
             names,
             threshold=threshold,
+            family_alpha=family_alpha(model.alerts.false_alarms_per_month, model.window),
+            seed=model.seed,
         )
     inputs = subset.loc[explanation.values.index]
     return AttributionOutcome(explanation, inputs, drift, threshold)

@@ -95,9 +95,18 @@ class Runtime:
                     cfg.drift,
                     cfg.task,
                     cfg.performance,
+                    family_alpha=window_alpha(cfg),
+                    seed=cfg.seed,
                 )
                 self._analyzers[key] = analyzer.fit(reference.sample, reference.predictions, reference.labels)
             return self._analyzers[key]
+
+
+def window_alpha(cfg: ModelConfig) -> float:
+    """The per-window family-wise false-alarm rate of `cfg`'s monthly budget."""
+    from monitor.drift import family_alpha
+
+    return family_alpha(cfg.alerts.false_alarms_per_month, cfg.window)
 
 
 def run_once(

@@ -109,7 +109,13 @@ class AttributionOutcome:
 
     @property
     def drifted(self) -> bool:
+        """The importance ranking changed (nDCG below its threshold)."""
         return bool(self.drift.drifted) if self.drift is not None else False
+
+    @property
+    def shifted_features(self) -> tuple[str, ...]:
+        """Features whose influence changed beyond sampling error (calibrated per feature)."""
+        return tuple(self.drift.drifted_features) if self.drift is not None else ()
 
     @property
     def median_completeness_error(self) -> float | None:
@@ -132,6 +138,9 @@ class AttributionOutcome:
                     current=plain(f.current_importance),
                     change=plain(f.relative_change),
                     distance=plain(f.distance),
+                    p_value=plain(f.p_value),
+                    drifted=bool(f.drifted),
+                    min_detectable_change=plain(f.min_detectable_change),
                 )
             table[name] = entry
         return table
@@ -142,6 +151,7 @@ class AttributionOutcome:
             "ndcg": plain(self.drift.ndcg) if self.drift is not None else None,
             "threshold": plain(self.threshold),
             "drifted": self.drifted,
+            "shifted_features": list(self.shifted_features),
             "explained": int(len(self.explanation.values)),
             "median_completeness_error": self.median_completeness_error,
             "features": self.feature_table(),
@@ -189,12 +199,18 @@ class Gaps:
 
 
 def verdict(fd: FeatureDrift) -> dict[str, Any]:
-    """One stat test's verdict as `once --json` shows it."""
+    """One stat test's verdict as `once --json` shows it: with calibrated thresholds, the
+    calibrated p-value, the level it was held to and the smallest shift the window size
+    detects with 90% power (in reference standard deviations, or share of category mass)."""
     return {
         "method": fd.method,
         "score": plain(fd.score),
         "threshold": plain(fd.threshold),
         "drifted": bool(fd.drifted),
+        "p_value": plain(fd.p_value),
+        "alpha": plain(fd.alpha),
+        "min_detectable_shift": plain(fd.min_detectable_shift),
+        "shift_unit": fd.shift_unit,
     }
 
 
@@ -297,6 +313,8 @@ class RunResult:
                 "dataset_drift": bool(report.dataset_drift),
                 "drift_share": plain(report.drift_share),
                 "share_threshold": plain(report.share_threshold),
+                "threshold_mode": report.threshold_mode,
+                "family_alpha": plain(report.family_alpha),
                 "features": {name: verdict(fd) for name, fd in report.features.items()},
             }
             if report.prediction is not None:

@@ -177,6 +177,7 @@ def run_result(
     model: str = "m",
     status: str = "succeeded",
     start: datetime = T0,
+    shifted: tuple[str, ...] = (),
 ) -> RunResult:
     """A typed RunResult: K-S verdicts on `features` (those in `drifted` drifted), dataset
     drift when at least two drifted, and attributions when `ndcg` is given."""
@@ -205,7 +206,9 @@ def run_result(
             drifted=ndcg < 0.9,
             features=tuple(
                 FeatureAttributionDrift(
-                    name, before, after, (after - before) / before, abs(after - before), rank, rank
+                    name, before, after, (after - before) / before, abs(after - before), rank, rank,
+                    p_value=1e-6 if name in shifted else 0.5, alpha=0.001, drifted=name in shifted,
+                    min_detectable_change=0.3,
                 )
                 for rank, (name, (before, after)) in enumerate(importance.items())
             ),

@@ -170,3 +170,15 @@ def test_plan_is_pure_and_counts_clean_windows_only_on_judged_runs():
 def test_a_failed_result_is_one_run_failed_finding():
     failed = alerts.findings(run_result(status="failed"))
     assert [f.kind for f in failed] == ["run_failed"] and failed[0].severity == "critical"
+
+
+def test_a_feature_whose_influence_doubled_alerts_with_the_ranking_unchanged():
+    (finding,) = [
+        f for f in alerts.findings(run_result(drifted=(), ndcg=0.99, shifted=("b",)))
+        if f.kind == "attribution_drift"
+    ]
+    assert "b changed influence" in finding.title
+    assert finding.details["shifted_features"] == ["b"]
+    assert any("b gained influence" in line and "beyond sampling error" in line for line in finding.lines)
+    quiet = alerts.findings(run_result(drifted=(), ndcg=0.99))
+    assert not [f for f in quiet if f.kind == "attribution_drift"]

@@ -76,7 +76,13 @@ def finish_run(session: Session, run: Run, result: RunResult, extra: Mapping[str
     return summary
 
 
+_VERDICT_COLUMNS = ("method", "score", "threshold", "drifted")
+
+
 def _verdict_row(run: Run, scope: str, v: Mapping[str, Any], feature: str | None = None) -> DriftResult:
+    """A verdict row; what the columns do not hold (calibrated p-value, level, minimum
+    detectable shift) goes into `details`."""
+    extra = {k: value for k, value in v.items() if k not in _VERDICT_COLUMNS and value is not None}
     return DriftResult(
         run_id=run.id,
         scope=scope,
@@ -85,6 +91,7 @@ def _verdict_row(run: Run, scope: str, v: Mapping[str, Any], feature: str | None
         score=v["score"],
         threshold=v["threshold"],
         drifted=bool(v["drifted"]),
+        details=extra or None,
     )
 
 
