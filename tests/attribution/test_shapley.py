@@ -11,6 +11,7 @@ from monitor.errors import AttributionError
 
 # mean |sampled - exact| relative to mean |exact| allowed at 64 permutations (6 features)
 TOLERANCE = 0.05
+SEEDS = range(5)
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +91,57 @@ def test_frame_inputs_with_strings_and_multi_output_target() -> None:
     np.testing.assert_allclose(result.values["size"], [1.0, 2.0, 3.0])
     with pytest.raises(AttributionError, match="out of range"):
         sampled_shapley(predict, frame, background, target=5)
+
+
+
+def test_every_sample_draws_its_own_permutations(six_feature_case) -> None:
+    predict, explain, background, exact = six_feature_case
+    copies = np.repeat(explain[:1], 40, axis=0)
+    result = sampled_shapley(predict, copies, background, permutations=4, seed=0)
+    # one shared set of permutations would give 40 identical rows
+    assert len(np.unique(result.values.round(9), axis=0)) == 40
+    np.testing.assert_allclose(result.values.sum(axis=1), result.output - result.base_value,
+                               atol=1e-5)
+    # independent errors average out: 40 copies are ~sqrt(40) times closer than one
+    single = np.abs(result.values - exact[0]).mean()
+    averaged = np.abs(result.values.mean(axis=0) - exact[0]).mean()
+    assert averaged < single / 3
+
+
+def test_error_is_the_same_whatever_the_seed(six_feature_case) -> None:
+    predict, explain, background, exact = six_feature_case
+    errors = [
+        _relative_error(sampled_shapley(predict, explain, background, permutations=16,
+                                        seed=seed).values, exact)
+        for seed in SEEDS
+    ]
+    assert max(errors) <= TOLERANCE
+    # errors no longer move together across samples, so one seed cannot be much luckier
+    assert max(errors) / min(errors) < 1.5
+
+
+def test_a_samples_values_do_not_depend_on_the_other_samples(six_feature_case) -> None:
+    predict, explain, background, _ = six_feature_case
+    whole = sampled_shapley(predict, explain, background, permutations=6, seed=3)
+    head = sampled_shapley(predict, explain[:7], background, permutations=6, seed=3)
+    np.testing.assert_allclose(head.values, whole.values[:7], atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2], ids=lambda s: f"seed{s}")
+def test_an_antithetic_pair_is_exact_for_two_features(seed: int) -> None:
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return rows[:, 0] * rows[:, 1] + rows[:, 0] ** 2
+
+    rng = np.random.default_rng(seed + 100)
+    x, background = rng.normal(size=(5, 2)), rng.normal(size=(4, 2))
+    result = sampled_shapley(predict, x, background, permutations=2, seed=seed)
+    # the two orderings of two features, averaged over the background rows
+    b0, b1 = background[None, :, 0], background[None, :, 1]
+    x0, x1 = x[:, :1], x[:, 1:]
+
+    def f(a, b):
+        return a * b + a**2
+
+    phi0 = 0.5 * ((f(x0, b1) - f(b0, b1)) + (f(x0, x1) - f(b0, x1))).mean(axis=1)
+    phi1 = 0.5 * ((f(b0, x1) - f(b0, b1)) + (f(x0, x1) - f(x0, b1))).mean(axis=1)
+    np.testing.assert_allclose(result.values, np.stack([phi0, phi1], axis=1), atol=1e-12)
