@@ -154,7 +154,8 @@ class WorkersServer(Server):
         with open(config, "w", encoding="utf-8") as out:
             out.write(
                 f'[database]\nurl = "{url}"\n[[models]]\nname = "bench"\npath = "model.keras"\n'
-                f'task = "binary_classification"\n[models.features]\nnumeric = {orjson.dumps(FEATURES).decode()}\n'
+                f'task = "binary_classification"\n[models.features]\n'
+                f"numeric = {orjson.dumps(FEATURES).decode()}\n"
             )
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
