@@ -42,10 +42,21 @@ class Finding:
     title: str
     details: Mapping[str, Any] = field(default_factory=dict)
     lines: tuple[str, ...] = ()
+    #: when set, replaces the kind's severity (input drift that is dataset drift: critical)
+    severity_override: Severity | None = None
+    #: the drift report a feature-drift finding came from (to drop muted features)
+    report: Any = field(default=None, compare=False, repr=False)
 
     @property
     def severity(self) -> Severity:
-        return SEVERITY[AlertKind(self.kind)]
+        return self.severity_override or SEVERITY[AlertKind(self.kind)]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The features this finding is about (its own, or the drifted ones it lists)."""
+        if self.feature:
+            return (self.feature,)
+        return tuple(self.details.get("drifted_features") or ())
 
 
 def dedup_key(model: str, kind: str, feature: str | None) -> str:
@@ -113,34 +124,12 @@ def run_failed(message: str) -> Finding:
 
 
 def _drift_findings(model: str, report: Any) -> list[Finding]:
+    """Input drift is ONE finding listing the drifted features (dataset drift makes it
+    critical); the prediction's drift is another."""
     found = []
-    features = report.features
     drifted = list(report.drifted_features)
-    if report.dataset_drift:
-        found.append(
-            Finding(
-                AlertKind.DATASET_DRIFT,
-                None,
-                f"{len(drifted)} of {len(features)} features drifted ({report.drift_share:.0%})",
-                {
-                    "drift_share": report.drift_share,
-                    "share_threshold": report.share_threshold,
-                    "drifted_features": drifted,
-                },
-                tuple(_drift_line(n, features[n]) for n in drifted),
-            )
-        )
-    for name in drifted:
-        f = features[name]
-        found.append(
-            Finding(
-                AlertKind.FEATURE_DRIFT,
-                name,
-                f"input feature '{name}' drifted",
-                _verdict_details(f),
-                (_drift_line(name, f),),
-            )
-        )
+    if drifted:
+        found.append(feature_drift_finding(report, drifted))
     pred = report.prediction
     if pred is not None and pred.drifted:
         found.append(
@@ -153,6 +142,33 @@ def _drift_findings(model: str, report: Any) -> list[Finding]:
             )
         )
     return found
+
+
+def feature_drift_finding(report: Any, drifted: Sequence[str]) -> Finding:
+    """The input-drift finding for `drifted` features of `report` (all drifted ones, or
+    what is left of them once muted features are taken out)."""
+    features = report.features
+    share = len(drifted) / max(len(features), 1)
+    dataset = report.dataset_drift and share >= report.share_threshold
+    names = ", ".join(drifted[:5]) + (f" and {len(drifted) - 5} more" if len(drifted) > 5 else "")
+    title = f"{len(drifted)} of {len(features)} input features drifted ({names})"
+    if dataset:
+        title = f"dataset drift: {title}"
+    return Finding(
+        AlertKind.FEATURE_DRIFT,
+        None,
+        title,
+        {
+            "drifted_features": list(drifted),
+            "drift_share": share,
+            "share_threshold": report.share_threshold,
+            "dataset_drift": bool(dataset),
+            "features": {name: _verdict_details(features[name]) for name in drifted},
+        },
+        tuple(_drift_line(name, features[name]) for name in drifted),
+        severity_override=Severity.CRITICAL if dataset else Severity.WARNING,
+        report=report,
+    )
 
 
 def _verdict_details(f: Any) -> dict[str, Any]:
@@ -319,12 +335,15 @@ def plan(
     for finding in found:
         key = dedup_key(model, finding.kind, finding.feature)
         seen.add(key)
-        if policies.is_muted(finding.kind, finding.feature):
-            muted.append(key)
+        kept, muted_features = _without_muted_features(finding, policies)
+        muted.extend(dedup_key(model, finding.kind, name) for name in muted_features)
+        if kept is None or policies.is_muted(kept.kind, kept.feature):
+            if kept is not None or not muted_features:
+                muted.append(key)
         elif key in by_key:
-            refire.append((by_key[key].id, finding))
+            refire.append((by_key[key].id, kept))
         else:
-            opened[key] = finding
+            opened[key] = kept
     clean = []
     count_clean = run_status == RunStatus.SUCCEEDED
     for key, alert in by_key.items():
@@ -334,6 +353,18 @@ def plan(
         resolves = windows >= resolve_after or alert.kind == AlertKind.RUN_FAILED
         clean.append((alert.id, windows, resolves))
     return AlertPlan(tuple(opened.items()), tuple(refire), tuple(clean), tuple(muted))
+
+
+def _without_muted_features(finding: Finding, policies: Policies) -> tuple[Finding | None, list[str]]:
+    """An input-drift finding without the features a policy mutes (None: all muted)."""
+    if finding.kind != AlertKind.FEATURE_DRIFT or finding.feature or finding.report is None:
+        return finding, []
+    listed = finding.features
+    muted = [name for name in listed if policies.is_muted(finding.kind, name)]
+    if not muted:
+        return finding, []
+    kept = [name for name in listed if name not in muted]
+    return (feature_drift_finding(finding.report, kept) if kept else None), muted
 
 
 def alert_view(alert: Any) -> dict[str, Any]:

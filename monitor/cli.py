@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("monitor.commands.why:why", "Explain the model's decision for one request."),
     "report": ("monitor.commands.report:report", "Write an HTML report of a run."),
     "alerts": ("monitor.commands.alerts:alerts", "List alerts."),
+    "alert": ("monitor.commands.alert_cmd:alert", "Answer an alert: ack, expected, false-alarm, retrain."),
     "demo": ("monitor.commands.demo:demo", "Train a model, replay traffic with drift, show it all."),
     "ingest": ("monitor.commands.ingest:ingest", "Load prediction files into the log."),
     "serve": ("monitor.commands.serve:serve", "Serve the HTTP intake alone."),

@@ -355,24 +355,49 @@ def reconcile_alerts(
         run_status=run.status,
     )
     applied = store_alerts.apply_plan(session, run, decided, live, now=now)
-    for name, group in (
-        (EventName.ALERT_OPENED, applied.opened),
-        (EventName.ALERT_REFIRED, applied.refired),
-        (EventName.ALERT_RESOLVED, applied.resolved),
-    ):
-        for alert in group:
-            outbox.queue(session, alert_event(name, alert, context), channels, now, alert_id=alert.id)
+    event = incident_event(applied, live, context)
+    if event is not None:
+        outbox.queue(session, event, channels, now, alert_id=event.alert["id"])
     if decided.muted:
         muted = ", ".join(decided.muted)
         log.info("run %s: %d finding(s) muted by policy: %s", run.id, len(decided.muted), muted)
     return Reconciled(applied.opened, applied.refired, applied.resolved, decided.muted)
 
 
-def alert_event(name: EventName, alert: Alert, context: Mapping[str, Any]) -> AlertEvent:
-    """The outbox event announcing what a run did to `alert`."""
+def incident_event(applied: Any, live: Sequence[Alert], context: Mapping[str, Any]) -> AlertEvent | None:
+    """ONE outbox event for everything a run did to its model's alerts (one message).
+
+    The lead alert is the incident's: a live alert already posted (its message is the
+    thread later windows reply in), else the first alert the run opened. The event is
+    `alert_opened` when the run starts an incident (a new message listing every finding),
+    `alert_refired` when it adds to a live one, `alert_resolved` when it only resolves.
+    """
+    announced = [
+        *((EventName.ALERT_OPENED, a) for a in applied.opened),
+        *((EventName.ALERT_REFIRED, a) for a in applied.refired),
+        *((EventName.ALERT_RESOLVED, a) for a in applied.resolved),
+    ]
+    if not announced:
+        return None
+    posted = sorted((a for a in live if a.slack_ts), key=lambda a: a.id)
+    lead = posted[0] if posted else min((a for _, a in announced), key=lambda a: a.id)
+    lead_event = next((name for name, a in announced if a.id == lead.id), None)
+    if applied.opened and not posted:
+        name = EventName.ALERT_OPENED
+    elif applied.opened or applied.refired:
+        name = EventName.ALERT_REFIRED
+    else:
+        name = EventName.ALERT_RESOLVED
+    findings = [_finding_view(event, alert) for event, alert in announced]
+    details = dict(lead.details or {})
+    lines = tuple(details.pop("lines", [])) if lead_event is not None else ()
+    return AlertEvent(name, alert_view(lead), {**context, "alerts": findings}, lines, details)
+
+
+def _finding_view(event: EventName, alert: Alert) -> dict[str, Any]:
     details = dict(alert.details or {})
-    lines = tuple(details.pop("lines", []))
-    return AlertEvent(name, alert_view(alert), context, lines, details)
+    lines = list(details.pop("lines", []))
+    return {"event": str(event), **alert_view(alert), "lines": lines, "details": details}
 
 
 def _save(

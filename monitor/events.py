@@ -41,11 +41,14 @@ class FeedbackUpdate:
     alert: Mapping[str, Any]
     status: str
     feedback: Sequence[Mapping[str, Any]] = ()
+    #: the alert's message announced other findings too (then it is not rewritten: the
+    #: answer is said in its thread)
+    shared: bool = False
     name: EventName = EventName.FEEDBACK_UPDATE
 
     def payload(self) -> dict[str, Any]:
         answers = [dict(f) for f in self.feedback]
-        return {"alert": dict(self.alert), "status": self.status, "feedback": answers}
+        return {"alert": dict(self.alert), "status": self.status, "feedback": answers, "shared": self.shared}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from monitor.errors import MonitorError
 from monitor.events import FeedbackUpdate
 from monitor.store import feedback as repo
 from monitor.store import outbox
+from monitor.store.alerts import shares_message
 from monitor.store.tables import Alert, Feedback, Policy
 from monitor.vocab import AlertStatus
 
@@ -101,11 +102,16 @@ def apply_feedback(
     external_id: str | None,
     config: FeedbackConfig,
     now: datetime,
+    feature: str | None = None,
 ) -> FeedbackOutcome:
     """Store one answer on `alert`, update its status, derive policies, queue the Slack update.
 
-    A replayed `external_id` changes nothing and returns the earlier outcome with
-    `duplicate=True`. Runs in the caller's transaction.
+    `feature` narrows the answer to one feature of an input-drift alert: a mute or a
+    threshold then applies to that feature only (the alert itself is marked only when
+    the answer is about all of it). "Expected change" on a whole input-drift alert mutes
+    each feature it lists, not input drift in general. A replayed `external_id` changes
+    nothing and returns the earlier outcome with `duplicate=True`. Runs in the caller's
+    transaction.
     """
     if verdict not in VERDICTS:
         raise PolicyError(f"unknown verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
@@ -113,6 +119,9 @@ def apply_feedback(
         raise PolicyError(
             f"unknown feedback source {source!r}: expected one of {', '.join(SOURCES)}"
         )
+    if feature is not None and feature not in alert_features(alert):
+        listed = ", ".join(alert_features(alert)) or "none"
+        raise PolicyError(f"alert {alert.id} is not about feature {feature!r} (its features: {listed})")
     if external_id:
         earlier = repo.feedback_by_external_id(session, external_id)
         if earlier is not None:
@@ -127,6 +136,7 @@ def apply_feedback(
         source=source,
         created_at=now,
         external_id=external_id,
+        feature=feature,
     )
     who = user_name or user_id
     policies: list[dict[str, Any]] = []
@@ -134,8 +144,10 @@ def apply_feedback(
     if verdict == "acknowledge" and alert.status == AlertStatus.OPEN:
         alert.status = AlertStatus.ACKNOWLEDGED
     elif verdict == "expected_change":
-        alert.status = AlertStatus.MUTED
-        policies.append(
+        if feature is None:
+            alert.status = AlertStatus.MUTED
+        targets = [feature] if feature else list(alert_features(alert)) or [alert.feature]
+        policies.extend(
             _policy(
                 alert,
                 "mute",
@@ -144,7 +156,9 @@ def apply_feedback(
                 now,
                 until=now + timedelta(days=config.mute_days),
                 reason=f"expected change (feedback {row.id} on alert {alert.id})",
+                feature=target,
             )
+            for target in targets
         )
         rebaseline_run = alert.last_run_id
     elif verdict == "false_alarm":
@@ -187,15 +201,17 @@ def _policy(
     until: datetime | None,
     reason: str,
     value: float | None = None,
+    feature: str | None = None,
 ) -> dict[str, Any]:
-    """The column values of a policy derived from feedback `row` on `alert`."""
+    """The column values of a policy derived from feedback `row` on `alert` (about
+    `feature` of it when given)."""
     if row.comment:
         reason = f"{reason}: {row.comment}"
     return dict(
         model=alert.model,
         kind=kind,
         alert_kind=alert.kind if kind != "retrain" else None,
-        feature=alert.feature if kind != "retrain" else None,
+        feature=(feature or alert.feature) if kind != "retrain" else None,
         value=value,
         reason=reason,
         created_by=who,
@@ -208,14 +224,16 @@ def _policy(
 def _maybe_raise_threshold(
     session: Session, alert: Alert, row: Feedback, who: str, config: FeedbackConfig, now: datetime
 ) -> dict[str, Any] | None:
-    """A threshold policy when enough false alarms accumulated since the last raise."""
-    last = repo.last_threshold_policy(session, alert.model, alert.kind, alert.feature)
+    """A threshold policy when enough false alarms accumulated since the last raise (for
+    the answer's feature when it names one, else for the alert)."""
+    target = row.feature or alert.feature
+    last = repo.last_threshold_policy(session, alert.model, alert.kind, target)
     since = now - timedelta(days=config.false_alarm_window_days)
     count = repo.count_verdicts(
         session,
         alert.model,
         alert.kind,
-        alert.feature,
+        target,
         "false_alarm",
         since,
         after_id=last.feedback_id if last else None,
@@ -234,7 +252,15 @@ def _maybe_raise_threshold(
             f"{count} false alarms within {config.false_alarm_window_days} days: "
             f"threshold x{config.threshold_factor:g}"
         ),
+        feature=target,
     )
+
+
+def alert_features(alert: Alert) -> tuple[str, ...]:
+    """The features an alert is about: its own, or the drifted ones an input-drift alert lists."""
+    if alert.feature:
+        return (alert.feature,)
+    return tuple((alert.details or {}).get("drifted_features") or ())
 
 
 def queue_feedback_update(session: Session, alert: Alert, now: datetime) -> None:
@@ -252,11 +278,12 @@ def queue_feedback_update(session: Session, alert: Alert, now: datetime) -> None
             "user_name": f.user_name,
             "verdict": f.verdict,
             "comment": f.comment,
+            "feature": f.feature,
             "at": f.created_at.isoformat(),
         }
         for f in repo.feedback_for_alert(session, alert.id)
     ]
-    event = FeedbackUpdate(alert_view(alert), alert.status, answers)
+    event = FeedbackUpdate(alert_view(alert), alert.status, answers, shared=shares_message(session, alert))
     outbox.queue(session, event, ["slack"], now, alert_id=alert.id)
 
 

@@ -55,14 +55,17 @@ def test_findings_from_a_typed_result():
     kinds = [
         (f.kind, f.feature) for f in alerts.findings(run_result(drifted=("a", "b"), ndcg=0.7, quarantined=5))
     ]
-    assert kinds == [
-        ("dataset_drift", None),
-        ("feature_drift", "a"),
-        ("feature_drift", "b"),
-        ("attribution_drift", None),
-        ("data_quality", None),
-    ]
+    assert kinds == [("feature_drift", None), ("attribution_drift", None), ("data_quality", None)]
     assert alerts.findings(run_result(drifted=(), ndcg=0.95)) == []
+
+
+def test_input_drift_is_one_finding_listing_the_features_and_dataset_drift_its_severity():
+    (two,) = [f for f in alerts.findings(run_result(drifted=("a", "b"))) if f.kind == "feature_drift"]
+    assert two.features == ("a", "b") and two.severity == "critical"  # 2 of 3: dataset drift
+    assert two.details["dataset_drift"] is True and two.title.startswith("dataset drift: 2 of 3")
+    assert [line.split(":")[0] for line in two.lines] == ["a", "b"]
+    (one,) = [f for f in alerts.findings(run_result(drifted=("a",))) if f.kind == "feature_drift"]
+    assert one.features == ("a",) and one.severity == "warning"
 
 
 def test_attribution_finding_names_who_gained_and_lost():
@@ -103,9 +106,13 @@ def test_muted_findings_raise_nothing(engine):
         policies=FakePolicies({("feature_drift", "a")}),
     )
     with transaction(engine) as session:
-        live = sorted((a.kind, a.feature) for a in session.scalars(select(Alert)))
-    assert live == [("dataset_drift", None), ("feature_drift", "b")]
+        (alert,) = session.scalars(select(Alert))
+    assert (alert.kind, alert.details["drifted_features"]) == ("feature_drift", ["b"])
+    assert alert.severity == "warning"  # without the muted feature, no longer dataset drift
     assert done.muted == ("m|feature_drift|a",)
+    only_a = alerts.findings(run_result(drifted=("a",)))
+    everything = run_window(engine, 1, only_a, policies=FakePolicies({("feature_drift", "a")}))
+    assert everything.opened == () and everything.refired == () and everything.muted == ("m|feature_drift|a",)
 
 
 def test_insufficient_window_does_not_count_as_clean(engine):
@@ -139,8 +146,8 @@ def test_only_one_live_alert_per_key_in_the_database(engine):
             Alert(
                 model="m",
                 kind="feature_drift",
-                feature="a",
-                dedup_key="m|feature_drift|a",
+                feature=None,
+                dedup_key="m|feature_drift|*",
                 severity="warning",
                 status="open",
                 title="dup",
@@ -153,9 +160,26 @@ def test_payload_carries_context_alert_and_lines(engine):
     run_window(engine, 0, alerts.findings(run_result()))
     with transaction(engine) as session:
         payload = session.scalars(select(Outbox)).first().payload
-    assert payload["alert"]["kind"] == "feature_drift" and payload["alert"]["feature"] == "a"
+    assert payload["alert"]["kind"] == "feature_drift" and payload["alert"]["feature"] is None
     assert payload["lines"] == ["a: ks score 0.001 (threshold 0.05)"]
-    assert payload["run"]["id"] >= 1 and payload["details"]["method"] == "ks"
+    assert payload["run"]["id"] >= 1 and payload["details"]["features"]["a"]["method"] == "ks"
+
+
+def test_one_window_is_one_message_with_every_finding(engine):
+    found = alerts.findings(run_result(drifted=("a", "b"), ndcg=0.7, quarantined=5))
+    run_window(engine, 0, found)
+    with transaction(engine) as session:
+        rows = list(session.scalars(select(Outbox).order_by(Outbox.id)))
+    assert [(r.event, r.channel) for r in rows] == [("alert_opened", "console"), ("alert_opened", "slack")]
+    listed = rows[0].payload["alerts"]
+    assert [f["kind"] for f in listed] == ["feature_drift", "attribution_drift", "data_quality"]
+    assert {f["event"] for f in listed} == {"alert_opened"}
+    # the next window of the same incident: one message too, a reply naming what fired again
+    again = run_window(engine, 1, alerts.findings(run_result(drifted=("a",))))
+    assert len(again.refired) == 1
+    with transaction(engine) as session:
+        later = list(session.scalars(select(Outbox).where(Outbox.id > rows[-1].id)))
+    assert {r.event for r in later} == {"alert_refired"} and len(later) == 2
 
 
 def test_plan_is_pure_and_counts_clean_windows_only_on_judged_runs():

@@ -164,3 +164,27 @@ def test_policy_and_status_commands(db_url, engine, write_config, run_monitor):
     assert "revoked by lead" in revoked.stdout
     with transaction(engine) as session:
         assert session.get(Policy, mute).revoked_by == "lead"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_cli_answers_go_through_the_policy_path_per_feature(db_url, engine, write_config, run_monitor):
+    alert_id = make_alert(engine, feature=None)
+    with transaction(engine) as session:
+        alert = session.get(Alert, alert_id)
+        alert.details = {"drifted_features": ["mean radius", "mean texture"], "lines": []}
+    config = str(write_config(f'[database]\nurl = "{db_url}"\n'))
+    for _ in range(2):
+        said = run_monitor("--config", config, "alert", "false-alarm", str(alert_id),
+                           "--feature", "mean radius", "--by", "ana", check=True)
+    assert "false_alarm recorded" in said.stdout and "1 policy(ies) created" in said.stdout
+    with transaction(engine) as session:
+        answers = session.scalars(select(Feedback).order_by(Feedback.id)).all()
+        assert [(f.source, f.user_name, f.feature) for f in answers] == [("cli", "ana", "mean radius")] * 2
+        [threshold] = session.scalars(select(Policy)).all()
+        assert (threshold.kind, threshold.feature) == ("threshold", "mean radius")
+    wrong = run_monitor("--config", config, "alert", "expected", str(alert_id), "--feature", "nope")
+    assert wrong.returncode == 2 and "not about feature 'nope'" in wrong.stderr
+    missing = run_monitor("--config", config, "alert", "ack", "999999")
+    assert missing.returncode == 4 and "does not exist" in missing.stderr
+    whole = run_monitor("--config", config, "alert", "expected", str(alert_id), "--by", "ana", check=True)
+    assert "2 policy(ies) created" in whole.stdout  # a mute for each listed feature

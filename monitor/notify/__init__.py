@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from monitor import clock, logs, metrics
 from monitor.errors import MonitorError
 from monitor.store import outbox as store
-from monitor.store.alerts import get_alert
+from monitor.store.alerts import attach_to_message, get_alert
 from monitor.store.engine import session_factory
 from monitor.vocab import EventName
 
@@ -68,10 +68,12 @@ class OutboxMessage:
 
 @dataclass(frozen=True)
 class Delivered:
-    """What the channel answered: e.g. the Slack channel id and message ts."""
+    """What the channel answered: e.g. the Slack channel id and message ts (and, for a
+    reply, the ts of the thread it went into)."""
 
     external_id: str | None = None
     channel: str | None = None
+    thread_ts: str | None = None
 
 
 class Notifier(Protocol):
@@ -125,7 +127,7 @@ def _deliver_due(engine: Engine, notifiers: Mapping[str, Notifier], limit: int) 
                 alert_slack_channel=alert.slack_channel if alert else None,
                 alert_slack_ts=alert.slack_ts if alert else None,
             )
-            ok = _deliver_one(notifiers[row.channel], message, row, alert)
+            ok = _deliver_one(notifiers[row.channel], message, row, alert, session)
             metrics.DELIVERIES.labels(row.channel, "delivered" if ok else "failed").inc()
             delivered += ok
             failed += not ok
@@ -134,7 +136,9 @@ def _deliver_due(engine: Engine, notifiers: Mapping[str, Notifier], limit: int) 
     return DeliveryStats(delivered, failed)
 
 
-def _deliver_one(notifier: Notifier, message: OutboxMessage, row: Outbox, alert: Alert | None) -> bool:
+def _deliver_one(
+    notifier: Notifier, message: OutboxMessage, row: Outbox, alert: Alert | None, session: Any
+) -> bool:
     now = clock.utcnow()
     try:
         result = notifier.deliver(message)
@@ -167,8 +171,14 @@ def _deliver_one(notifier: Notifier, message: OutboxMessage, row: Outbox, alert:
     row.delivered_at = now
     row.external_id = result.external_id
     row.last_error = None
-    if alert is not None and row.event == EventName.ALERT_OPENED and row.channel == "slack":
-        alert.slack_channel, alert.slack_ts = result.channel, result.external_id
+    if alert is not None and row.channel == "slack" and result.external_id:
+        if row.event == EventName.ALERT_OPENED:
+            alert.slack_channel, alert.slack_ts = result.channel, result.external_id
+        # every finding the message announced belongs to the incident's message: its
+        # thread is where later windows and answers go
+        root = result.thread_ts or result.external_id
+        ids = [int(f["id"]) for f in row.payload.get("alerts") or [] if f.get("id") is not None]
+        attach_to_message(session, ids, result.channel or alert.slack_channel, root)
     log.info("outbox %s delivered: %s for alert %s via %s", row.id, row.event, row.alert_id, row.channel)
     return True
 

@@ -83,6 +83,11 @@ def build_app(settings: Settings, engine: Engine, client: Any) -> App:
         ack()
         service.on_verdict(body)
 
+    @app.action(messages.FEATURE_VERDICT_ACTION)
+    def _feature_verdict(ack: Any, body: dict[str, Any]) -> None:
+        ack()
+        service.on_feature_verdict(body)
+
     @app.action(messages.COMMENT_ACTION)
     def _comment(ack: Any, body: dict[str, Any]) -> None:
         ack()

@@ -19,7 +19,7 @@ from monitor import clock
 from monitor.config import Settings
 from monitor.events import WhyAnswer
 from monitor.notify import deliver_outbox
-from monitor.policies import apply_feedback, record_rebaseline
+from monitor.policies import PolicyError, apply_feedback, record_rebaseline
 from monitor.slack import messages
 from monitor.slack.notifier import SlackNotifier
 from monitor.slack.security import (
@@ -77,6 +77,7 @@ class FeedbackService:
         channel: str | None,
         user: str | None,
         message_ts: str | None,
+        thread_ts: str | None = None,
     ) -> str | None:
         """The refusal text for this answer, or None when it may be recorded."""
         if alert is None:
@@ -85,7 +86,7 @@ class FeedbackService:
             return messages.REFUSED_USER
         if not self.gate.channel_allowed(channel, alert):
             return messages.REFUSED_CHANNEL
-        if not posted_by_monitor(alert, channel, message_ts):
+        if not posted_by_monitor(alert, channel, message_ts, thread_ts):
             return messages.REFUSED_MESSAGE
         return None
 
@@ -101,13 +102,15 @@ class FeedbackService:
         message_ts: str | None,
         comment: str | None,
         source: str,
+        thread_ts: str | None = None,
+        feature: str | None = None,
     ) -> Any:
         """Check and store one answer, then deliver the Slack update. Returns the outcome."""
         now = clock.utcnow()
         try:
             with transaction(self.engine) as session:
                 alert = self._alert(session, alert_id)
-                problem = self.check(alert, alert_id, channel, user, message_ts)
+                problem = self.check(alert, alert_id, channel, user, message_ts, thread_ts)
                 if problem:
                     self.refuse(channel, user, problem)
                     return None
@@ -124,10 +127,14 @@ class FeedbackService:
                     external_id=key,
                     config=self.settings.feedback,
                     now=now,
+                    feature=feature,
                 )
                 model = alert.model
         except IntegrityError:
             log.info("slack request %s was already handled (a concurrent retry)", key)
+            return None
+        except PolicyError as err:
+            self.refuse(channel, user, str(err))
             return None
         if outcome.rebaseline_run_id is not None and channel and user:
             text, blocks = messages.rebaseline_offer(
@@ -151,6 +158,29 @@ class FeedbackService:
             message_ts=(body.get("container") or {}).get("message_ts"),
             comment=None,
             source="button",
+            thread_ts=_thread_ts(body),
+        )
+
+    def on_feature_verdict(self, body: dict[str, Any]) -> None:
+        """An answer about one feature of an input-drift alert, from its menu."""
+        action = body["actions"][0]
+        value = str((action.get("selected_option") or {}).get("value") or "")
+        alert_id, verdict, feature = (value.split("|", 2) + ["", ""])[:3]
+        if verdict not in messages.FEATURE_VERDICTS or not feature:
+            log.warning("slack feature verdict with a malformed value %r: ignored", value[:200])
+            return
+        self.record(
+            request_key(body),
+            alert_id,
+            verdict,
+            channel=(body.get("channel") or {}).get("id"),
+            user=body["user"]["id"],
+            user_name=body["user"].get("username") or body["user"].get("name"),
+            message_ts=(body.get("container") or {}).get("message_ts"),
+            comment=None,
+            source="button",
+            thread_ts=_thread_ts(body),
+            feature=feature,
         )
 
     def on_comment_button(self, body: dict[str, Any]) -> None:
@@ -160,14 +190,15 @@ class FeedbackService:
         user = body["user"]["id"]
         with transaction(self.engine) as session:
             problem = self.check(
-                self._alert(session, action.get("value")), action.get("value"), channel, user, ts
+                self._alert(session, action.get("value")), action.get("value"), channel, user, ts,
+                _thread_ts(body),
             )
         if problem:
             self.refuse(channel, user, problem)
             return
         self.client.views_open(
             trigger_id=body["trigger_id"],
-            view=messages.comment_modal(int(action["value"]), channel, ts),
+            view=messages.comment_modal(int(action["value"]), channel, _thread_ts(body) or ts),
         )
 
     def on_comment_submitted(self, body: dict[str, Any], comment: str) -> None:
@@ -302,6 +333,12 @@ class FeedbackService:
         if self.settings.slack.allowed_channels:
             return False
         return channel_has_alerts(session, channel)
+
+
+def _thread_ts(body: dict[str, Any]) -> str | None:
+    """The thread a clicked message sits in (None for a top-level message)."""
+    thread = (body.get("message") or {}).get("thread_ts") or (body.get("container") or {}).get("thread_ts")
+    return str(thread) if thread else None
 
 
 def why_answer(

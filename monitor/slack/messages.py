@@ -19,6 +19,9 @@ VERDICT_ACTIONS = {
     "monitor_retrain_needed": "retrain_needed",
 }
 COMMENT_ACTION = "monitor_comment"
+#: the "one feature" menu of an input-drift finding; value "alert_id|verdict|feature"
+FEATURE_VERDICT_ACTION = "monitor_feature_verdict"
+FEATURE_VERDICTS = ("expected_change", "false_alarm")
 REBASELINE_ACTION = "monitor_rebaseline"
 COMMENT_CALLBACK = "monitor_comment_modal"
 COMMENT_BLOCK, COMMENT_INPUT = "comment_block", "comment_input"
@@ -201,6 +204,53 @@ def buttons(alert_id: int) -> dict[str, Any]:
     return {"type": "actions", "block_id": f"monitor_feedback_{alert_id}", "elements": elements}
 
 
+def findings_of(event: str, payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The findings one message announces: a run's message lists all of them
+    (`payload["alerts"]`); an older single-alert payload is its own one finding."""
+    listed = payload.get("alerts")
+    if listed:
+        return list(listed)
+    alert = payload.get("alert") or {}
+    lines, details = payload.get("lines") or [], payload.get("details") or {}
+    return [{**alert, "event": event, "lines": lines, "details": details}]
+
+
+def _finding_blocks(finding: Mapping[str, Any], with_buttons: bool) -> list[dict[str, Any]]:
+    icon = SEVERITY_ICONS.get(str(finding.get("severity")), ":white_circle:")
+    prefix = EVENT_PREFIX.get(str(finding.get("event")), "")
+    text = f"{icon} {prefix}*{finding.get('title', finding.get('kind', 'alert'))}*"
+    lines = [f"• {line}" for line in (finding.get("lines") or [])[:MAX_FEATURE_LINES]]
+    if finding.get("kind") == "run_failed":
+        lines.append(f"• Error: `{(finding.get('details') or {}).get('error', 'unknown')}`")
+    blocks = [_section("\n".join([text, *lines]))]
+    if with_buttons and finding.get("id") is not None and finding.get("event") == "alert_opened":
+        actions = buttons(int(finding["id"]))
+        features = (finding.get("details") or {}).get("drifted_features") or []
+        if finding.get("kind") == "feature_drift" and not finding.get("feature") and features:
+            actions["elements"].append(feature_menu(int(finding["id"]), features))
+        blocks.append(actions)
+    return blocks
+
+
+def feature_menu(alert_id: int, features: Sequence[str]) -> dict[str, Any]:
+    """A menu to answer for ONE feature of an input-drift alert (expected change or false
+    alarm); the buttons answer for all of its features."""
+    options = [
+        {
+            "text": {"type": "plain_text", "text": f"{VERDICT_WORDS[v].capitalize()}: {name}"[:75]},
+            "value": f"{alert_id}|{v}|{name}"[:150],
+        }
+        for name in list(features)[:50]
+        for v in FEATURE_VERDICTS
+    ]
+    return {
+        "type": "static_select",
+        "action_id": FEATURE_VERDICT_ACTION,
+        "placeholder": {"type": "plain_text", "text": "One feature only…"},
+        "options": options,
+    }
+
+
 def alert_message(
     event: str,
     payload: Mapping[str, Any],
@@ -208,19 +258,23 @@ def alert_message(
     report_base_url: str | None = None,
     with_buttons: bool = True,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The (fallback text, blocks) of an alert: model, window, facts, drift, attribution,
-    data quality, the report, and the feedback buttons."""
+    """The (fallback text, blocks) of a run's alert message: model, window, every finding
+    of the window with its own feedback buttons, drift, attribution, data quality, the
+    report."""
     alert = payload.get("alert") or {}
-    title = headline(event, alert)
+    findings = findings_of(event, payload)
+    if len(findings) == 1:
+        title = headline(event, {**alert, **findings[0]})
+    else:
+        worst = "critical" if any(f.get("severity") == "critical" for f in findings) else "warning"
+        summary = {**alert, "severity": worst, "title": f"{len(findings)} findings in one window"}
+        title = headline(event, summary)
     blocks: list[dict[str, Any]] = [_section(title)]
     window = window_line(payload.get("run") or {})
     if window:
         blocks.append(_context(window))
-    facts = [f"• {line}" for line in payload.get("lines") or []]
-    if alert.get("kind") == "run_failed":
-        facts.append(f"• Error: `{(payload.get('details') or {}).get('error', 'unknown')}`")
-    if facts:
-        blocks.append(_section("\n".join(facts)))
+    for finding in findings:
+        blocks.extend(_finding_blocks(finding, with_buttons))
     for part in (
         drift_lines(payload.get("drift")),
         attribution_lines(payload.get("attribution")),
@@ -231,9 +285,17 @@ def alert_message(
     link = report_line(payload, report_base_url)
     if link:
         blocks.append(_context(link))
-    if with_buttons and alert.get("id") is not None and event == "alert_opened":
-        blocks.append(buttons(int(alert["id"])))
     return plain_text(title), blocks
+
+
+def thread_reply_blocks(event: str, payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A later window of the same incident, as a reply in its thread: what is new (with
+    buttons), what fired again, what resolved."""
+    text = thread_reply(event, payload)
+    blocks: list[dict[str, Any]] = [_section(text.split("\n", 1)[0])]
+    for finding in findings_of(event, payload):
+        blocks.extend(_finding_blocks(finding, with_buttons=True))
+    return plain_text(text), blocks
 
 
 def plain_text(mrkdwn: str) -> str:
@@ -243,16 +305,39 @@ def plain_text(mrkdwn: str) -> str:
 
 
 def thread_reply(event: str, payload: Mapping[str, Any]) -> str:
-    """The text of a reply in the alert's thread when it fires again or resolves."""
-    alert = payload.get("alert") or {}
+    """The text of a reply in the incident's thread: a later window's findings."""
     run = payload.get("run") or {}
-    if event == "alert_resolved":
-        return f":white_check_mark: Resolved after run {run.get('id')} ({window_line(run)})."
-    lines = "\n".join(f"• {line}" for line in (payload.get("lines") or [])[:5])
-    return (
-        f":repeat: Fired again ({alert.get('fire_count', '?')} times), run {run.get('id')}: "
-        f"{window_line(run)}\n{lines}"
-    ).strip()
+    findings = findings_of(event, payload)
+    if all(f.get("event") == "alert_resolved" for f in findings):
+        names = "; ".join(str(f.get("title")) for f in findings)
+        return f":white_check_mark: Resolved after run {run.get('id')} ({window_line(run)}): {names}."
+    head = f":repeat: Run {run.get('id')}: {window_line(run)}"
+    lines = []
+    for f in findings:
+        event_of = str(f.get("event"))
+        if event_of == "alert_refired":
+            word = f"Fired again ({f.get('fire_count', '?')} times)"
+        else:
+            word = "New" if event_of == "alert_opened" else "Resolved"
+        lines.append(f"• {word}: {f.get('title')}")
+        lines.extend(f"   {line}" for line in (f.get("lines") or [])[:3])
+    return "\n".join([head, *lines]).strip()
+
+
+def feedback_reply(payload: Mapping[str, Any]) -> str:
+    """A reply in the incident's thread saying who answered what on one of its findings
+    (the message lists several findings, so it is not rewritten)."""
+    alert = payload.get("alert") or {}
+    answers = payload.get("feedback") or []
+    last = answers[-1] if answers else {}
+    who = last.get("user_name") or last.get("user_id") or "someone"
+    said = VERDICT_WORDS.get(last.get("verdict"), last.get("verdict") or "answered")
+    text = f":speech_balloon: <@{last.get('user_id')}> ({who}) {said} *{alert.get('title')}*"
+    if last.get("feature"):
+        text += f" for `{last['feature']}`"
+    if last.get("comment"):
+        text += f": “{last['comment']}”"
+    return text + f" — status *{payload.get('status', alert.get('status'))}*"
 
 
 def feedback_message(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:

@@ -260,13 +260,20 @@ class SlackNotifier:
             channel, ts = self._post(message, self.channel, text, blocks=blocks)
             return Delivered(external_id=ts, channel=channel)
         channel = message.alert_slack_channel or self.channel
-        text = messages.thread_reply(message.event, message.payload)
-        channel, ts = self._post(message, channel, text, thread_ts=message.alert_slack_ts)
-        return Delivered(external_id=ts, channel=channel)
+        text, blocks = messages.thread_reply_blocks(message.event, message.payload)
+        channel, ts = self._post(message, channel, text, blocks=blocks, thread_ts=message.alert_slack_ts)
+        # the incident's message stays where its thread is: later findings join that thread
+        return Delivered(external_id=ts, channel=channel, thread_ts=message.alert_slack_ts)
 
     def _update(self, message: OutboxMessage) -> Delivered:
         if not message.alert_slack_ts:
             return Delivered()
+        if message.payload.get("shared"):
+            # the message lists other findings too: say who answered in its thread
+            channel = message.alert_slack_channel or self.channel
+            text = messages.feedback_reply(message.payload)
+            channel, ts = self._post(message, channel, text, thread_ts=message.alert_slack_ts)
+            return Delivered(external_id=ts, channel=channel, thread_ts=message.alert_slack_ts)
         text, blocks = messages.feedback_message(message.payload)
         response = self.client.chat_update(
             channel=message.alert_slack_channel or self.channel,

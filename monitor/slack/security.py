@@ -166,8 +166,13 @@ class Gate:
         return channel_id in known
 
 
-def posted_by_monitor(alert: Alert, channel_id: str | None, message_ts: str | None) -> bool:
-    """True when (channel, ts) is the message monitor posted for `alert`."""
+def posted_by_monitor(
+    alert: Alert, channel_id: str | None, message_ts: str | None, thread_ts: str | None = None
+) -> bool:
+    """True when (channel, ts) is the message monitor posted for `alert`, or a reply
+    monitor posted in that message's thread (a later window of the same incident)."""
     return (
-        bool(alert.slack_ts) and alert.slack_channel == channel_id and alert.slack_ts == message_ts
+        bool(alert.slack_ts)
+        and alert.slack_channel == channel_id
+        and alert.slack_ts in (message_ts, thread_ts)
     )

@@ -124,3 +124,28 @@ def channel_has_alerts(session: Session, channel: str | None) -> bool:
     """True when monitor posted at least one alert in `channel`."""
     found = session.scalars(select(Alert.id).where(Alert.slack_channel == channel).limit(1)).first()
     return found is not None
+
+
+def attach_to_message(session: Session, alert_ids: list[int], channel: str | None, ts: str | None) -> None:
+    """Give alerts without a Slack message of their own the message (channel, ts) that
+    announced them, so answers in its thread reach them."""
+    if not alert_ids or not ts:
+        return
+    for alert in session.scalars(select(Alert).where(Alert.id.in_(alert_ids), Alert.slack_ts.is_(None))):
+        alert.slack_channel, alert.slack_ts = channel, ts
+
+
+def shares_message(session: Session, alert: Alert) -> bool:
+    """True when other alerts were announced in the same Slack message as `alert`."""
+    if not alert.slack_ts:
+        return False
+    other = session.scalars(
+        select(Alert.id)
+        .where(
+            Alert.slack_channel == alert.slack_channel,
+            Alert.slack_ts == alert.slack_ts,
+            Alert.id != alert.id,
+        )
+        .limit(1)
+    ).first()
+    return other is not None

@@ -37,7 +37,9 @@ def count_verdicts(
 ) -> int:
     """How many `verdict` answers alerts of (model, kind, feature) received since `since`
     (and, with `after_id`, after that feedback row)."""
-    feature_match = Alert.feature.is_(None) if feature is None else Alert.feature == feature
+    # an answer about one feature of an alert counts for that feature
+    about = func.coalesce(Feedback.feature, Alert.feature)
+    feature_match = about.is_(None) if feature is None else about == feature
     return (
         session.scalar(
             select(func.count())

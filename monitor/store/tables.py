@@ -368,8 +368,10 @@ class Feedback(Base):
     #: acknowledge | expected_change | false_alarm | retrain_needed | comment
     verdict: Mapped[str] = mapped_column(String(32))
     comment: Mapped[str | None] = mapped_column(Text)
-    #: button | modal | thread | cli
+    #: button | modal | thread | cli | ui
     source: Mapped[str] = mapped_column(String(16))
+    #: the one feature of an input-drift alert the answer is about (None: the whole alert)
+    feature: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: the Slack event id or action key: a replayed request finds it and changes nothing
     external_id: Mapped[str | None] = mapped_column(String(256), unique=True)

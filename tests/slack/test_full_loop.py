@@ -22,7 +22,12 @@ from monitor.config import AlertsConfig, Settings, load_settings
 from monitor.cycle import RunOutcome, Runtime, run_once
 from monitor.notify import DeliveryStats, build_notifiers, deliver_outbox, outbox_channels
 from monitor.slack.app import FeedbackHandle, start_feedback
-from monitor.slack.messages import METADATA_EVENT, REBASELINE_ACTION, VERDICT_ACTIONS
+from monitor.slack.messages import (
+    FEATURE_VERDICT_ACTION,
+    METADATA_EVENT,
+    REBASELINE_ACTION,
+    VERDICT_ACTIONS,
+)
 from monitor.slack.security import request_key
 from monitor.store import feedback as feedback_repo
 from monitor.store.engine import transaction
@@ -96,10 +101,34 @@ class Loop:
             return session.scalars(query.order_by(Alert.id.desc())).first()
 
     def message_of(self, alert_id: int) -> dict[str, Any]:
-        """The top-level message whose buttons carry `alert_id`."""
-        found = [m for m in self.emulator.state.top_level(CHANNEL) if _button_values(m) == {str(alert_id)}]
+        """The message whose buttons carry `alert_id` (with the window's other findings): a
+        top-level post, or a reply when the window continued a live incident."""
+        with self.emulator.state.lock:
+            posted = list(self.emulator.state.messages.get(CHANNEL, []))
+        found = [m for m in posted if str(alert_id) in _button_values(m)]
         assert len(found) == 1, f"{len(found)} messages for alert {alert_id}"
         return found[0]
+
+    def choose(
+        self, alert_id: int, ts: str, verdict: str, feature: str, *, user: str = "U1",
+        thread_ts: str | None = None,
+    ) -> None:
+        """Pick "<verdict>: <feature>" in an input-drift alert's one-feature menu (of a
+        message in `thread_ts`'s thread when given)."""
+        self.clicks += 1
+        body = payloads.click(
+            alert_id, ts, FEATURE_VERDICT_ACTION, user=user, action_ts=f"1790000000.{self.clicks:06d}"
+        )
+        body["actions"][0] = {
+            "action_id": FEATURE_VERDICT_ACTION,
+            "type": "static_select",
+            "block_id": f"monitor_feedback_{alert_id}",
+            "selected_option": {"value": f"{alert_id}|{verdict}|{feature}"},
+            "action_ts": f"1790000000.{self.clicks:06d}",
+        }
+        if thread_ts:
+            body.setdefault("message", {})["thread_ts"] = thread_ts
+        assert "envelope_id" in self.emulator.socket.send("interactive", body)
 
     def click(
         self, alert_id: int, ts: str, action_id: str, *, user: str = "U1", value: str | None = None
@@ -157,99 +186,92 @@ def loop(db_url, engine, write_config, emulator, frozen, request) -> Iterator[Lo
 
 
 def _deliver_first_window(loop: Loop, seed: int) -> tuple[RunOutcome, Alert, dict[str, Any]]:
-    """A drifted window run and delivered; returns the run, mean_radius's alert, its post."""
+    """A drifted window run and delivered; returns the run, its input-drift alert (which
+    lists mean_radius and mean_texture) and the window's one message."""
     outcome = loop.run(CT0, seed=seed)
-    assert ("feature_drift", ("mean_radius",)) in _raised(outcome)
+    [drift] = [a for a in outcome.summary["alerts"] if a["kind"] == "feature_drift"]
+    assert set(SHIFTED) <= set(drift["features"])
     stats = loop.deliver()
     slack_rows = _rows(loop.engine, Outbox, Outbox.channel == "slack")
-    assert (stats.delivered, stats.failed) == (len(slack_rows), 0)
-    radius = loop.alert("feature_drift", "mean_radius")
-    return outcome, radius, loop.message_of(radius.id)
+    assert len(slack_rows) == 1 and (stats.delivered, stats.failed) == (1, 0)
+    alert = loop.alert("feature_drift", None)
+    return outcome, alert, loop.message_of(alert.id)
 
 
 def test_full_loop_expected_change_mutes_the_feature(loop):
     loop.listen()
-    first, radius, message = _deliver_first_window(loop, seed=11)
+    first, drift, message = _deliver_first_window(loop, seed=11)
     state = loop.emulator.state
 
-    # the post: Block Kit naming the feature, the five buttons carrying the alert id
+    # ONE post for the window: every finding, each with its buttons carrying its alert id
     assert message["metadata"]["event_type"] == METADATA_EVENT
-    assert "mean_radius" in message["text"] and "mean_radius" in str(message["blocks"])
-    [actions] = [b for b in message["blocks"] if b["type"] == "actions"]
-    assert [e["text"]["text"] for e in actions["elements"]] == [
+    assert "mean_radius" in str(message["blocks"])
+    assert _button_values(message) == {str(a["id"]) for a in first.summary["alerts"]}
+    [actions] = [
+        b for b in message["blocks"] if b["type"] == "actions" and b["block_id"].endswith(f"_{drift.id}")
+    ]
+    assert [e.get("text", {}).get("text") for e in actions["elements"][:5]] == [
         "Acknowledge",
         "Expected change",
         "False alarm",
         "Retrain needed",
         "Add comment",
     ]
-    assert {e["value"] for e in actions["elements"]} == {str(radius.id)}
-    # a PNG chart in its thread, and the alert knows where its message is
+    menu = actions["elements"][5]
+    assert menu["action_id"] == FEATURE_VERDICT_ACTION
+    assert f"{drift.id}|expected_change|mean_radius" in {o["value"] for o in menu["options"]}
+    # a PNG chart in its thread, and every finding knows where its message is
     [chart] = [c for c in state.completed if c["thread_ts"] == message["ts"]]
     assert state.uploads[chart["files"][0]["id"]].startswith(b"\x89PNG")
-    assert (radius.slack_channel, radius.slack_ts) == (CHANNEL, message["ts"])
+    assert {(a.slack_channel, a.slack_ts) for a in _rows(loop.engine, Alert)} == {(CHANNEL, message["ts"])}
 
-    # "Expected change" through Socket Mode
-    loop.click(radius.id, message["ts"], "monitor_expected_change", user="U1")
-    [update] = wait_for(lambda: loop.updates_of(message["ts"]))
+    # "Expected change" for ONE feature, from the menu, through Socket Mode
+    loop.choose(drift.id, message["ts"], "expected_change", "mean_radius", user="U1")
+    wait_for(lambda: state.replies(CHANNEL, message["ts"]))
     [answer] = _rows(loop.engine, Feedback)
-    assert (answer.alert_id, answer.verdict, answer.user_id, answer.user_name, answer.source) == (
-        radius.id,
-        "expected_change",
-        "U1",
-        "user-u1",
-        "button",
+    assert (answer.alert_id, answer.verdict, answer.feature, answer.user_name) == (
+        drift.id, "expected_change", "mean_radius", "user-u1"
     )
     [mute] = _rows(loop.engine, Policy)
-    assert (mute.kind, mute.model, mute.alert_kind, mute.feature, mute.created_by) == (
-        "mute",
-        "cancer",
-        "feature_drift",
-        "mean_radius",
-        "user-u1",
+    assert (mute.kind, mute.alert_kind, mute.feature, mute.created_by) == (
+        "mute", "feature_drift", "mean_radius", "user-u1"
     )
     assert mute.until - loop.clock.now == timedelta(days=7)
-    assert loop.alert("feature_drift", "mean_radius").status == "muted"
-    # the original message names who answered, and its verdict buttons are gone
-    assert "user-u1" in str(update["blocks"]) and "marked as expected change" in str(update["blocks"])
-    assert update["channel"] == CHANNEL
-    assert _button_values({"blocks": update["blocks"]}) == set()
-    edited = [m for m in state.top_level(CHANNEL) if m["ts"] == message["ts"]]
-    assert len(edited) == 1 and edited[0]["edited"]  # rewritten in place, not posted again
+    # the message lists other findings: the answer is said in its thread, not rewritten
+    said = state.replies(CHANNEL, message["ts"])[-1]["text"]
+    assert "marked as expected change" in said and "mean_radius" in said
+    assert loop.alert("feature_drift", None).status == "open"  # one feature answered, not all
 
-    # the next drifted window: mean_radius still drifts, but raises and posts nothing
-    texture = loop.alert("feature_drift", "mean_texture")
+    # the next drifted window: mean_radius still drifts but is not raised again; the rest of
+    # the incident goes into the same thread, and nothing new is posted at the top
     top_before = len(state.top_level(CHANNEL))
     second = loop.run(CT0 + WINDOW, seed=12)
     assert second.summary["drift"]["features"]["mean_radius"]["drifted"] is True
-    raised = _raised(second)
-    assert ("feature_drift", ("mean_radius",)) not in raised
-    assert ("feature_drift", ("mean_texture",)) in raised
+    [again] = [a for a in second.summary["alerts"] if a["kind"] == "feature_drift"]
+    assert "mean_radius" not in again["features"] and "mean_texture" in again["features"]
     stats = loop.deliver()
     assert stats.delivered >= 1 and stats.failed == 0
-    events = [r.event for r in _rows(loop.engine, Outbox, Outbox.alert_id == radius.id)]
-    assert events == ["alert_opened", "feedback_update"]
-    assert state.replies(CHANNEL, message["ts"]) == []
-    assert all("mean_radius" not in (m["text"] or "") for m in state.top_level(CHANNEL)[top_before:])
-    # ...while the other findings still notify, in their own threads
-    texture_replies = state.replies(CHANNEL, texture.slack_ts)
-    assert texture_replies and "Fired again (2 times)" in texture_replies[-1]["text"]
-    assert loop.alert("feature_drift", "mean_radius").status == "muted"
+    assert len(state.top_level(CHANNEL)) == top_before
+    reply = state.replies(CHANNEL, message["ts"])[-1]["text"]
+    assert "Fired again (2 times)" in reply and "mean_texture" in reply
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_two_false_alarms_raise_the_threshold(loop):
     model = loop.settings.models[0]
-    loop.settings = loop.settings.model_copy(
-        update={"models": (model.model_copy(update={"alerts": AlertsConfig(resolve_after=1)}),)}
-    )
+    # fixed thresholds: a threshold factor there is exactly x1.5 (calibrated: alpha / 1.5)
+    update = {
+        "alerts": AlertsConfig(resolve_after=1),
+        "drift": model.drift.model_copy(update={"threshold_mode": "fixed"}),
+    }
+    loop.settings = loop.settings.model_copy(update={"models": (model.model_copy(update=update),)})
     loop.listen()
     first, alert_a, message_a = _deliver_first_window(loop, seed=21)
-    loop.click(alert_a.id, message_a["ts"], "monitor_false_alarm", user="U1")
-    wait_for(lambda: loop.updates_of(message_a["ts"]))
-    assert [f.verdict for f in _rows(loop.engine, Feedback)] == ["false_alarm"]
+    loop.choose(alert_a.id, message_a["ts"], "false_alarm", "mean_radius", user="U1")
+    wait_for(lambda: loop.emulator.state.replies(CHANNEL, message_a["ts"]))
+    assert [(f.verdict, f.feature) for f in _rows(loop.engine, Feedback)] == [("false_alarm", "mean_radius")]
     assert _rows(loop.engine, Policy) == []  # one false alarm is not enough
-    assert loop.alert("feature_drift", "mean_radius").status == "open"
+    assert loop.alert("feature_drift", None).status == "open"
 
     clean = loop.run(CT0 + WINDOW, seed=22, shift=False)
     assert clean.summary["drift"]["features"]["mean_radius"]["drifted"] is False
@@ -259,11 +281,12 @@ def test_two_false_alarms_raise_the_threshold(loop):
 
     drifted = loop.run(CT0 + 2 * WINDOW, seed=23)
     loop.deliver()
-    alert_b = loop.alert("feature_drift", "mean_radius")
+    alert_b = loop.alert("feature_drift", None)
     assert alert_b.id != alert_a.id and alert_b.status == "open"
     message_b = loop.message_of(alert_b.id)
-    loop.click(alert_b.id, message_b["ts"], "monitor_false_alarm", user="U2")
-    wait_for(lambda: loop.updates_of(message_b["ts"]))
+    thread_b = message_b.get("thread_ts")
+    loop.choose(alert_b.id, message_b["ts"], "false_alarm", "mean_radius", user="U2", thread_ts=thread_b)
+    wait_for(lambda: _rows(loop.engine, Policy))
     [policy] = _rows(loop.engine, Policy)
     assert (policy.kind, policy.alert_kind, policy.feature, policy.value, policy.created_by) == (
         "threshold",
@@ -297,6 +320,9 @@ def test_adopt_as_new_baseline_after_expected_change(loop):
     loop.listen()
     first, radius, message = _deliver_first_window(loop, seed=31)
     loop.click(radius.id, message["ts"], "monitor_expected_change", user="U1")
+    mutes = wait_for(lambda: _rows(loop.engine, Policy, Policy.kind == "mute"))
+    listed = set(loop.alert("feature_drift", None, live=False).details["drifted_features"])
+    assert {m.feature for m in mutes} == listed  # each feature it listed, not input drift at large
     offer = wait_for(lambda: loop.emulator.state.ephemeral)[0]
     [button] = offer["blocks"][1]["elements"]
     assert button["action_id"] == REBASELINE_ACTION
@@ -327,46 +353,42 @@ def test_adopt_as_new_baseline_after_expected_change(loop):
     assert after.summary["baseline"]["version"] == 2
     features = after.summary["drift"]["features"]
     assert {name: features[name]["drifted"] for name in SHIFTED} == {n: False for n in SHIFTED}
-    assert ("feature_drift", ("mean_radius",)) not in _raised(after)
+    assert not any("mean_radius" in a["features"] for a in after.summary["alerts"])
     assert len(_rows(loop.engine, Baseline)) == 2  # the replayed click did not adopt again
 
 
 def test_slack_down_then_up_delivers_each_alert_exactly_once(loop):
-    outcome = loop.run(CT0, seed=41)
-    rows = _rows(loop.engine, Outbox, Outbox.channel == "slack")
-    assert len(rows) == len(outcome.summary["alerts"]) >= 3
     emulator = loop.emulator
-    # the first post is stored by Slack but answered 500; the others are rate limited
-    emulator.fail(
-        "chat.postMessage",
-        Failure(500, after_work=True),
-        *[Failure(429, retry_after=120)] * (len(rows) - 1),
-    )
-    stats = loop.deliver()
-    # the post whose answer was lost is looked up by its metadata at once and found:
-    # delivered, never posted again; the rate-limited ones wait for Retry-After
-    assert (stats.delivered, stats.failed) == (1, len(rows) - 1)
-    assert len(emulator.state.top_level(CHANNEL)) == 1
-    pending = [r for r in _rows(loop.engine, Outbox) if r.delivered_at is None]
-    assert len(pending) == len(rows) - 1
-    assert all("HTTP 429" in r.last_error for r in pending)
-    waits = [(r.next_attempt_at - loop.clock.now).total_seconds() for r in pending]
-    assert waits == [120.0] * (len(rows) - 1)
-
+    # window 1: Slack rate-limits the post; the outbox waits for Retry-After
+    outcome = loop.run(CT0, seed=41)
+    [row] = _rows(loop.engine, Outbox, Outbox.channel == "slack")
+    assert len(row.payload["alerts"]) == len(outcome.summary["alerts"]) >= 3  # one message, all findings
+    emulator.fail("chat.postMessage", Failure(429, retry_after=120))
+    assert loop.deliver() == DeliveryStats(0, 1)
+    [pending] = [r for r in _rows(loop.engine, Outbox) if r.delivered_at is None]
+    assert "HTTP 429" in pending.last_error
+    assert (pending.next_attempt_at - loop.clock.now).total_seconds() == 120.0
     loop.clock.advance(seconds=35)
     assert loop.deliver() == DeliveryStats(0, 0)  # nothing due yet
     loop.clock.advance(minutes=2)
-    assert loop.deliver() == DeliveryStats(len(rows) - 1, 0)
+    assert loop.deliver() == DeliveryStats(1, 0)
+    [root] = emulator.state.top_level(CHANNEL)
+
+    # window 2: Slack stores the reply but the answer is lost (500): it is looked up by its
+    # metadata at once and found, never posted again
+    loop.run(CT0 + WINDOW, seed=42)
+    emulator.fail("chat.postMessage", Failure(500, after_work=True))
+    assert loop.deliver() == DeliveryStats(1, 0)
     loop.clock.advance(hours=1)
     assert loop.deliver() == DeliveryStats(0, 0)
 
-    posted = emulator.state.top_level(CHANNEL)
+    assert len(emulator.state.top_level(CHANNEL)) == 1
+    replies = [m for m in emulator.state.replies(CHANNEL, root["ts"]) if m.get("metadata")]
+    posted = [root, *replies]
     outbox_ids = sorted(m["metadata"]["event_payload"]["outbox_id"] for m in posted)
-    assert outbox_ids == [r.id for r in rows]  # every alert once, none twice
-    delivered = _rows(loop.engine, Outbox)
-    assert all(r.delivered_at is not None for r in delivered)
-    assert [r.attempts for r in delivered] == [1] + [2] * (len(rows) - 1)
-    alerts = _rows(loop.engine, Alert)
-    assert sorted(a.slack_ts for a in alerts) == sorted(m["ts"] for m in posted)
+    slack_rows = _rows(loop.engine, Outbox, Outbox.channel == "slack")
+    assert outbox_ids == [r.id for r in slack_rows]  # every message once, none twice
+    assert all(r.delivered_at is not None for r in _rows(loop.engine, Outbox))
+    assert {a.slack_ts for a in _rows(loop.engine, Alert)} == {root["ts"]}
     charts = [c["thread_ts"] for c in emulator.state.completed]
-    assert len(charts) == len(set(charts)) and loop.alert("feature_drift", "mean_radius").slack_ts in charts
+    assert charts == [root["ts"]]

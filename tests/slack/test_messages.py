@@ -53,7 +53,7 @@ def test_alert_message_says_what_drifted_and_carries_the_alert_id():
     )
     assert "Quarantined 3 rows (missing_feature 2, not_a_number 1)" in body
     assert "<https://mon.example/r/12|Open the report>" in body
-    actions = blocks[-1]
+    (actions,) = [b for b in blocks if b["type"] == "actions"]
     assert actions["type"] == "actions" and {e["value"] for e in actions["elements"]} == {"7"}
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)
 
