@@ -398,7 +398,7 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _threshold_for_binary(self) -> ModelConfig:
-        if self.decision_threshold != 0.5 and self.task != "binary_classification":
+        if self.decision_threshold != 0.5 and self.task != Task.BINARY:
             raise ValueError(
                 "decision_threshold: only binary_classification models have one "
                 f"(this model's task is {self.task})"
@@ -457,17 +457,17 @@ def _check_fairness(model: ModelConfig) -> None:
     if isinstance(favorable, bool):
         raise ValueError(f"fairness.favorable: must be a class or 'above'/'below', got {favorable!r}")
     direction = favorable in ("above", "below")
-    if model.task == "regression":
+    if model.task == Task.REGRESSION:
         if not direction:
             raise ValueError("fairness.favorable: must be 'above' or 'below' for regression")
         if fair.threshold is None:
             raise ValueError("fairness.threshold: required for regression")
         return
     if direction:
-        if model.task == "multiclass_classification":
+        if model.task == Task.MULTICLASS:
             raise ValueError("fairness.favorable: 'above'/'below' needs a binary or regression model")
         return
-    classes = 2 if model.task == "binary_classification" else len(model.class_names) or None
+    classes = 2 if model.task == Task.BINARY else len(model.class_names) or None
     if isinstance(favorable, str):
         if favorable not in model.class_names:
             known = ", ".join(model.class_names) or "none (set class_names)"

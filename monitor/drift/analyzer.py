@@ -24,7 +24,7 @@ from monitor.drift.performance import (
 from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, FeatureQuality, Kind
 from monitor.drift.stattests import Column, ColumnReference, clean_column, fit_references
 from monitor.errors import DriftError
-from monitor.vocab import PREDICTION_KEY
+from monitor.vocab import PREDICTION_KEY, Task
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class DriftAnalyzer:
                 except DriftError as err:
                     raise DriftError(f"feature {name!r}: {err}") from err
         if self.config.prediction_method is not None:
-            kind = "categorical" if self.task == "multiclass_classification" else "numeric"
+            kind = "categorical" if self.task == Task.MULTICLASS else "numeric"
             check_method(self.config.prediction_method, kind)
 
     def _test(self, name: str, column: Column, factor: float) -> FeatureDrift:
@@ -314,7 +314,7 @@ class DriftAnalyzer:
 
     def _prediction_column(self, predictions: np.ndarray) -> Column:
         values = np.asarray(predictions, dtype=float)
-        if self.task == "multiclass_classification":
+        if self.task == Task.MULTICLASS:
             if values.ndim != 2:
                 raise DriftError(
                     f"multiclass predictions must be (rows, classes), got shape {values.shape}"

@@ -24,12 +24,13 @@ import pandas as pd
 
 from monitor.drift.records import MetricChange, PerformanceResult
 from monitor.errors import DriftError
+from monitor.vocab import Task
 
 log = logging.getLogger(__name__)
 
 #: metrics where a higher value is better; the others are errors
 HIGHER_IS_BETTER = frozenset({"accuracy", "roc_auc"})
-TASKS = ("binary_classification", "multiclass_classification", "regression")
+TASKS = tuple(Task)
 #: bootstrap resamples of each window metric
 CI_RESAMPLES = 1000
 _EPS = float(np.finfo(np.float64).eps)
@@ -64,7 +65,7 @@ def performance_metrics(
     y, scores = labelled(labels, predictions)
     if not len(y):
         return {}
-    if task == "regression":
+    if task == Task.REGRESSION:
         return _regression(y, scores.reshape(-1))
     return _classification(task, y.astype(int), scores)
 
@@ -81,7 +82,7 @@ def _regression(y: np.ndarray, values: np.ndarray) -> dict[str, float]:
 def _classification(task: str, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-    if task == "binary_classification":
+    if task == Task.BINARY:
         scores = scores.reshape(-1)
         predicted = (scores >= 0.5).astype(int)
         classes = [0, 1]
@@ -142,13 +143,13 @@ def metric_intervals(
     weights = rng.multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=resamples).astype(float)
     weights /= len(y)
     draws: dict[str, np.ndarray] = {}
-    if task == "regression":
+    if task == Task.REGRESSION:
         error = scores.reshape(-1) - y
         draws["rmse"] = np.sqrt(weights @ error**2)
         draws["mae"] = weights @ np.abs(error)
     else:
         yi = y.astype(int)
-        if task == "binary_classification":
+        if task == Task.BINARY:
             p1 = np.clip(scores.reshape(-1), 0.0, 1.0)
             probs = np.column_stack((1 - p1, p1))
         else:
@@ -157,7 +158,7 @@ def metric_intervals(
         k = probs.shape[1]
         if yi.min() < 0 or yi.max() >= k:
             return {}
-        predicted = (p1 >= 0.5).astype(int) if task == "binary_classification" else (
+        predicted = (p1 >= 0.5).astype(int) if task == Task.BINARY else (
             probs.argmax(axis=1))
         draws["accuracy"] = weights @ (predicted == yi)
         truth = np.clip(probs[np.arange(len(yi)), yi], _EPS, 1 - _EPS)

@@ -36,7 +36,7 @@ def slack_notifiers(settings: Settings, channels: Sequence[str]) -> dict[str, No
             client, settings.slack.channel or "", report_base_url=settings.slack.report_base_url
         )
     if "webhook" in channels and secrets.slack_webhook_url is not None:
-        from monitor.slack.notifier import WebhookNotifier
+        from monitor.slack.webhook import WebhookNotifier
 
         url = secrets.slack_webhook_url.get_secret_value()
         logs.register_secret(url)

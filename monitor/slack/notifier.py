@@ -22,7 +22,6 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.webhook import WebhookClient
 
 from monitor import charts
 from monitor.notify import Delivered, NotifyError, OutboxMessage
@@ -51,7 +50,7 @@ class BoundedRateLimitHandler(RateLimitErrorRetryHandler):
     ) -> bool:
         if response is None or response.status_code != 429:
             return False
-        return _retry_after(response.headers) <= self.max_wait
+        return retry_after_header(response.headers) <= self.max_wait
 
 
 class IdempotentServerErrorRetryHandler(ServerErrorRetryHandler):
@@ -82,7 +81,7 @@ class IdempotentConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
         return super()._can_retry(state=state, request=request, response=response, error=error)
 
 
-def _retry_after(headers: Mapping[str, Any] | None) -> float:
+def retry_after_header(headers: Mapping[str, Any] | None) -> float:
     for key, value in (headers or {}).items():
         if key.lower() == "retry-after":
             value = value[0] if isinstance(value, list) else value
@@ -114,7 +113,7 @@ def _notify_error(action: str, err: Exception) -> NotifyError:
     """A NotifyError for a failed Slack call; a 429 carries Slack's Retry-After."""
     response = getattr(err, "response", None)
     status = getattr(response, "status_code", None)
-    retry_after = _retry_after(getattr(response, "headers", None)) if status == 429 else None
+    retry_after = retry_after_header(getattr(response, "headers", None)) if status == 429 else None
     detail = (
         response.get("error")
         if isinstance(err, SlackApiError) and response is not None
@@ -320,30 +319,3 @@ class SlackNotifier:
                 thread_ts,
                 exc_info=True,
             )
-
-
-class WebhookNotifier:
-    """Posts alerts to an incoming-webhook URL (no Slack app: alerts only, no answers)."""
-
-    name = "webhook"
-
-    def __init__(self, url: str, *, report_base_url: str | None = None, timeout: int = 15):
-        self.client = WebhookClient(url, timeout=timeout, retry_handlers=retry_handlers())
-        self.report_base_url = report_base_url
-
-    def deliver(self, message: OutboxMessage) -> Delivered:
-        """Send one row as a webhook message; raises NotifyError on failure."""
-        if message.event not in ("alert_opened", "alert_refired", "alert_resolved"):
-            return Delivered()
-        body = messages.webhook_body(message.event, message.payload, self.report_base_url)
-        try:
-            response = self.client.send(text=body["text"], blocks=body["blocks"])
-        except (SlackClientError, OSError) as err:
-            raise NotifyError(f"slack webhook failed: {type(err).__name__}") from err
-        if response.status_code != 200:
-            retry = _retry_after(response.headers) if response.status_code == 429 else None
-            raise NotifyError(
-                f"slack webhook answered HTTP {response.status_code}: {response.body[:200]}",
-                retry_after=retry,
-            )
-        return Delivered(external_id=f"webhook:{message.id}")
