@@ -64,6 +64,9 @@ def findings(result: RunResult) -> list[Finding]:
         found.extend(_attribution_findings(result.attribution))
     if result.performance is not None:
         found.extend(_performance_findings(result.performance))
+    elif result.estimated is not None:
+        # labels trump estimates: a window with realized metrics is judged on those only
+        found.extend(_estimated_findings(result.estimated))
     quality = _quality_finding(result)
     if quality:
         found.append(quality)
@@ -231,8 +234,41 @@ def _performance_findings(performance: Any) -> list[Finding]:
             AlertKind.PERFORMANCE_DROP,
             None,
             f"performance dropped ({', '.join(degraded)})",
-            {"metrics": {name: m.to_dict() for name, m in degraded.items()}},
+            {"basis": "realized", "metrics": {name: m.to_dict() for name, m in degraded.items()}},
             lines,
+        )
+    ]
+
+
+def _estimated_findings(estimated: Any) -> list[Finding]:
+    """A drop of estimated performance, only when the whole band is beyond the limit."""
+    from monitor.performance import ASSUMPTION
+
+    degraded = estimated.degraded
+    if not degraded:
+        return []
+    metrics = estimated.estimate.metrics
+    lines = [
+        f"{name}: {_num(c.baseline)} -> {_num(c.value)} (band {_num(c.lower)} .. {_num(c.upper)}, "
+        f"limit {_num(c.limit)})"
+        for name, c in degraded.items()
+    ]
+    lines.append(
+        f"{ASSUMPTION}: {estimated.estimate.method.value.upper()} on {estimated.estimate.rows} rows "
+        "without labels; labels arriving later revise this window"
+    )
+    return [
+        Finding(
+            AlertKind.PERFORMANCE_DROP,
+            None,
+            f"performance dropped ({', '.join(degraded)}; {ASSUMPTION})",
+            {
+                "basis": "estimated",
+                "assumption": "no concept drift",
+                "method": estimated.estimate.method.value,
+                "metrics": {name: {**metrics[name].to_dict(), **c.to_dict()} for name, c in degraded.items()},
+            },
+            tuple(lines),
         )
     ]
 

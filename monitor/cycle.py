@@ -72,6 +72,7 @@ class Runtime:
 
     _models: dict[tuple[str, float], Any] = field(default_factory=dict)
     _analyzers: dict[tuple[str, int], Any] = field(default_factory=dict)
+    _estimators: dict[tuple[str, int], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def model(self, cfg: ModelConfig) -> Any:
@@ -100,6 +101,16 @@ class Runtime:
                 )
                 self._analyzers[key] = analyzer.fit(reference.sample, reference.predictions, reference.labels)
             return self._analyzers[key]
+
+    def estimator(self, cfg: ModelConfig, reference: BaselineData) -> Any:
+        """The performance estimator fitted on `reference` (None: it has no labels)."""
+        from monitor.performance import fit_estimator
+
+        key = (cfg.name, reference.id)
+        with self._lock:
+            if key not in self._estimators:
+                self._estimators[key] = fit_estimator(cfg, reference)
+            return self._estimators[key]
 
 
 def window_alpha(cfg: ModelConfig) -> float:

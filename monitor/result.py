@@ -21,6 +21,7 @@ import pandas as pd
 
 from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, plain
 from monitor.intake.records import Rejection
+from monitor.performance import performance_document
 from monitor.vocab import RunStatus
 
 
@@ -241,6 +242,14 @@ class RunResult:
     traffic: Traffic | None = None
     #: windows before this one the daemon never computed
     gaps: Gaps | None = None
+    #: performance estimated without labels (`monitor.performance.EstimatedPerformance`)
+    estimated: Any = None
+    #: calibration and threshold rates of the labelled rows (`monitor.estimation.Realized`)
+    calibration: Any = None
+    #: labelled rows of the window, and the revision of its realized performance
+    #: (0: as computed by the run; `monitor labels refresh` stores later ones)
+    labelled_rows: int = 0
+    revision: int = 0
     # Room for the results later issues add (estimated performance, fairness, segments,
     # surrogate, ...): optional sections serialised under their own key when present.
     sections: Mapping[str, Section] = field(default_factory=dict)
@@ -319,10 +328,13 @@ class RunResult:
             }
             if report.prediction is not None:
                 doc["prediction_drift"] = verdict(report.prediction)
-            if report.performance is not None:
-                doc["performance"] = {
-                    name: metric.to_dict() for name, metric in report.performance.metrics.items()
-                }
+        doc["performance"] = performance_document(
+            report.performance if report is not None else None,
+            self.estimated,
+            self.calibration,
+            self.labelled_rows,
+            self.revision,
+        )
         if self.attribution is not None:
             doc["attribution"] = self.attribution.to_dict()
         if self.quality is not None:

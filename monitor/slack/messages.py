@@ -146,6 +146,17 @@ def attribution_lines(attribution: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def performance_basis(details: Mapping[str, Any] | None) -> str:
+    """What a performance alert rests on: labels, or an estimate without them."""
+    basis = (details or {}).get("basis")
+    if basis == "estimated":
+        method = str((details or {}).get("method") or "").upper()
+        return f"Basis: estimated ({method}), assuming no concept drift; labels arriving later revise it"
+    if basis == "realized":
+        return "Basis: realized on labelled rows"
+    return ""
+
+
 def quality_lines(quality: Mapping[str, Any] | None) -> list[str]:
     """Data-quality counts: quarantined rows by reason, missing shares, ranges, unseen values."""
     if not quality:
@@ -221,6 +232,10 @@ def alert_message(
         facts.append(f"• Error: `{(payload.get('details') or {}).get('error', 'unknown')}`")
     if facts:
         blocks.append(_section("\n".join(facts)))
+    if alert.get("kind") == "performance_drop":
+        basis = performance_basis(payload.get("details"))
+        if basis:
+            blocks.append(_context(basis))
     for part in (
         drift_lines(payload.get("drift")),
         attribution_lines(payload.get("attribution")),
