@@ -62,11 +62,7 @@ def findings(result: RunResult) -> list[Finding]:
         found.extend(_drift_findings(result.model, report))
     if result.attribution is not None:
         found.extend(_attribution_findings(result.attribution))
-    if result.performance is not None:
-        found.extend(_performance_findings(result.performance))
-    elif result.estimated is not None:
-        # labels trump estimates: a window with realized metrics is judged on those only
-        found.extend(_estimated_findings(result.estimated))
+    found.extend(performance_findings(result.performance, result.estimated))
     quality = _quality_finding(result)
     if quality:
         found.append(quality)
@@ -222,6 +218,16 @@ def _attribution_findings(attribution: Any) -> list[Finding]:
             tuple(lines),
         )
     ]
+
+
+def performance_findings(realized: Any, estimated: Any) -> list[Finding]:
+    """`performance_drop` of a window: on its realized metrics when it has them (labels
+    trump estimates), else on its estimate."""
+    if realized is not None:
+        return _performance_findings(realized)
+    if estimated is not None:
+        return _estimated_findings(estimated)
+    return []
 
 
 def _performance_findings(performance: Any) -> list[Finding]:
@@ -395,6 +401,7 @@ __all__ = [
     "alert_view",
     "dedup_key",
     "findings",
+    "performance_findings",
     "plan",
     "run_failed",
 ]

@@ -35,6 +35,7 @@ from monitor.store import alerts as store_alerts
 from monitor.store import outbox, results, transaction
 from monitor.store.baselines import BaselineData, active_baseline
 from monitor.store.locks import window_lock
+from monitor.store.revisions import labelled_in_window
 from monitor.store.runs import had_traffic, quarantined_in_window, recent_runs
 from monitor.store.tables import Alert, Run
 from monitor.vocab import EventName, RunStatus
@@ -239,6 +240,7 @@ def _compute(
         policies = active_policies(session, model.name, clock.utcnow())
         at_ingest = quarantined_in_window(session, model.name, start, end)
         traffic = _traffic(session, model, start) if window.rows == 0 else None
+        labelled = labelled_in_window(session, model.name, start, end)
     result = compute(
         model,
         window,
@@ -250,7 +252,13 @@ def _compute(
         at_ingest=at_ingest,
         timings=timings,
     )
-    return replace(result, traffic=traffic, gaps=Gaps(tuple(gaps)) if gaps else None)
+    return replace(
+        result,
+        traffic=traffic,
+        gaps=Gaps(tuple(gaps)) if gaps else None,
+        # the whole window's labelled rows (the log's), or the sample's (file and SQL sources)
+        labelled_rows=max(labelled, result.labelled_rows),
+    )
 
 
 def _traffic(session: Any, model: ModelConfig, start: datetime) -> Traffic:
@@ -353,10 +361,14 @@ def reconcile_alerts(
     channels: Sequence[str],
     context: Mapping[str, Any],
     now: datetime,
+    kinds: Sequence[str] | None = None,
 ) -> Reconciled:
     """Apply a run's findings to its model's alerts and queue one outbox event per
-    opened, re-fired or resolved alert, in the caller's transaction."""
+    opened, re-fired or resolved alert, in the caller's transaction. With `kinds`, only
+    live alerts of those kinds are considered (a label revision judges performance only)."""
     live = store_alerts.live_alerts(session, run.model)
+    if kinds is not None:
+        live = [a for a in live if a.kind in kinds]
     decided = alerts.plan(
         run.model,
         store_alerts.as_live(live),

@@ -116,3 +116,102 @@ def test_shifted_window_estimate_moves_with_the_realized_metric(engine, settings
         estimated_change = (perf["estimated"]["metrics"][metric]["value"]
                             - before["estimated"]["metrics"][metric]["value"])
         assert realized_change < 0 and estimated_change < 0, (metric, realized_change, estimated_change)
+
+
+def test_labels_posted_later_give_the_window_a_realized_metric_in_a_new_revision(
+    engine, settings, baselined, scored
+):
+    from monitor.revise import refresh_labels
+
+    truth = send_scored(engine, settings, scored.sample(200, replace=True, random_state=5), T0,
+                        tag="f", labels=False)
+    first = once(settings, engine, "cancer", T0, T0 + WINDOW)
+    assert first.summary["performance"]["realized"] is None
+    assert refresh_labels(settings, engine, "cancer", channels=["console"]) == []  # nothing new
+
+    post_labels(engine, settings, truth[:150])
+    (revised,) = refresh_labels(settings, engine, "cancer", channels=["console"])
+    assert (revised.run_id, revised.revision, revised.labelled_rows) == (first.run_id, 1, 150)
+    assert revised.coverage == pytest.approx(0.75)
+    stored = once(settings, engine, "cancer", T0, T0 + WINDOW)
+    assert stored.reused and stored.run_id == first.run_id
+    perf = stored.summary["performance"]
+    assert perf["revision"] == 1 and perf["labelled_rows"] == 150
+    assert perf["realized"]["accuracy"]["ci"] is not None and perf["calibration"]["metrics"]["ece"] >= 0
+    assert perf["estimated"] == first.summary["performance"]["estimated"]  # the estimate is kept
+    assert refresh_labels(settings, engine, "cancer", channels=["console"]) == []
+
+    post_labels(engine, settings, truth[150:])
+    (again,) = refresh_labels(settings, engine, "cancer", channels=["console"])
+    assert (again.revision, again.labelled_rows) == (2, 200)
+
+
+def test_revision_raises_a_realized_performance_drop(engine, settings, baselined, scored):
+    from monitor.revise import refresh_labels
+    from monitor.store import transaction
+    from monitor.store.tables import Alert
+
+    unsure = scored[(scored["score"] > 0.15) & (scored["score"] < 0.85)]
+    wrong = unsure[(unsure["score"] >= 0.5) != (unsure["malignant"] == 1)]
+    rows = wrong.sample(120, replace=True, random_state=6)
+    truth = send_scored(engine, settings, rows, T0, tag="g", labels=False)
+    once(settings, engine, "cancer", T0, T0 + WINDOW)
+    post_labels(engine, settings, truth)
+    (revised,) = refresh_labels(settings, engine, "cancer", channels=["console"])
+    assert revised.realized["accuracy"]["degraded"] is True
+    with transaction(engine) as session:
+        (alert,) = session.query(Alert).filter(Alert.kind == "performance_drop").all()
+        assert alert.details["basis"] == "realized"
+        assert alert.status != "resolved"
+
+
+def test_a_corrected_label_replaces_the_old_one_and_is_audited(engine, settings, baselined, scored):
+    from monitor.intake.ingest import ingest_labels
+    from monitor.revise import refresh_labels
+    from monitor.store import transaction
+    from monitor.store.tables import Label, LabelAudit
+
+    truth = send_scored(engine, settings, scored.sample(60, replace=True, random_state=7), T0,
+                        tag="h", labels=True)
+    once(settings, engine, "cancer", T0, T0 + WINDOW)
+    rid, label = truth[0]
+
+    def send(value):
+        body = json.dumps([{"model": "cancer", "request_id": rid, "label": value}]).encode()
+        return ingest_labels(engine, settings.models, parse_body(body), source="test")
+
+    assert send(label).as_json() == {"accepted": 0, "quarantined": 0, "reasons": {"duplicate": 1}}
+    assert send(1 - label).as_json() == {"accepted": 1, "quarantined": 0, "reasons": {}}
+    with transaction(engine) as session:
+        assert session.query(Label).filter(Label.request_id == rid).one().label == 1 - label
+        (audit,) = session.query(LabelAudit).all()
+        assert (audit.request_id, audit.old_label, audit.new_label) == (rid, label, 1 - label)
+    (revised,) = refresh_labels(settings, engine, "cancer", channels=["console"])
+    assert revised.revision == 1 and revised.labelled_rows == 60  # same count, corrected value
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_labels_refresh_and_performance_commands(engine, settings, baselined, scored):
+    from tests.cli import run_cli
+
+    truth = send_scored(engine, settings, scored.sample(100, replace=True, random_state=8), T0,
+                        tag="i", labels=False)
+    send_scored(engine, settings, scored.sample(100, replace=True, random_state=9), T0 + WINDOW,
+                tag="j", labels=True)
+    once(settings, engine, "cancer", T0, T0 + WINDOW)
+    once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW)
+    post_labels(engine, settings, truth)
+    out = run_cli("labels", "refresh", "cancer", "--json", config=settings.source_path, check=True).stdout
+    (doc,) = [json.loads(line) for line in out.splitlines()]
+    assert doc["revision"] == 1 and doc["labelled_rows"] == 100 and doc["realized"]["accuracy"]
+    out = run_cli("performance", "cancer", "--json", config=settings.source_path, check=True).stdout
+    windows = [json.loads(line) for line in out.splitlines()]
+    assert [w["window"]["start"] for w in windows] == [T0.isoformat(), (T0 + WINDOW).isoformat()]
+    assert [w["revision"] for w in windows] == [1, 0]
+    assert all(w["realized"]["accuracy"]["current"] > 0.5 for w in windows)
+    assert all(w["estimated"]["metrics"]["accuracy"]["value"] > 0.5 for w in windows)
+    assert windows[0]["coverage"] == 1.0
+    table = run_cli("performance", "cancer", config=settings.source_path, check=True).stdout
+    assert "assuming no concept drift" in table and "accuracy" in table
+    unknown = run_cli("labels", "refresh", "nope", config=settings.source_path)
+    assert unknown.returncode != 0 and "no model named 'nope'" in unknown.stderr
