@@ -215,3 +215,32 @@ def test_labels_refresh_and_performance_commands(engine, settings, baselined, sc
     assert "assuming no concept drift" in table and "accuracy" in table
     unknown = run_cli("labels", "refresh", "nope", config=settings.source_path)
     assert unknown.returncode != 0 and "no model named 'nope'" in unknown.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_estimated_false_alarm_rate_on_clean_windows(engine, settings, baselined, scored, capsys):
+    """200 clean windows of 200 rows (held-out rows, the model's own scores, no labels),
+    through the run's own path (the runtime's estimator, `estimate_window`): the rate of
+    estimated performance_drop, printed, must stay below 1%."""
+    from monitor.performance import estimate_window, label_scale
+    from monitor.store import transaction
+    from monitor.store.baselines import active_baseline
+
+    model = settings.model("cancer")
+    with transaction(engine) as session:
+        reference = active_baseline(session, "cancer")
+    estimator = Runtime().estimator(model, reference)
+    windows, drops, misses = 200, 0, 0
+    for k in range(windows):
+        rows = scored.sample(200, replace=True, random_state=1000 + k)
+        judged = estimate_window(model, estimator, rows[FEATURES], rows["score"].to_numpy(),
+                                 label_scale(reference.labels))
+        drops += bool(judged.degraded)
+        acc = judged.estimate.metrics["accuracy"]
+        realized = float(((rows["score"] >= 0.5) == (rows["malignant"] == 1)).mean())
+        misses += not acc.lower <= realized <= acc.upper
+    with capsys.disabled():
+        print(f"\nclean windows: {drops}/{windows} estimated performance_drop "
+              f"({drops / windows:.1%}); realized accuracy outside the band in {misses}/{windows}")
+    assert drops / windows < 0.01
