@@ -31,7 +31,8 @@ def scored(model_dir, cancer):
 
     _, held_out = cancer
     frame = held_out.copy()
-    frame["score"] = np.asarray(load_model(model_dir / "model.keras").predict_frame(frame[FEATURES])).reshape(-1)
+    net = load_model(model_dir / "model.keras")
+    frame["score"] = np.asarray(net.predict_frame(frame[FEATURES])).reshape(-1)
     return frame
 
 
@@ -79,7 +80,8 @@ def test_labelled_window_reports_calibration_and_realized_with_intervals(engine,
     assert perf["labelled_rows"] == 200
     assert perf["realized"]["accuracy"]["ci"] is not None
     calibration = perf["calibration"]
-    assert {"ece", "brier", "false_positive_rate", "false_negative_rate", "precision", "recall"} <= set(calibration["metrics"])
+    wanted = {"ece", "brier", "false_positive_rate", "false_negative_rate", "precision", "recall"}
+    assert wanted <= set(calibration["metrics"])
     assert calibration["decision_threshold"] == 0.5 and calibration["reliability"]
     # the estimate and what the labels say agree within the estimate's band
     est = perf["estimated"]["metrics"]["accuracy"]
@@ -244,3 +246,22 @@ def test_estimated_false_alarm_rate_on_clean_windows(engine, settings, baselined
         print(f"\nclean windows: {drops}/{windows} estimated performance_drop "
               f"({drops / windows:.1%}); realized accuracy outside the band in {misses}/{windows}")
     assert drops / windows < 0.01
+
+
+def test_daemon_label_refresh_job_revises_and_the_report_shows_it(engine, settings, baselined, scored):
+    from monitor.daemon import Daemon
+    from monitor.report import build_report
+
+    truth = send_scored(engine, settings, scored.sample(100, replace=True, random_state=11), T0,
+                        tag="k", labels=False)
+    run_id = once(settings, engine, "cancer", T0, T0 + WINDOW).run_id
+    daemon = Daemon(settings, engine)
+    daemon.schedule()
+    job = daemon.scheduler.get_job("label_refresh")
+    assert job.trigger.interval == settings.scheduler.label_refresh == timedelta(minutes=15)
+    post_labels(engine, settings, truth)
+    daemon.label_refresh_job()
+    stored = once(settings, engine, "cancer", T0, T0 + WINDOW).summary["performance"]
+    assert stored["revision"] == 1 and stored["realized"]["accuracy"]["current"] > 0.5
+    html = build_report(settings, engine, run_id, evidently=False)
+    assert "revision 1" in html and "assuming no concept drift" in html and "score bin" in html
