@@ -73,7 +73,8 @@ def refresh_labels(
     now: datetime | None = None,
 ) -> list[Revision]:
     """Revise every stale window of `model_name` (all models when None); returns the
-    revisions stored, oldest window first per model."""
+    revisions stored, oldest window first per model. Only models reading the prediction
+    log (`source = "log"`) are revised: labels reach other sources with their rows."""
     from monitor.cycle import Runtime
 
     runtime = runtime or Runtime()
@@ -81,6 +82,10 @@ def refresh_labels(
     models = [settings.model(model_name)] if model_name else list(settings.models)
     revised: list[Revision] = []
     for model in models:
+        if model.source != "log":
+            # file and SQL sources bring their labels with each read: nothing arrives later
+            log.debug("%s: source %s; labels are not revised", model.name, model.source)
+            continue
         with transaction(engine) as session:
             reference = active_baseline(session, model.name)
             stale = stale_windows(session, model.name, now - model.labels.horizon)
