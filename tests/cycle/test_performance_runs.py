@@ -265,3 +265,18 @@ def test_daemon_label_refresh_job_revises_and_the_report_shows_it(engine, settin
     assert stored["revision"] == 1 and stored["realized"]["accuracy"]["current"] > 0.5
     html = build_report(settings, engine, run_id, evidently=False)
     assert "revision 1" in html and "assuming no concept drift" in html and "score bin" in html
+
+
+def test_fixture_shift_moves_estimate_and_realized_the_same_way(engine, settings, baselined, send_traffic):
+    """The shared traffic fixture's shift (inputs moved, scores pushed towards 0.5)."""
+    runtime = Runtime()
+    send_traffic(engine, settings, T0, seed=1)
+    send_traffic(engine, settings, T0 + WINDOW, seed=2, shift=True)
+    before = once(settings, engine, "cancer", T0, T0 + WINDOW, runtime=runtime).summary["performance"]
+    after = once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, runtime=runtime).summary
+    perf = after["performance"]
+    for metric in ("accuracy", "roc_auc"):
+        realized = perf["realized"][metric]["current"] - before["realized"][metric]["current"]
+        estimated = (perf["estimated"]["metrics"][metric]["value"]
+                     - before["estimated"]["metrics"][metric]["value"])
+        assert realized < 0 and estimated < 0, (metric, realized, estimated)
