@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, plain
+from monitor.estimation import Realized
 from monitor.intake.records import Rejection
-from monitor.performance import performance_document
+from monitor.performance import EstimatedPerformance, performance_document
 from monitor.vocab import RunStatus
 
 
@@ -242,10 +243,10 @@ class RunResult:
     traffic: Traffic | None = None
     #: windows before this one the daemon never computed
     gaps: Gaps | None = None
-    #: performance estimated without labels (`monitor.performance.EstimatedPerformance`)
-    estimated: Any = None
-    #: calibration and threshold rates of the labelled rows (`monitor.estimation.Realized`)
-    calibration: Any = None
+    #: performance estimated without labels (None: the baseline has no labels)
+    estimated: EstimatedPerformance | None = None
+    #: calibration and threshold rates of the labelled rows (None: too few labels)
+    calibration: Realized | None = None
     #: labelled rows of the window, and the revision of its realized performance
     #: (0: as computed by the run; `monitor labels refresh` stores later ones)
     labelled_rows: int = 0
