@@ -31,6 +31,7 @@ def compute(
     runtime: Any,
     at_ingest: Mapping[str, int] | None = None,
     timings: Mapping[str, float] | None = None,
+    estimation_reference: BaselineData | None = None,
 ) -> RunResult:
     """Drift, attributions and attribution drift of `window` against `reference`.
 
@@ -65,7 +66,8 @@ def compute(
     timings["drift"] = round(time.perf_counter() - tick, 4)
 
     tick = time.perf_counter()
-    estimated, calibration = window_performance(model, window, reference, runtime)
+    # previous_window mode: estimates still learn from the stored (labelled) baseline
+    estimated, calibration = window_performance(model, window, estimation_reference or reference, runtime)
     timings["estimation"] = round(time.perf_counter() - tick, 4)
 
     tick = time.perf_counter()

@@ -251,6 +251,7 @@ def _compute(
         runtime=runtime,
         at_ingest=at_ingest,
         timings=timings,
+        estimation_reference=_stored_baseline(engine, model) if reference.id < 0 else None,
     )
     return replace(
         result,
@@ -259,6 +260,11 @@ def _compute(
         # the whole window's labelled rows (the log's), or the sample's (file and SQL sources)
         labelled_rows=max(labelled, result.labelled_rows),
     )
+
+
+def _stored_baseline(engine: Engine, model: ModelConfig) -> BaselineData | None:
+    with transaction(engine) as session:
+        return active_baseline(session, model.name)
 
 
 def _traffic(session: Any, model: ModelConfig, start: datetime) -> Traffic:

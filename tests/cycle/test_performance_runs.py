@@ -280,3 +280,24 @@ def test_fixture_shift_moves_estimate_and_realized_the_same_way(engine, settings
         estimated = (perf["estimated"]["metrics"][metric]["value"]
                      - before["estimated"]["metrics"][metric]["value"])
         assert realized < 0 and estimated < 0, (metric, realized, estimated)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_previous_window_mode_estimates_from_the_stored_baseline(
+    engine, db_url, model_dir, write_config, scored
+):
+    from monitor.config import load_settings
+    from tests.models import CONFIG
+
+    body = CONFIG.format(url=db_url, model_dir=model_dir, features=str(FEATURES).replace("'", '"'))
+    body = body.replace("max_rows = 400", 'max_rows = 400\nmode = "previous_window"')
+    settings = load_settings(write_config(body), env={})
+    build_baseline(settings, engine, "cancer", created_by="test")
+    runtime = Runtime()
+    for k in range(2):
+        send_scored(engine, settings, scored.sample(200, replace=True, random_state=20 + k), T0 + k * WINDOW,
+                    tag=f"p{k}", labels=False)
+    doc = once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, runtime=runtime).summary
+    assert doc["baseline"]["mode"] == "previous_window"
+    assert doc["performance"]["estimated"]["metrics"]["accuracy"]["baseline"] is not None
+    assert [key for key in runtime._estimators] == [("cancer", 1)]  # fitted on the stored baseline
