@@ -73,8 +73,7 @@ def findings(result: RunResult) -> list[Finding]:
         found.extend(_drift_findings(result.model, report))
     if result.attribution is not None:
         found.extend(_attribution_findings(result.attribution))
-    if result.performance is not None:
-        found.extend(_performance_findings(result.performance))
+    found.extend(performance_findings(result.performance, result.estimated))
     quality = _quality_finding(result)
     if quality:
         found.append(quality)
@@ -237,6 +236,16 @@ def _attribution_findings(attribution: Any) -> list[Finding]:
     ]
 
 
+def performance_findings(realized: Any, estimated: Any) -> list[Finding]:
+    """`performance_drop` of a window: on its realized metrics when it has them (labels
+    trump estimates), else on its estimate."""
+    if realized is not None:
+        return _performance_findings(realized)
+    if estimated is not None:
+        return _estimated_findings(estimated)
+    return []
+
+
 def _performance_findings(performance: Any) -> list[Finding]:
     degraded = {name: m for name, m in performance.metrics.items() if m.degraded}
     if not degraded:
@@ -247,8 +256,41 @@ def _performance_findings(performance: Any) -> list[Finding]:
             AlertKind.PERFORMANCE_DROP,
             None,
             f"performance dropped ({', '.join(degraded)})",
-            {"metrics": {name: m.to_dict() for name, m in degraded.items()}},
+            {"basis": "realized", "metrics": {name: m.to_dict() for name, m in degraded.items()}},
             lines,
+        )
+    ]
+
+
+def _estimated_findings(estimated: Any) -> list[Finding]:
+    """A drop of estimated performance, only when the whole band is beyond the limit."""
+    from monitor.performance import ASSUMPTION
+
+    degraded = estimated.degraded
+    if not degraded:
+        return []
+    metrics = estimated.estimate.metrics
+    lines = [
+        f"{name}: {_num(c.baseline)} -> {_num(c.value)} (band {_num(c.lower)} .. {_num(c.upper)}, "
+        f"limit {_num(c.limit)})"
+        for name, c in degraded.items()
+    ]
+    lines.append(
+        f"{ASSUMPTION}: {estimated.estimate.method.value.upper()} on {estimated.estimate.rows} rows "
+        "without labels; labels arriving later revise this window"
+    )
+    return [
+        Finding(
+            AlertKind.PERFORMANCE_DROP,
+            None,
+            f"performance dropped ({', '.join(degraded)}; {ASSUMPTION})",
+            {
+                "basis": "estimated",
+                "assumption": "no concept drift",
+                "method": estimated.estimate.method.value,
+                "metrics": {name: {**metrics[name].to_dict(), **c.to_dict()} for name, c in degraded.items()},
+            },
+            tuple(lines),
         )
     ]
 
@@ -390,6 +432,7 @@ __all__ = [
     "alert_view",
     "dedup_key",
     "findings",
+    "performance_findings",
     "plan",
     "run_failed",
 ]

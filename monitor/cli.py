@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("monitor.commands.serve:serve", "Serve the HTTP intake alone."),
     "policy": ("monitor.commands.policy:policy", "List or revoke policies set from feedback."),
     "status": ("monitor.commands.status:status", "Per model: last run, open alerts, policies."),
+    "labels": ("monitor.commands.labels:labels", "Revise past windows' performance as labels arrive."),
+    "performance": (
+        "monitor.commands.performance:performance",
+        "Per window: realized (revised) and estimated performance.",
+    ),
 }
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from typing import Any
 
 from monitor.config import ModelConfig
 from monitor.intake.records import WindowSample
+from monitor.performance import labelled_count
 from monitor.result import AttributionOutcome, BaselineRef, RunResult, WindowQuality
 from monitor.store.baselines import BaselineData
 from monitor.vocab import PREDICTION_KEY, AlertKind, RunStatus
@@ -30,6 +31,7 @@ def compute(
     runtime: Any,
     at_ingest: Mapping[str, int] | None = None,
     timings: Mapping[str, float] | None = None,
+    estimation_reference: BaselineData | None = None,
 ) -> RunResult:
     """Drift, attributions and attribution drift of `window` against `reference`.
 
@@ -64,6 +66,11 @@ def compute(
     timings["drift"] = round(time.perf_counter() - tick, 4)
 
     tick = time.perf_counter()
+    # previous_window mode: estimates still learn from the stored (labelled) baseline
+    estimated, calibration = window_performance(model, window, estimation_reference or reference, runtime)
+    timings["estimation"] = round(time.perf_counter() - tick, 4)
+
+    tick = time.perf_counter()
     attribution = explain_window(model, window, reference, policies, runtime)
     timings["attribution"] = round(time.perf_counter() - tick, 4)
     return RunResult(
@@ -72,8 +79,28 @@ def compute(
         attribution=attribution,
         quality=WindowQuality.against(report.quality, reference.feature_stats),
         timings=timings,
+        estimated=estimated,
+        calibration=calibration,
+        labelled_rows=labelled_count(window.labels),
         **common,
     )
+
+
+def window_performance(
+    model: ModelConfig, window: WindowSample, reference: BaselineData, runtime: Any
+) -> tuple[Any, Any]:
+    """The window's estimated performance (None when the baseline has no labels) and
+    the calibration of its labelled rows (None with fewer than `drift.min_rows`)."""
+    from monitor.performance import estimate_window, label_scale, realized_calibration
+
+    estimator = runtime.estimator(model, reference)
+    estimated = None
+    if estimator is not None:
+        estimated = estimate_window(
+            model, estimator, window.frame, window.predictions, label_scale(reference.labels)
+        )
+    return estimated, realized_calibration(model, estimator, window.labels, window.predictions)
+
 
 
 def _threshold_factors(model: ModelConfig, policies: Any) -> dict[str, float]:

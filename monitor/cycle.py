@@ -35,6 +35,7 @@ from monitor.store import alerts as store_alerts
 from monitor.store import outbox, results, transaction
 from monitor.store.baselines import BaselineData, active_baseline
 from monitor.store.locks import window_lock
+from monitor.store.revisions import labelled_in_window
 from monitor.store.runs import had_traffic, quarantined_in_window, recent_runs
 from monitor.store.tables import Alert, Run
 from monitor.vocab import EventName, RunStatus
@@ -72,6 +73,7 @@ class Runtime:
 
     _models: dict[tuple[str, float], Any] = field(default_factory=dict)
     _analyzers: dict[tuple[str, int], Any] = field(default_factory=dict)
+    _estimators: dict[tuple[str, int], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def model(self, cfg: ModelConfig) -> Any:
@@ -100,6 +102,16 @@ class Runtime:
                 )
                 self._analyzers[key] = analyzer.fit(reference.sample, reference.predictions, reference.labels)
             return self._analyzers[key]
+
+    def estimator(self, cfg: ModelConfig, reference: BaselineData) -> Any:
+        """The performance estimator fitted on `reference` (None: it has no labels)."""
+        from monitor.performance import fit_estimator
+
+        key = (cfg.name, reference.id)
+        with self._lock:
+            if key not in self._estimators:
+                self._estimators[key] = fit_estimator(cfg, reference)
+            return self._estimators[key]
 
 
 def window_alpha(cfg: ModelConfig) -> float:
@@ -228,6 +240,7 @@ def _compute(
         policies = active_policies(session, model.name, clock.utcnow())
         at_ingest = quarantined_in_window(session, model.name, start, end)
         traffic = _traffic(session, model, start) if window.rows == 0 else None
+        labelled = labelled_in_window(session, model.name, start, end)
     result = compute(
         model,
         window,
@@ -238,8 +251,20 @@ def _compute(
         runtime=runtime,
         at_ingest=at_ingest,
         timings=timings,
+        estimation_reference=_stored_baseline(engine, model) if reference.id < 0 else None,
     )
-    return replace(result, traffic=traffic, gaps=Gaps(tuple(gaps)) if gaps else None)
+    return replace(
+        result,
+        traffic=traffic,
+        gaps=Gaps(tuple(gaps)) if gaps else None,
+        # the whole window's labelled rows (the log's), or the sample's (file and SQL sources)
+        labelled_rows=max(labelled, result.labelled_rows),
+    )
+
+
+def _stored_baseline(engine: Engine, model: ModelConfig) -> BaselineData | None:
+    with transaction(engine) as session:
+        return active_baseline(session, model.name)
 
 
 def _traffic(session: Any, model: ModelConfig, start: datetime) -> Traffic:
@@ -342,10 +367,14 @@ def reconcile_alerts(
     channels: Sequence[str],
     context: Mapping[str, Any],
     now: datetime,
+    kinds: Sequence[str] | None = None,
 ) -> Reconciled:
     """Apply a run's findings to its model's alerts and queue one outbox event per
-    opened, re-fired or resolved alert, in the caller's transaction."""
+    opened, re-fired or resolved alert, in the caller's transaction. With `kinds`, only
+    live alerts of those kinds are considered (a label revision judges performance only)."""
     live = store_alerts.live_alerts(session, run.model)
+    if kinds is not None:
+        live = [a for a in live if a.kind in kinds]
     decided = alerts.plan(
         run.model,
         store_alerts.as_live(live),

@@ -82,6 +82,13 @@ class Daemon:
             replace_existing=True,
         )
         self.scheduler.add_job(
+            self.label_refresh_job,
+            IntervalTrigger(seconds=self.settings.scheduler.label_refresh.total_seconds()),
+            id="label_refresh",
+            name="performance revisions of windows whose labels arrived",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
             self.partitions_job,
             IntervalTrigger(hours=1),
             id="partitions",
@@ -170,6 +177,18 @@ class Daemon:
             deliver_outbox(self.engine, self.notifiers)
         except Exception:
             log.exception("outbox delivery failed (database down?); retrying on the next tick")
+
+    def label_refresh_job(self) -> None:
+        """Revise the realized performance of past windows whose labels arrived."""
+        from monitor.revise import refresh_labels
+
+        try:
+            revised = refresh_labels(self.settings, self.engine, runtime=self.runtime, channels=self.channels)
+        except Exception:
+            log.exception("label refresh failed (database down?); retrying on the next tick")
+            return
+        if any(r.alerts or r.resolved for r in revised):
+            self.deliver_soon()
 
     def deliver_soon(self) -> None:
         """Deliver fresh alerts now instead of waiting for the next outbox tick."""

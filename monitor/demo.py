@@ -255,6 +255,15 @@ def _run_line(outcome: Any) -> str:
     attribution = result.attribution
     if attribution is not None and attribution.drift is not None:
         line += f", attribution nDCG {attribution.drift.ndcg:.3f}"
+    estimated = result.estimated
+    if estimated is not None:
+        shown = [
+            f"{name} {m.value:.3f} ± {m.sampling_error:.3f}"
+            for name, m in estimated.estimate.metrics.items()
+            if name in ("accuracy", "roc_auc", "mae", "rmse")
+        ]
+        if shown:
+            line += ", estimated " + ", ".join(shown)
     return line
 
 

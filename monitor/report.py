@@ -150,16 +150,55 @@ def _performance_section(s: dict[str, Any]) -> str:
     perf = s.get("performance")
     if not perf:
         return ""
-    rows = [
-        [
-            _e(m),
-            _e(v.get("baseline")),
-            _e(v.get("current")),
-            _flag(bool(v.get("degraded")), ("degraded", "ok")),
-        ]
-        for m, v in perf.items()
+    parts = [
+        f"<h2>Performance</h2><p>labelled rows: {_e(perf.get('labelled_rows'))}, "
+        f"revision {_e(perf.get('revision'))}</p>"
     ]
-    return "<h2>Performance</h2>" + _table(["metric", "baseline", "window", ""], rows)
+    realized = perf.get("realized")
+    if realized:
+        rows = [
+            [
+                _e(m),
+                _e(v.get("baseline")),
+                _e(v.get("current")),
+                _e(v.get("ci")),
+                _flag(bool(v.get("degraded")), ("degraded", "ok")),
+            ]
+            for m, v in realized.items()
+        ]
+        parts.append("<h3>Realized</h3>" + _table(["metric", "baseline", "window", "interval", ""], rows))
+    estimated = perf.get("estimated")
+    if estimated:
+        rows = [
+            [
+                _e(m),
+                _e(v.get("baseline")),
+                _e(v.get("value")),
+                _e(f"{v.get('lower')} .. {v.get('upper')}"),
+                _flag(bool(v.get("degraded")), ("degraded", "ok")),
+            ]
+            for m, v in (estimated.get("metrics") or {}).items()
+        ]
+        parts.append(
+            f"<h3>Estimated ({_e(str(estimated.get('method', '')).upper())}, assuming no concept drift)</h3>"
+            + _table(["metric", "baseline", "estimate", "band", ""], rows)
+        )
+    calibration = perf.get("calibration")
+    if calibration:
+        rows = [[_e(m), _e(v)] for m, v in (calibration.get("metrics") or {}).items()]
+        parts.append("<h3>Calibration and decision threshold</h3>" + _table(["metric", "value"], rows))
+        bins = [
+            [
+                _e(f"{b['lower']:.2f} .. {b['upper']:.2f}"),
+                _e(b["rows"]),
+                _e(b["mean_predicted"]),
+                _e(b["observed"]),
+            ]
+            for b in calibration.get("reliability") or []
+        ]
+        if bins:
+            parts.append(_table(["score bin", "rows", "mean predicted", "observed"], bins))
+    return "".join(parts)
 
 
 def _raw(text: str) -> str:

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from monitor.drift.records import DataQuality, DriftReport, FeatureDrift, plain
+from monitor.estimation import Realized
 from monitor.intake.records import Rejection
+from monitor.performance import EstimatedPerformance, performance_document
 from monitor.vocab import RunStatus
 
 
@@ -241,6 +243,14 @@ class RunResult:
     traffic: Traffic | None = None
     #: windows before this one the daemon never computed
     gaps: Gaps | None = None
+    #: performance estimated without labels (None: the baseline has no labels)
+    estimated: EstimatedPerformance | None = None
+    #: calibration and threshold rates of the labelled rows (None: too few labels)
+    calibration: Realized | None = None
+    #: labelled rows of the window, and the revision of its realized performance
+    #: (0: as computed by the run; `monitor labels refresh` stores later ones)
+    labelled_rows: int = 0
+    revision: int = 0
     # Room for the results later issues add (estimated performance, fairness, segments,
     # surrogate, ...): optional sections serialised under their own key when present.
     sections: Mapping[str, Section] = field(default_factory=dict)
@@ -319,10 +329,13 @@ class RunResult:
             }
             if report.prediction is not None:
                 doc["prediction_drift"] = verdict(report.prediction)
-            if report.performance is not None:
-                doc["performance"] = {
-                    name: metric.to_dict() for name, metric in report.performance.metrics.items()
-                }
+        doc["performance"] = performance_document(
+            report.performance if report is not None else None,
+            self.estimated,
+            self.calibration,
+            self.labelled_rows,
+            self.revision,
+        )
         if self.attribution is not None:
             doc["attribution"] = self.attribution.to_dict()
         if self.quality is not None:

@@ -5,7 +5,7 @@ the whole alert or for one of its features (`monitor alert ... --feature`, the S
 "one feature" menu), and policies then apply to that feature only.
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0006
 Create Date: 2026-11-24 03:20:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0002"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

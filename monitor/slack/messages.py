@@ -149,6 +149,17 @@ def attribution_lines(attribution: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def performance_basis(details: Mapping[str, Any] | None) -> str:
+    """What a performance alert rests on: labels, or an estimate without them."""
+    basis = (details or {}).get("basis")
+    if basis == "estimated":
+        method = str((details or {}).get("method") or "").upper()
+        return f"Basis: estimated ({method}), assuming no concept drift; labels arriving later revise it"
+    if basis == "realized":
+        return "Basis: realized on labelled rows"
+    return ""
+
+
 def quality_lines(quality: Mapping[str, Any] | None) -> list[str]:
     """Data-quality counts: quarantined rows by reason, missing shares, ranges, unseen values."""
     if not quality:
@@ -222,6 +233,10 @@ def _finding_blocks(finding: Mapping[str, Any], with_buttons: bool) -> list[dict
     lines = [f"• {line}" for line in (finding.get("lines") or [])[:MAX_FEATURE_LINES]]
     if finding.get("kind") == "run_failed":
         lines.append(f"• Error: `{(finding.get('details') or {}).get('error', 'unknown')}`")
+    if finding.get("kind") == "performance_drop":
+        basis = performance_basis(finding.get("details"))
+        if basis:
+            lines.append(basis)
     blocks = [_section("\n".join([text, *lines]))]
     if with_buttons and finding.get("id") is not None and finding.get("event") == "alert_opened":
         actions = buttons(int(finding["id"]))

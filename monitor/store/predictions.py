@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, and_, delete, func, insert, select, text
+from sqlalchemy import Engine, and_, delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor import clock
 from monitor.errors import DatabaseError
 from monitor.store.copy import copy_payload
-from monitor.store.tables import Label, Prediction, PredictionKey, Quarantine
+from monitor.store.tables import Label, LabelAudit, Prediction, PredictionKey, Quarantine
 
 if TYPE_CHECKING:  # the records are duck-typed here, so intake and store import freely
     from monitor.intake.prepare import LogRow
@@ -194,17 +194,69 @@ def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> int:
 
 
 def insert_labels(session: Session, records: Sequence[LabelRecord]) -> int:
-    """Store labels (the first one per request id wins); returns how many were new."""
+    """Store labels; returns how many were stored (new, or corrected).
+
+    A label for a request id that already has one with another value is a correction:
+    the new value replaces the old one and a `label_audit` row keeps both. The same
+    value sent again is a duplicate (not counted). Within a batch the first label per
+    request id wins.
+    """
+    if not records:
+        return 0
+    first: dict[tuple[str, str], LabelRecord] = {}
+    for r in records:
+        first.setdefault((r.model, r.request_id), r)
+    existing = _stored_labels(session, list(first))
+    now = clock.utcnow()
+    fresh = [r for key, r in first.items() if key not in existing]
+    corrected = [r for key, r in first.items() if key in existing and existing[key] != r.label]
+    inserted = _insert_new_labels(session, fresh, now)
+    for r in corrected:
+        session.execute(
+            update(Label)
+            .where(Label.model == r.model, Label.request_id == r.request_id)
+            .values(label=r.label, received_at=now)
+        )
+    if corrected:
+        session.connection().execute(
+            insert(LabelAudit.__table__),
+            [
+                {
+                    "model": r.model,
+                    "request_id": r.request_id,
+                    "old_label": existing[(r.model, r.request_id)],
+                    "new_label": r.label,
+                    "changed_at": now,
+                }
+                for r in corrected
+            ],
+        )
+        log.info("%d label(s) corrected (old values kept in label_audit)", len(corrected))
+    return inserted + len(corrected)
+
+
+def _stored_labels(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The labels already stored for (model, request_id) keys."""
+    by_model: dict[str, list[str]] = {}
+    for model, request_id in keys:
+        by_model.setdefault(model, []).append(request_id)
+    found: dict[tuple[str, str], Any] = {}
+    for model, ids in by_model.items():
+        for i in range(0, len(ids), 500):
+            stmt = select(Label.request_id, Label.label).where(
+                Label.model == model, Label.request_id.in_(ids[i:i + 500])
+            )
+            found.update(((model, rid), value) for rid, value in session.execute(stmt))
+    return found
+
+
+def _insert_new_labels(session: Session, records: Sequence[LabelRecord], now: datetime) -> int:
+    """Insert labels for request ids without one (a concurrent writer's first wins)."""
     if not records:
         return 0
     conn = session.connection()
     rows = [
-        {
-            "model": r.model,
-            "request_id": r.request_id,
-            "label": r.label,
-            "received_at": clock.utcnow(),
-        }
+        {"model": r.model, "request_id": r.request_id, "label": r.label, "received_at": now}
         for r in records
     ]
     if conn.dialect.name == "postgresql":

@@ -62,7 +62,36 @@ def save_run(
         quarantine_rows(session, result.rejected, source=f"run:{run.id}")
     _save_drift(session, run, result)
     _save_attribution(session, run, result)
+    _save_revision(session, run, result, now)
     return run
+
+
+def revision_metrics(realized: Any, calibration: Any) -> dict[str, Any]:
+    """What a performance revision stores: realized metrics and calibration."""
+    from monitor.performance import realized_document
+
+    return {
+        "realized": realized_document(realized),
+        "calibration": calibration.to_dict() if calibration is not None else None,
+    }
+
+
+def _save_revision(session: Session, run: Run, result: RunResult, now: datetime) -> None:
+    """Revision 0 of the window's realized performance: what the run measured."""
+    if result.status != RunStatus.SUCCEEDED:
+        return
+    from monitor.store.revisions import save_revision
+
+    coverage = result.labelled_rows / result.rows if result.rows else None
+    save_revision(
+        session,
+        run.id,
+        result.revision,
+        result.labelled_rows,
+        coverage,
+        revision_metrics(result.performance, result.calibration),
+        now,
+    )
 
 
 def finish_run(session: Session, run: Run, result: RunResult, extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -405,3 +405,34 @@ class ProcessedEvent(Base):
     __tablename__ = "processed_event"
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PerformanceRevision(Base):
+    """Realized performance of a run's window, revised as its labels arrive (revision 0:
+    as the run computed it)."""
+
+    __tablename__ = "performance_revision"
+    __table_args__ = (UniqueConstraint("run_id", "revision"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    #: labelled rows of the whole window (what the next revision is compared with)
+    labelled_rows: Mapped[int] = mapped_column(Integer)
+    #: labelled share of the window's valid rows
+    coverage: Mapped[float | None] = mapped_column(Float)
+    #: {"realized": {metric: {...}} | None, "calibration": {...} | None}
+    metrics: Mapped[dict[str, Any]]
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LabelAudit(Base):
+    """A label replaced by a corrected one (same request id, new value)."""
+
+    __tablename__ = "label_audit"
+    __table_args__ = (Index("ix_label_audit_model_request_id", "model", "request_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(256))
+    old_label: Mapped[Any] = mapped_column(JSON)
+    new_label: Mapped[Any] = mapped_column(JSON)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
