@@ -53,6 +53,9 @@ class LogSource:
         self.model, self.engine = model, engine
 
     def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
+        if self.model.segments.attributes:
+            yield from self._rows_with_attributes(start, end)
+            return
         for request_id, ts, features, prediction, label in store.iter_log_window(
             self.engine, self.model.name, start, end
         ):
@@ -63,6 +66,23 @@ class LogSource:
                     "features": features,
                     "prediction": prediction,
                     "label": label,
+                },
+                None,
+            )
+
+
+    def _rows_with_attributes(self, start: datetime, end: datetime) -> Iterator[Row]:
+        for request_id, ts, features, prediction, label, attributes in store.iter_log_window_attributes(
+            self.engine, self.model.name, start, end
+        ):
+            yield (
+                {
+                    "request_id": request_id,
+                    "timestamp": ts,
+                    "features": features,
+                    "prediction": prediction,
+                    "label": label,
+                    "attributes": attributes,
                 },
                 None,
             )
@@ -204,6 +224,17 @@ def build_sample(
         rows=rows,
         rejected=tuple(rejected),
         reasons=dict(reasons),
+        attributes=_attributes(model, records, frame.index),
+    )
+
+
+def _attributes(model: ModelConfig, records: list[PredictionRecord], index: pd.Index) -> pd.DataFrame | None:
+    """The records' declared attributes, one column each, aligned with the frame."""
+    names = list(model.segments.attributes)
+    if not names:
+        return None
+    return pd.DataFrame(
+        [dict(r.attributes or {}) for r in records], columns=names, index=index, dtype=object
     )
 
 
