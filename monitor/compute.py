@@ -66,14 +66,39 @@ def compute(
     tick = time.perf_counter()
     attribution = explain_window(model, window, reference, policies, runtime)
     timings["attribution"] = round(time.perf_counter() - tick, 4)
+    groups = _groups(model, window, reference, runtime, attribution, timings)
     return RunResult(
         status=RunStatus.SUCCEEDED,
         drift=report,
         attribution=attribution,
         quality=WindowQuality.against(report.quality, reference.feature_stats),
         timings=timings,
+        segments=groups.segments,
+        fairness=groups.fairness,
+        disparity=groups.disparity,
         **common,
     )
+
+
+def _groups(
+    model: ModelConfig,
+    window: WindowSample,
+    reference: BaselineData,
+    runtime: Any,
+    attribution: AttributionOutcome,
+    timings: dict[str, float],
+) -> Any:
+    """Segments, fairness and explanation disparity when `[models.segments]` is set."""
+    from monitor.fairness_step import GroupResults, analyze_window, configured
+
+    if not configured(model):
+        return GroupResults()
+    tick = time.perf_counter()
+    groups = analyze_window(
+        model, window, runtime.groups(model, reference), attribution, getattr(window, "weights", None)
+    )
+    timings["fairness"] = round(time.perf_counter() - tick, 4)
+    return groups
 
 
 def _threshold_factors(model: ModelConfig, policies: Any) -> dict[str, float]:

@@ -73,6 +73,8 @@ class Runtime:
     _models: dict[tuple[str, float], Any] = field(default_factory=dict)
     _analyzers: dict[tuple[str, int], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: segment / fairness / disparity analyzers fitted per (model, baseline)
+    _groups: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     def model(self, cfg: ModelConfig) -> Any:
         from monitor.model import load_model
@@ -98,6 +100,17 @@ class Runtime:
                 )
                 self._analyzers[key] = analyzer.fit(reference.sample, reference.predictions, reference.labels)
             return self._analyzers[key]
+
+
+    def groups(self, cfg: ModelConfig, reference: BaselineData) -> Any:
+        """The model's segment and fairness analyzers fitted on `reference` (once per baseline)."""
+        from monitor.fairness_step import fit_analyzers
+
+        key = (cfg.name, reference.id)
+        with self._lock:
+            if key not in self._groups:
+                self._groups[key] = fit_analyzers(cfg, reference)
+            return self._groups[key]
 
 
 def run_once(

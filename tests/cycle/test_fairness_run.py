@@ -1,0 +1,145 @@
+"""Segments and fairness in every run, end to end on SQLite and PostgreSQL: a real Keras
+model, attributes sent over the intake beside the inputs, a baseline keeping them, and
+the `bias` alert raised for exactly the group the model turns against, from then on."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor import alerts
+from monitor.baseline import build_baseline
+from monitor.config import load_settings
+from monitor.cycle import Runtime, run_once
+from monitor.intake.ingest import ingest_predictions, parse_body
+from monitor.store import transaction
+from monitor.store.baselines import active_baseline
+from monitor.vocab import AlertKind
+from tests.models import CONFIG, FEATURES, T0, WINDOW
+
+FAIRNESS = """
+[models.segments]
+attributes = ["sex"]
+min_rows = 30
+[models.fairness]
+protected = ["sex"]
+favorable = 0
+resamples = 1000
+"""
+#: rows per window, windows before the model turns against group F, windows after
+ROWS, CLEAN, BIASED = 400, 5, 3
+#: share of group F's favorable (benign) decisions the model turns into denials
+PENALTY = 0.4
+FAIR_KINDS = {AlertKind.BIAS, AlertKind.BIAS_DRIFT, AlertKind.EXPLANATION_DISPARITY}
+
+
+def _sex(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.choice(np.array(["F", "M"], dtype=object), n, p=[0.4, 0.6])
+
+
+@pytest.fixture
+def fair_settings(db_url, model_dir, write_config, cancer, tmp_path):
+    train, _ = cancer
+    with_sex = train.copy()
+    with_sex["sex"] = _sex(np.random.default_rng(7), len(train))
+    with_sex.to_parquet(tmp_path / "train_sex.parquet", index=False)
+    body = CONFIG.format(url=db_url, model_dir=model_dir, features=str(FEATURES).replace("'", '"'))
+    body = body.replace(f'data = "{model_dir}/train.parquet"', f'data = "{tmp_path}/train_sex.parquet"')
+    return load_settings(write_config(body + FAIRNESS), env={})
+
+
+@pytest.fixture(scope="module")
+def scores(model_dir, cancer) -> tuple[pd.DataFrame, np.ndarray]:
+    """The held-out rows and the real model's P(malignant) on them (what serving logged)."""
+    from monitor.model import load_model
+
+    _, held_out = cancer
+    loaded = load_model(model_dir / "model.keras")
+    return held_out, np.asarray(loaded.score(held_out[FEATURES], "binary_classification", None)).reshape(-1)
+
+
+def _send(engine, settings, held_out, scores, start, seed: int, penalty: float) -> None:
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(held_out), ROWS)
+    sex = _sex(rng, ROWS)
+    served = scores[pick].copy()
+    denied = (sex == "F") & (served < 0.5) & (rng.uniform(size=ROWS) < penalty)
+    served[denied] = rng.uniform(0.5, 0.95, int(denied.sum()))
+    records = [
+        {
+            "model": "cancer",
+            "request_id": f"{seed}-{i}",
+            "timestamp": (start + timedelta(seconds=float(rng.uniform(0, 3599)))).isoformat(),
+            "features": {f: float(held_out[f].iloc[p]) for f in FEATURES},
+            "prediction": float(served[i]),
+            "label": int(held_out["malignant"].iloc[p]),
+            "attributes": {"sex": str(sex[i]), "ignored": "never stored"},
+        }
+        for i, p in enumerate(pick)
+    ]
+    body = parse_body(json.dumps(records).encode())
+    result = ingest_predictions(engine, settings.models, body, source="test")
+    assert result.accepted == ROWS and result.quarantined == 0
+
+
+@pytest.mark.slow
+def test_bias_is_raised_for_the_penalized_group_from_then_on_and_not_before(engine, fair_settings, scores):
+    held_out, served = scores
+    summary = build_baseline(fair_settings, engine, "cancer", created_by="test")
+    assert not [n for n in summary.notes if "segment attribute" in n]
+    with transaction(engine) as session:
+        reference = active_baseline(session, "cancer")
+    assert list(reference.attributes.columns) == ["sex"] and len(reference.attributes) == summary.rows
+    assert set(reference.attributes["sex"]) == {"F", "M"}
+
+    runtime = Runtime()
+    kinds_by_window = []
+    for w in range(CLEAN + BIASED):
+        start = T0 + w * WINDOW
+        penalty = PENALTY if w >= CLEAN else 0.0
+        _send(engine, fair_settings, held_out, served, start, seed=100 + w, penalty=penalty)
+        outcome = run_once(fair_settings, engine, "cancer", start, start + WINDOW, runtime=runtime,
+                           channels=["console"])
+        result = outcome.result
+        assert result.segments is not None and result.fairness is not None
+        doc = outcome.summary
+        assert {"segments", "fairness"} <= set(doc)
+        assert doc["fairness"]["attributes"]["sex"]["groups"]["F"]["rows"] > 100
+        assert {s["name"] for s in doc["segments"]["segments"]} >= {
+            "sex=F",
+            "sex=M",
+        }
+        found = [(f.kind, f.feature) for f in alerts.findings(result) if f.kind in FAIR_KINDS]
+        kinds_by_window.append(found)
+    assert runtime.groups(fair_settings.model("cancer"), reference).fitted
+
+    clean, biased = kinds_by_window[:CLEAN], kinds_by_window[CLEAN:]
+    # clean windows raise no fairness finding at all (measured: 0 of CLEAN on each database)
+    assert clean == [[]] * CLEAN
+    for found in biased:
+        assert (AlertKind.BIAS, "sex=F") in found
+        # only group F is named as disadvantaged
+        assert {feature for kind, feature in found if kind == AlertKind.BIAS} == {"sex=F"}
+
+    # the stored alert is one live alert for sex=F, re-fired by every biased window
+    with transaction(engine) as session:
+        from sqlalchemy import select
+
+        from monitor.store.tables import Alert
+
+        live = session.scalars(select(Alert).where(Alert.kind == AlertKind.BIAS)).all()
+        assert [(a.feature, a.fire_count) for a in live] == [("sex=F", BIASED)]
+        assert live[0].details["attribute"] == "sex" and live[0].details["compared_with"] == "M"
+
+    # the undeclared attribute was never stored
+    with transaction(engine) as session:
+        from sqlalchemy import select
+
+        from monitor.store.tables import Prediction
+
+        stored = session.scalars(select(Prediction.attributes).limit(5)).all()
+        assert stored and all(a == {"sex": a["sex"]} for a in stored)
