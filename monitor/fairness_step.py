@@ -167,13 +167,21 @@ def _disparity(
     )
 
 
-def membership(
-    model: ModelConfig, analyzers: GroupAnalyzers, features: dict[str, Any], attributes: Any
+def request_groups(
+    model: ModelConfig, baseline: Any, features: dict[str, Any], attributes: Any
 ) -> tuple[str, ...]:
-    """The segments one request belongs to (``sex=F``, crosses ``sex=F & age=...``)."""
-    frame = pd.DataFrame([features])
-    attrs = pd.DataFrame([dict(attributes or {})], columns=list(model.segments.attributes), dtype=object)
+    """The segments one request belongs to (``sex=F``, then crosses ``sex=F & age=...``),
+    numeric segment inputs cut at the baseline's quantile bins: for `monitor why`."""
+    from monitor.fairness import SegmentAnalyzer
+
+    analyzer = SegmentAnalyzer.from_config(model)
+    if baseline is not None and len(baseline.sample):
+        attrs = baseline.attributes
+        if attrs is None or any(a not in attrs.columns for a in model.segments.attributes):
+            attrs = pd.DataFrame(index=baseline.sample.index, columns=list(model.segments.attributes))
+        analyzer.keys.fit(segment_frame(model, baseline.sample, attrs))
+    frame = pd.DataFrame([{name: features.get(name) for name in model.features.names}])
+    given = dict(attributes or {})
+    attrs = pd.DataFrame([{a: given.get(a) for a in model.segments.attributes}], dtype=object)
     seg = segment_frame(model, frame, attrs)
-    if seg is None:
-        return ()
-    return analyzers.segments.membership(seg)[0]
+    return analyzer.membership(seg)[0] if seg is not None else ()

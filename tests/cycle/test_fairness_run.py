@@ -15,7 +15,10 @@ from monitor import alerts
 from monitor.baseline import build_baseline
 from monitor.config import load_settings
 from monitor.cycle import Runtime, run_once
+from monitor.explain import explain_request
 from monitor.intake.ingest import ingest_predictions, parse_body
+from monitor.report import build_report
+from monitor.slack.messages import alert_message
 from monitor.store import transaction
 from monitor.store.baselines import active_baseline
 from monitor.vocab import AlertKind
@@ -31,7 +34,7 @@ favorable = 0
 resamples = 1000
 """
 #: rows per window, windows before the model turns against group F, windows after
-ROWS, CLEAN, BIASED = 400, 5, 3
+ROWS, CLEAN, BIASED = 600, 5, 3
 #: share of group F's favorable (benign) decisions the model turns into denials
 PENALTY = 0.4
 FAIR_KINDS = {AlertKind.BIAS, AlertKind.BIAS_DRIFT, AlertKind.EXPLANATION_DISPARITY}
@@ -49,6 +52,7 @@ def fair_settings(db_url, model_dir, write_config, cancer, tmp_path):
     with_sex.to_parquet(tmp_path / "train_sex.parquet", index=False)
     body = CONFIG.format(url=db_url, model_dir=model_dir, features=str(FEATURES).replace("'", '"'))
     body = body.replace(f'data = "{model_dir}/train.parquet"', f'data = "{tmp_path}/train_sex.parquet"')
+    body = body.replace("sample_size = 300", f"sample_size = {ROWS}")
     return load_settings(write_config(body + FAIRNESS), env={})
 
 
@@ -84,6 +88,15 @@ def _send(engine, settings, held_out, scores, start, seed: int, penalty: float) 
     body = parse_body(json.dumps(records).encode())
     result = ingest_predictions(engine, settings.models, body, source="test")
     assert result.accepted == ROWS and result.quarantined == 0
+
+
+def sex_of(engine, request_id: str) -> str:
+    from sqlalchemy import select
+
+    from monitor.store.tables import Prediction
+
+    with transaction(engine) as session:
+        return session.scalar(select(Prediction.attributes).where(Prediction.request_id == request_id))["sex"]
 
 
 @pytest.mark.slow
@@ -134,6 +147,22 @@ def test_bias_is_raised_for_the_penalized_group_from_then_on_and_not_before(engi
         live = session.scalars(select(Alert).where(Alert.kind == AlertKind.BIAS)).all()
         assert [(a.feature, a.fire_count) for a in live] == [("sex=F", BIASED)]
         assert live[0].details["attribute"] == "sex" and live[0].details["compared_with"] == "M"
+
+    # `monitor why` names the request's groups; the report has its fairness and segments
+    answer = explain_request(fair_settings, engine, "cancer", f"{100 + CLEAN}-0")
+    assert answer["groups"] == [f"sex={sex_of(engine, f'{100 + CLEAN}-0')}"]
+    page = build_report(fair_settings, engine, outcome.run_id, evidently=False)
+    assert "<h2>Fairness</h2>" in page and "<h2>Segments</h2>" in page and "sex=F" in page
+
+    # the Slack message of the bias alert names the groups, the interval and the band
+    bias = next(f for f in alerts.findings(result) if f.kind == AlertKind.BIAS)
+    alert = {"kind": "bias", "severity": "critical", "model": "cancer", "title": bias.title, "id": 1}
+    payload = {"alert": alert, "lines": list(bias.lines), "details": dict(bias.details)}
+    text = json.dumps(alert_message("alert_opened", payload)[1])
+    assert "sex=F" in text and "against `sex=M`" in text and "simultaneous intervals" in text
+    for metric, m in bias.details["metrics"].items():
+        band = f"allowed [{m['band'][0]:.3g}, {m['band'][1]:.3g}]"
+        assert metric in text and band in text and m["ci"][1] < m["band"][0]
 
     # the undeclared attribute was never stored
     with transaction(engine) as session:
