@@ -164,6 +164,19 @@ def test_bias_is_raised_for_the_penalized_group_from_then_on_and_not_before(engi
         band = f"allowed [{m['band'][0]:.3g}, {m['band'][1]:.3g}]"
         assert metric in text and band in text and m["ci"][1] < m["band"][0]
 
+    # the run's group metrics and segments are stored as result rows too
+    with transaction(engine) as session:
+        from sqlalchemy import select
+
+        from monitor.store.tables import DriftResult
+
+        stored = session.execute(
+            select(DriftResult.scope, DriftResult.feature, DriftResult.method, DriftResult.drifted)
+            .where(DriftResult.run_id == outcome.run_id, DriftResult.scope.in_(["fairness", "segment"]))
+        ).all()
+    assert ("fairness", "sex=F", "true_positive_rate_difference", True) in stored
+    assert {f for scope, f, _, _ in stored if scope == "segment"} >= {"sex=F", "sex=M"}
+
     # the undeclared attribute was never stored
     with transaction(engine) as session:
         from sqlalchemy import select
