@@ -76,6 +76,7 @@ def compute(
         segments=groups.segments,
         fairness=groups.fairness,
         disparity=groups.disparity,
+        sampling=groups.sampling,
         **common,
     )
 
@@ -94,9 +95,7 @@ def _groups(
     if not configured(model):
         return GroupResults()
     tick = time.perf_counter()
-    groups = analyze_window(
-        model, window, runtime.groups(model, reference), attribution, getattr(window, "weights", None)
-    )
+    groups = analyze_window(model, window, runtime.groups(model, reference), attribution)
     timings["fairness"] = round(time.perf_counter() - tick, 4)
     return groups
 

@@ -117,6 +117,8 @@ class GroupResults:
     segments: Any = None
     fairness: Any = None
     disparity: Any = None
+    #: how the stratified sample was drawn (strata, weights), None for a uniform sample
+    sampling: Any = None
 
 
 def analyze_window(
@@ -134,14 +136,20 @@ def analyze_window(
     seg = segment_frame(model, window.frame, window.attributes)
     if seg is None or not len(seg):
         return GroupResults()
-    segments = analyzers.segments.analyze(seg, window.predictions, window.labels, weights)
+    # rates come from the attribute-stratified sample when there is one (weighted back)
+    rated, rated_seg = window, seg
+    stratified = getattr(window, "stratified", None)
+    if stratified is not None and len(stratified.frame):
+        rated, weights = stratified, stratified.weights
+        rated_seg = segment_frame(model, stratified.frame, stratified.attributes)
+    segments = analyzers.segments.analyze(rated_seg, rated.predictions, rated.labels, weights)
     fairness = disparity = None
     if analyzers.fairness is not None:
-        protected = seg[list(model.fairness.protected)]
-        fairness = analyzers.fairness.analyze(protected, window.predictions, window.labels, weights)
+        protected = rated_seg[list(model.fairness.protected)]
+        fairness = analyzers.fairness.analyze(protected, rated.predictions, rated.labels, weights)
         if analyzers.disparity is not None and attribution is not None:
-            disparity = _disparity(model, window, protected, analyzers, attribution)
-    return GroupResults(segments, fairness, disparity)
+            disparity = _disparity(model, window, seg[list(model.fairness.protected)], analyzers, attribution)
+    return GroupResults(segments, fairness, disparity, getattr(window, "sampling", None))
 
 
 def _disparity(

@@ -231,6 +231,9 @@ class RunResult:
     fairness: Any = None
     #: explanation disparity across protected groups (`monitor.fairness.DisparityReport`)
     disparity: Any = None
+    #: `[models.segments] stratify`: the strata and weights of the sample segments and
+    #: fairness were computed on (`monitor.fairness.StratifiedSample`)
+    sampling: Any = None
     # Room for the results later issues add (estimated performance, fairness, segments,
     # surrogate, ...): optional sections serialised under their own key when present.
     sections: Mapping[str, Section] = field(default_factory=dict)
@@ -317,6 +320,8 @@ class RunResult:
             doc["quality"] = self.quality.to_dict()
         if self.segments is not None:
             doc["segments"] = self.segments.to_dict()
+            if self.sampling is not None:
+                doc["segments"]["sampling"] = self.sampling.to_dict()
         if self.fairness is not None or self.disparity is not None:
             doc["fairness"] = self.fairness.to_dict() if self.fairness is not None else {}
             if self.disparity is not None:

@@ -128,3 +128,11 @@ class WindowSample:
     #: one column per `[models.segments] attributes` name, aligned with `frame` (same
     #: index); None when the model declares no attribute
     attributes: pd.DataFrame | None = None
+    #: per-row weights (inverse inclusion rates) of a stratified sample, else None
+    weights: np.ndarray | None = None
+    #: `[models.segments] stratify`: the window's sample stratified by attributes (a
+    #: WindowSample with `weights`), drawn beside this uniform one; None otherwise
+    stratified: WindowSample | None = None
+    #: how the stratified sample was drawn (`monitor.fairness.StratifiedSample`: strata,
+    #: rows, rows drawn, weights), reported with the segments
+    sampling: Any = None

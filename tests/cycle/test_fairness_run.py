@@ -28,6 +28,7 @@ FAIRNESS = """
 [models.segments]
 attributes = ["sex"]
 min_rows = 30
+stratify = true
 [models.fairness]
 protected = ["sex"]
 favorable = 0
@@ -35,6 +36,8 @@ resamples = 1000
 """
 #: rows per window, windows before the model turns against group F, windows after
 ROWS, CLEAN, BIASED = 600, 5, 3
+#: rows sampled per window (uniform for drift; stratified by sex for segments and fairness)
+SAMPLED = 400
 #: share of group F's favorable (benign) decisions the model turns into denials
 PENALTY = 0.4
 FAIR_KINDS = {AlertKind.BIAS, AlertKind.BIAS_DRIFT, AlertKind.EXPLANATION_DISPARITY}
@@ -52,7 +55,7 @@ def fair_settings(db_url, model_dir, write_config, cancer, tmp_path):
     with_sex.to_parquet(tmp_path / "train_sex.parquet", index=False)
     body = CONFIG.format(url=db_url, model_dir=model_dir, features=str(FEATURES).replace("'", '"'))
     body = body.replace(f'data = "{model_dir}/train.parquet"', f'data = "{tmp_path}/train_sex.parquet"')
-    body = body.replace("sample_size = 300", f"sample_size = {ROWS}")
+    body = body.replace("sample_size = 300", f"sample_size = {SAMPLED}")
     return load_settings(write_config(body + FAIRNESS), env={})
 
 
@@ -121,7 +124,11 @@ def test_bias_is_raised_for_the_penalized_group_from_then_on_and_not_before(engi
         assert result.segments is not None and result.fairness is not None
         doc = outcome.summary
         assert {"segments", "fairness"} <= set(doc)
-        assert doc["fairness"]["attributes"]["sex"]["groups"]["F"]["rows"] > 100
+        groups = doc["fairness"]["attributes"]["sex"]["groups"]
+        assert groups["F"]["rows"] > 100 and doc["sampled"] == SAMPLED
+        # the stratified sample's weights estimate the whole window
+        assert groups["F"]["weighted_rows"] + groups["M"]["weighted_rows"] == pytest.approx(ROWS)
+        assert doc["segments"]["weighted"] and doc["segments"]["sampling"]["rows"] == ROWS
         assert {s["name"] for s in doc["segments"]["segments"]} >= {
             "sex=F",
             "sex=M",

@@ -7,6 +7,7 @@ import csv
 import json
 from datetime import timedelta
 
+import numpy as np
 import orjson
 import pytest
 from sqlalchemy import Engine, select
@@ -146,3 +147,28 @@ def test_http_and_client_carry_attributes(engine: Engine) -> None:
         assert (logger.sent, logger.quarantined) == (10, 1)
     stored = _stored(engine)
     assert len(stored) == 10 and stored["r9"] == {"sex": "M", "age_band": 40}
+
+
+def test_a_stratified_window_sample_represents_a_small_group_with_weights(engine: Engine) -> None:
+    """`[models.segments] stratify`: a 4 % group reaches min_rows in the stratified sample,
+    the weights add up to the window's rows, the uniform sample stays as it was."""
+    model = model_config(segments={"attributes": ["sex"], "stratify": True, "min_rows": 40}, sample_size=200)
+    rows = cancer_rows(2000)
+    for i, row in enumerate(rows):
+        row["attributes"] = {"sex": "F" if i % 25 == 0 else "M"}
+    ingest_predictions(engine, [model], parse_body(json.dumps(rows).encode()), source="http")
+    window = read_window(model, engine, T0, T0 + timedelta(hours=1))
+    uniform = read_window(model_config(segments={"attributes": ["sex"]}, sample_size=200), engine, T0,
+                          T0 + timedelta(hours=1))
+    assert list(window.frame.index) == list(uniform.frame.index)  # drift keeps the uniform sample
+    assert (window.attributes["sex"] == "F").sum() < 20
+
+    strat = window.stratified
+    assert len(strat.frame) == 200 and (strat.attributes["sex"] == "F").sum() == 40
+    assert strat.weights.sum() == pytest.approx(2000)
+    f = (strat.attributes["sex"] == "F").to_numpy()
+    assert strat.weights[f] == pytest.approx(np.full(40, 80 / 40))
+    doc = window.sampling.to_dict()
+    assert {s["values"]["sex"]: (s["rows"], s["sampled"]) for s in doc["strata"]} == {
+        "F": (80, 40), "M": (1920, 160)
+    }
