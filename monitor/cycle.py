@@ -289,6 +289,7 @@ def _previous_window_reference(
         sample=previous.frame.reset_index(drop=True),
         predictions=previous.predictions,
         labels=previous.labels,
+        attributes=previous.attributes.reset_index(drop=True) if previous.attributes is not None else None,
     )
 
 

@@ -97,7 +97,8 @@ def fit_analyzers(model: ModelConfig, reference: Any) -> GroupAnalyzers:
     segments.fit(seg, reference.predictions, reference.labels)
     if fairness is not None:
         fairness.fit(seg[list(model.fairness.protected)], reference.predictions, reference.labels)
-    if disparity is not None and reference.attributions is not None:
+    # the previous-window reference (negative id) has no attributions of its own rows
+    if disparity is not None and reference.attributions is not None and getattr(reference, "id", 1) > 0:
         names = list(model.features.names)
         n = min(len(reference.attributions), len(seg))
         disparity.fit(

@@ -192,3 +192,61 @@ def test_bias_is_raised_for_the_penalized_group_from_then_on_and_not_before(engi
 
         stored = session.scalars(select(Prediction.attributes).limit(5)).all()
         assert stored and all(a == {"sex": a["sex"]} for a in stored)
+
+
+#: clean windows measured without the database (same model, same engines, same wiring)
+MEASURED = 60
+
+
+@pytest.mark.slow
+def test_clean_windows_rate_of_fairness_findings(model_dir, cancer, scores, write_config, tmp_path):
+    """The false-flag rate of the wiring on clean windows of the scenario: the real
+    model's own decisions, sex independent of everything, attributions of each window."""
+    from types import SimpleNamespace
+
+    from monitor.attribution import explain_for_model
+    from monitor.fairness_step import analyze_window, fit_analyzers
+    from monitor.model import load_model
+    from monitor.result import AttributionOutcome, RunResult
+    from monitor.vocab import RunStatus
+
+    train, _ = cancer
+    held_out, served = scores
+    body = CONFIG.format(url=f"sqlite:///{tmp_path}/unused.db", model_dir=model_dir,
+                         features=str(FEATURES).replace("'", '"'))
+    model = load_settings(write_config(body + FAIRNESS), env={}).model("cancer")
+    loaded = load_model(model_dir / "model.keras")
+    base_scores = np.asarray(loaded.score(train[FEATURES], model.task, None)).reshape(-1)
+    reference = SimpleNamespace(
+        sample=train[FEATURES], attributes=pd.DataFrame({"sex": _sex(np.random.default_rng(7), len(train))}),
+        predictions=base_scores, labels=train["malignant"].to_numpy(), version=1,
+        attributions=explain_for_model(model, loaded, train[FEATURES].iloc[:200], train[FEATURES]).values
+        .reset_index(drop=True),
+    )
+    analyzers = fit_analyzers(model, reference)
+    assert analyzers.fitted
+    flagged, tests = [], 0
+    for w in range(MEASURED):
+        rng = np.random.default_rng(1000 + w)
+        pick = rng.integers(0, len(held_out), SAMPLED)
+        frame = held_out[FEATURES].iloc[pick].set_axis([f"{w}-{i}" for i in range(SAMPLED)])
+        window = SimpleNamespace(
+            frame=frame, predictions=served[pick], labels=held_out["malignant"].to_numpy()[pick],
+            attributes=pd.DataFrame({"sex": _sex(rng, SAMPLED)}, index=frame.index),
+        )
+        explained = explain_for_model(model, loaded, frame, train[FEATURES])
+        groups = analyze_window(model, window, analyzers, AttributionOutcome(explained, frame))
+        tests += len(groups.disparity.reasons) + len(groups.disparity.influence)
+        result = RunResult("cancer", T0, T0 + WINDOW, RunStatus.SUCCEEDED, fairness=groups.fairness,
+                           disparity=groups.disparity)
+        found = [f.kind for f in alerts.findings(result) if f.kind in FAIR_KINDS]
+        flagged.append(found)
+    windows = sum(bool(f) for f in flagged)
+    print(f"clean windows with a fairness finding: {windows}/{MEASURED} "
+          f"(bias {sum(AlertKind.BIAS in f for f in flagged)}, "
+          f"bias_drift {sum(AlertKind.BIAS_DRIFT in f for f in flagged)}, "
+          f"explanation_disparity {sum(AlertKind.EXPLANATION_DISPARITY in f for f in flagged)}; "
+          f"{tests} disparity tests run)")
+    assert tests >= 2 * MEASURED  # the disparity tests really ran
+    assert sum(AlertKind.BIAS in f for f in flagged) <= 1
+    assert windows <= 3
