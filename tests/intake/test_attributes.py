@@ -172,3 +172,42 @@ def test_a_stratified_window_sample_represents_a_small_group_with_weights(engine
     assert {s["values"]["sex"]: (s["rows"], s["sampled"]) for s in doc["strata"]} == {
         "F": (80, 40), "M": (1920, 160)
     }
+
+
+def test_tfrecord_inputs_and_example_features_named_as_attributes(tmp_path) -> None:
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tests.intake.test_files import _tfrecord
+
+    rows = cancer_rows(2)
+    predict = prediction_log_pb2.PredictionLog()
+    for name in NUMERIC:
+        values = np.array([[r["features"][name]] for r in rows], dtype=np.float32)
+        predict.predict_log.request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
+    clinic = np.array([r["features"]["clinic"].encode() for r in rows])
+    predict.predict_log.request.inputs["clinic"].CopyFrom(tf.make_tensor_proto(clinic))
+    predict.predict_log.request.inputs["sex"].CopyFrom(tf.make_tensor_proto(np.array([b"F", b"M"])))
+    predict.predict_log.request.inputs["age_band"].CopyFrom(tf.make_tensor_proto(np.array([[40], [60]])))
+    scores = np.array([[r["prediction"]] for r in rows], dtype=np.float32)
+    predict.predict_log.response.outputs["probabilities"].CopyFrom(tf.make_tensor_proto(scores))
+    classify = prediction_log_pb2.PredictionLog()
+    example = classify.classify_log.request.input.example_list.examples.add()
+    for name in NUMERIC:
+        example.features.feature[name].float_list.value.append(1.5)
+    example.features.feature["clinic"].bytes_list.value.append(b"north")
+    example.features.feature["sex"].bytes_list.value.append(b"F")
+    example.features.feature["age_band"].int64_list.value.append(18)
+    result = classify.classify_log.response.result.classifications.add()
+    for label, score in (("0", 0.3), ("1", 0.7)):
+        cls = result.classes.add()
+        cls.label, cls.score = label, score
+    path = tmp_path / "prediction_logs-00000"
+    _tfrecord(path, [predict.SerializeToString(), classify.SerializeToString()])
+    out = [row for row, _ in iter_file(path, _model(), "tfrecord")]
+    assert [r["attributes"] for r in out] == [
+        {"sex": "F", "age_band": 40}, {"sex": "M", "age_band": 60}, {"sex": "F", "age_band": 18}
+    ]
+    checked = check_predictions([(r, None) for r in out], {"cancer": Validator(_model())}, source="t",
+                                default_model="cancer")
+    assert len(checked.records) == 3 and not checked.rejected
