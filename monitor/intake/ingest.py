@@ -240,12 +240,12 @@ def _refused(raw: str, model: str, err: BaseException, source: str) -> Rejection
 
 
 def _log_row_text(row: LogRow) -> str:
-    model, request_id, ts, features, prediction, *extra = row
+    model, request_id, ts, features, prediction, attributes = row
     doc = {"model": model, "request_id": request_id, "timestamp": ts.isoformat(),
            "features": orjson.Fragment(bytes(features)),
            "prediction": orjson.Fragment(bytes(prediction))}
-    if extra and extra[0] is not None:
-        doc["attributes"] = orjson.Fragment(bytes(extra[0]))
+    if attributes is not None:
+        doc["attributes"] = orjson.Fragment(bytes(attributes))
     return raw_text(doc)
 
 

@@ -52,7 +52,7 @@ def copy_payload(rows: Sequence[LogRow], now: datetime, *, attributes: bool = Tr
     names: dict[str, bytes] = {}
     parts = [_HEADER]
     append = parts.append
-    for model, request_id, ts, features, prediction, *extra in rows:
+    for model, request_id, ts, features, prediction, attrs in rows:
         name = names.get(model)
         if name is None:
             name = names[model] = model.encode()
@@ -66,7 +66,6 @@ def copy_payload(rows: Sequence[LogRow], now: datetime, *, attributes: bool = Tr
         append(length(len(prediction)))
         append(prediction)
         if attributes:
-            attrs = extra[0] if extra else None
             if attrs is None:
                 append(_NULL)
             else:

@@ -178,10 +178,9 @@ def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> int:
             )
             fresh.update(cursor.fetchall())
         values = []
-        for (model, request_id, _ts, features, prediction, *extra), ts in zip(rows, stamps, strict=True):
+        for (model, request_id, _ts, features, prediction, attrs), ts in zip(rows, stamps, strict=True):
             if (model, request_id) in fresh:
                 fresh.discard((model, request_id))  # the first row of a repeated key wins
-                attrs = extra[0] if extra else None
                 values.append(
                     (model, request_id, ts, received, str(features, "utf-8"), str(prediction, "utf-8"),
                      None if attrs is None else str(attrs, "utf-8"))
