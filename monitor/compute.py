@@ -8,6 +8,7 @@ and assembles their typed records.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,8 @@ from monitor.intake.records import WindowSample
 from monitor.result import AttributionOutcome, BaselineRef, RunResult, WindowQuality
 from monitor.store.baselines import BaselineData
 from monitor.vocab import PREDICTION_KEY, AlertKind, RunStatus
+
+log = logging.getLogger(__name__)
 
 
 def compute(
@@ -90,12 +93,21 @@ def _groups(
     timings: dict[str, float],
 ) -> Any:
     """Segments, fairness and explanation disparity when `[models.segments]` is set."""
+    from monitor.fairness import FairnessError
     from monitor.fairness_step import GroupResults, analyze_window, configured
 
     if not configured(model):
         return GroupResults()
     tick = time.perf_counter()
-    groups = analyze_window(model, window, runtime.groups(model, reference), attribution)
+    try:
+        groups = analyze_window(model, window, runtime.groups(model, reference), attribution)
+    except FairnessError as err:
+        # the data cannot be cut into groups (e.g. a baseline without a declared column):
+        # drift and attributions of the window still stand
+        log.warning(
+            "model %s: segments and fairness not computed for this window: %s", model.name, err
+        )
+        return GroupResults()
     timings["fairness"] = round(time.perf_counter() - tick, 4)
     return groups
 
