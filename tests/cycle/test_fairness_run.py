@@ -250,3 +250,23 @@ def test_clean_windows_rate_of_fairness_findings(model_dir, cancer, scores, writ
     assert tests >= 2 * MEASURED  # the disparity tests really ran
     assert sum(AlertKind.BIAS in f for f in flagged) <= 1
     assert windows <= 3
+
+
+def test_a_baseline_without_the_attribute_column_analyzes_without_a_baseline(
+    engine, db_url, model_dir, write_config, scores
+):
+    held_out, served = scores
+    body = CONFIG.format(url=db_url, model_dir=model_dir, features=str(FEATURES).replace("'", '"'))
+    settings = load_settings(write_config(body + FAIRNESS), env={})
+    summary = build_baseline(settings, engine, "cancer", created_by="test")
+    assert any("no column for the segment attribute(s) ['sex']" in n for n in summary.notes)
+    _send(engine, settings, held_out, served, T0, seed=7, penalty=0.0)
+    runtime = Runtime()
+    outcome = run_once(settings, engine, "cancer", T0, T0 + WINDOW, runtime=runtime, channels=["console"])
+    with transaction(engine) as session:
+        reference = active_baseline(session, "cancer")
+    assert reference.attributes is None and not runtime.groups(settings.model("cancer"), reference).fitted
+    sex = outcome.summary["fairness"]["attributes"]["sex"]
+    assert sex["reference_source"] != "configured" and sex["groups"]["F"]["rows"] > 50
+    assert all(m["baseline"] is None for g in sex["groups"].values() for m in g["metrics"].values())
+    assert outcome.summary["fairness"]["drift"] == []
