@@ -81,6 +81,10 @@ def findings(result: RunResult) -> list[Finding]:
         found.append(_no_data_finding(result.end, result.traffic))
     if result.gaps is not None and result.gaps.windows:
         found.append(_gap_finding(result.model, result.gaps))
+    if result.fairness is not None or result.disparity is not None:
+        from monitor.bias_rules import fairness_findings
+
+        found.extend(fairness_findings(result.fairness, result.disparity))
     return found
 
 

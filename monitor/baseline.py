@@ -56,6 +56,8 @@ class Reference:
     frame: pd.DataFrame
     labels: np.ndarray | None
     notes: tuple[str, ...] = ()
+    #: the columns named in `[models.segments] attributes` (None when the file has none)
+    attributes: pd.DataFrame | None = None
 
 
 def _row_names(path: Path, index: pd.Index) -> str:
@@ -122,7 +124,33 @@ def read_reference(path: Path, model: ModelConfig) -> Reference:
             "performance, so performance can never alert"
         )
         log.warning("%s", notes[-1])
-    return Reference(frame[names].copy(), labels, tuple(notes))
+    attributes, note = _reference_attributes(frame, model, path)
+    if note:
+        notes.append(note)
+        log.warning("%s", note)
+    return Reference(frame[names].copy(), labels, tuple(notes), attributes)
+
+
+def _reference_attributes(
+    frame: pd.DataFrame, model: ModelConfig, path: Path
+) -> tuple[pd.DataFrame | None, str | None]:
+    """The baseline file's attribute columns, and a note when some are absent (segments
+    and fairness then run without a baseline for them: no drift against it)."""
+    declared = list(model.segments.attributes)
+    if not declared:
+        return None, None
+    present = [n for n in declared if n in frame.columns]
+    absent = [n for n in declared if n not in frame.columns]
+    note = None
+    if absent:
+        note = (
+            f"baseline data {path} has no column for the segment attribute(s) {absent}: "
+            "segments and fairness are analyzed without a baseline for them (no drift "
+            "against the baseline, reference groups taken from each window)"
+        )
+    if not present:
+        return None, note
+    return frame[present].astype(object).where(frame[present].notna(), None), note
 
 
 def complete_rows(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, str | None]:
@@ -202,6 +230,7 @@ def compute_and_store(
     created_by: str,
     progress: Progress | None = None,
     notes: tuple[str, ...] = (),
+    attributes: pd.DataFrame | None = None,
 ) -> BaselineSummary:
     """Predict, explain, summarise and store a baseline for `frame`; make it active.
 
@@ -218,6 +247,7 @@ def compute_and_store(
         keep.sort()
         frame = frame.iloc[keep]
         labels = labels[keep] if labels is not None else None
+        attributes = attributes.iloc[keep] if attributes is not None else None
     notes = list(notes)
     stats = feature_stats(frame, model)
     complete, note = complete_rows(frame[list(model.features.names)], source)
@@ -228,6 +258,8 @@ def compute_and_store(
         raise ConfigError([f"baseline data {source}: no row has every feature present"])
     frame = frame[complete].reset_index(drop=True)
     labels = labels[complete] if labels is not None else None
+    if attributes is not None:
+        attributes = attributes[complete].reset_index(drop=True)
     step("loading model")
     loaded = load_model(model.path)
     notes.extend(check_features(loaded, model.features.numeric, model.features.categorical,
@@ -258,6 +290,7 @@ def compute_and_store(
             attribution_method=explanation.method,
             importance=importance,
             performance=performance,
+            attributes=attributes,
         )
         session.flush()
         summary = BaselineSummary(
@@ -310,6 +343,7 @@ def build_baseline(
         created_by=created_by,
         progress=progress,
         notes=reference.notes,
+        attributes=reference.attributes,
     )
 
 
@@ -335,5 +369,6 @@ def adopt_run_as_baseline(settings: Settings, engine: Engine, run_id: int, *, cr
         window.labels,
         source=f"run:{run_id}",
         created_by=created_by,
+        attributes=window.attributes.reset_index(drop=True) if window.attributes is not None else None,
     )
     return summary.id

@@ -162,8 +162,13 @@ class PredictionLogger:
         model: str | None = None,
         timestamp: datetime | str | None = None,
         label: Any = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Queue one prediction; returns False when it was dropped."""
+        """Queue one prediction; returns False when it was dropped.
+
+        `attributes` are values that are not model inputs (``{"sex": "F"}``): those the
+        model's `[models.segments] attributes` declares are stored for segments and
+        fairness; they are never fed to the model."""
         try:
             if isinstance(timestamp, datetime):
                 timestamp = timestamp.isoformat()
@@ -176,6 +181,8 @@ class PredictionLogger:
             }
             if label is not None:
                 row["label"] = label
+            if attributes is not None:
+                row["attributes"] = dict(attributes)
             return self._put(("predictions", row))
         except Exception:  # noqa: BLE001 - the serving path must never see our errors
             return self._drop(1, "could not queue a prediction", exc_info=True)

@@ -8,6 +8,7 @@ and assembles their typed records.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,8 @@ from monitor.performance import labelled_count
 from monitor.result import AttributionOutcome, BaselineRef, RunResult, WindowQuality
 from monitor.store.baselines import BaselineData
 from monitor.vocab import PREDICTION_KEY, AlertKind, RunStatus
+
+log = logging.getLogger(__name__)
 
 
 def compute(
@@ -73,6 +76,7 @@ def compute(
     tick = time.perf_counter()
     attribution = explain_window(model, window, reference, policies, runtime)
     timings["attribution"] = round(time.perf_counter() - tick, 4)
+    groups = _groups(model, window, reference, runtime, attribution, timings)
     return RunResult(
         status=RunStatus.SUCCEEDED,
         drift=report,
@@ -82,6 +86,10 @@ def compute(
         estimated=estimated,
         calibration=calibration,
         labelled_rows=labelled_count(window.labels),
+        segments=groups.segments,
+        fairness=groups.fairness,
+        disparity=groups.disparity,
+        sampling=groups.sampling,
         **common,
     )
 
@@ -101,6 +109,33 @@ def window_performance(
         )
     return estimated, realized_calibration(model, estimator, window.labels, window.predictions)
 
+
+def _groups(
+    model: ModelConfig,
+    window: WindowSample,
+    reference: BaselineData,
+    runtime: Any,
+    attribution: AttributionOutcome,
+    timings: dict[str, float],
+) -> Any:
+    """Segments, fairness and explanation disparity when `[models.segments]` is set."""
+    from monitor.fairness import FairnessError
+    from monitor.fairness_step import GroupResults, analyze_window, configured
+
+    if not configured(model):
+        return GroupResults()
+    tick = time.perf_counter()
+    try:
+        groups = analyze_window(model, window, runtime.groups(model, reference), attribution)
+    except FairnessError as err:
+        # the data cannot be cut into groups (e.g. a baseline without a declared column):
+        # drift and attributions of the window still stand
+        log.warning(
+            "model %s: segments and fairness not computed for this window: %s", model.name, err
+        )
+        return GroupResults()
+    timings["fairness"] = round(time.perf_counter() - tick, 4)
+    return groups
 
 
 def _threshold_factors(model: ModelConfig, policies: Any) -> dict[str, float]:

@@ -271,6 +271,10 @@ class SegmentsConfig(Strict):
     #: a segment's prediction drifted when its test's p-value is below this (Bonferroni
     #: across the segments of the window)
     p_value: float = Field(0.01, gt=0, lt=1)
+    #: draw a second sample of each window, stratified by the declared attributes so every
+    #: value reaches `min_rows`, for segments and fairness (rates weighted back; drift and
+    #: attributions keep the uniform sample)
+    stratify: bool = False
 
     @model_validator(mode="after")
     def _no_repeats(self) -> SegmentsConfig:

@@ -75,6 +75,8 @@ class Runtime:
     _analyzers: dict[tuple[str, int], Any] = field(default_factory=dict)
     _estimators: dict[tuple[str, int], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: segment / fairness / disparity analyzers fitted per (model, baseline)
+    _groups: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     def model(self, cfg: ModelConfig) -> Any:
         from monitor.model import load_model
@@ -119,6 +121,17 @@ def window_alpha(cfg: ModelConfig) -> float:
     from monitor.drift import family_alpha
 
     return family_alpha(cfg.alerts.false_alarms_per_month, cfg.window)
+
+
+    def groups(self, cfg: ModelConfig, reference: BaselineData) -> Any:
+        """The model's segment and fairness analyzers fitted on `reference` (once per baseline)."""
+        from monitor.fairness_step import fit_analyzers
+
+        key = (cfg.name, reference.id)
+        with self._lock:
+            if key not in self._groups:
+                self._groups[key] = fit_analyzers(cfg, reference)
+            return self._groups[key]
 
 
 def run_once(
@@ -310,6 +323,7 @@ def _previous_window_reference(
         sample=previous.frame.reset_index(drop=True),
         predictions=previous.predictions,
         labels=previous.labels,
+        attributes=previous.attributes.reset_index(drop=True) if previous.attributes is not None else None,
     )
 
 

@@ -50,10 +50,12 @@ def explain_request(settings: Settings, engine: Engine, model: str, request_id: 
             method, output, base = sample.method, sample.output, sample.baseline_output
             where = f"run {run.id}, window {run.window_start.isoformat()} .. {run.window_end.isoformat()}"
             logged_prediction = logged.prediction if logged is not None else None
+            attributes = logged.attributes if logged is not None else None
     if stored is not None:
         target = _target(cfg, logged_prediction, None, features)
         answer = _answer(cfg, request_id, method, output, base, values, features, where, target)
-        return _compare(cfg, answer, logged_prediction, recomputed=False)
+        return _with_groups(cfg, engine, _compare(cfg, answer, logged_prediction, recomputed=False),
+                            features, attributes)
     record = find_request(cfg, engine, request_id)
     if record is None:
         where = "the prediction log" if cfg.source == "log" else f"its {cfg.source} source"
@@ -65,7 +67,29 @@ def explain_request(settings: Settings, engine: Engine, model: str, request_id: 
         baseline = active_baseline(session, model)
     if baseline is None:
         raise NotFoundError(f"model {model!r} has no baseline: run `monitor baseline {model}` first")
-    return _on_demand(cfg, dict(record.features), record.prediction, baseline, request_id)
+    answer = _on_demand(cfg, dict(record.features), record.prediction, baseline, request_id)
+    return _with_groups(cfg, engine, answer, dict(record.features), record.attributes, baseline)
+
+
+def _with_groups(
+    cfg: ModelConfig,
+    engine: Engine,
+    answer: dict[str, Any],
+    features: dict[str, Any],
+    attributes: Any,
+    baseline: Any = None,
+) -> dict[str, Any]:
+    """`answer` plus `groups`: the segments the request belongs to, when the model has
+    `[models.segments]` (its attributes as logged; inputs binned at the baseline's quantiles)."""
+    from monitor.fairness_step import configured, request_groups
+
+    if not configured(cfg):
+        return answer
+    if baseline is None:
+        with transaction(engine) as session:
+            baseline = active_baseline(session, cfg.name)
+    answer["groups"] = list(request_groups(cfg, baseline, features, attributes))
+    return answer
 
 
 def _on_demand(

@@ -64,6 +64,8 @@ def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: 
         parts.append(_drift_section(summary))
         parts.append(_attribution_section(summary))
         parts.append(_performance_section(summary))
+        parts.append(_fairness_section(summary))
+        parts.append(_segments_section(summary))
         parts.append(_quality_section(summary, counts, samples))
         parts.append(_history_section(history))
         if evidently and baseline is not None and status != "failed":
@@ -199,6 +201,94 @@ def _performance_section(s: dict[str, Any]) -> str:
         if bins:
             parts.append(_table(["score bin", "rows", "mean predicted", "observed"], bins))
     return "".join(parts)
+
+
+def _interval(m: dict[str, Any]) -> str:
+    ci = m.get("ci") or [None, None]
+    return f"{_e(ci[0])} .. {_e(ci[1])}"
+
+
+def _fairness_section(s: dict[str, Any]) -> str:
+    """Per protected attribute and group: rates, metrics with intervals and bands, verdicts."""
+    fairness = s.get("fairness")
+    if not fairness or not fairness.get("attributes"):
+        return ""
+    parts = [
+        f"<h2>Fairness</h2><p>{_e(fairness.get('rows'))} rows, {_e(fairness.get('labelled_rows'))} "
+        f"labelled; bootstrap intervals ({_e(fairness.get('resamples'))} resamples), bias when an "
+        "interval lies wholly outside its band</p>"
+    ]
+    for name, attr in fairness["attributes"].items():
+        level = attr.get("interval_level")
+        note = f" — {_e(attr['note'])}" if attr.get("note") else ""
+        parts.append(
+            f"<h3>{_e(name)}</h3><p>reference group {_e(attr.get('reference_group'))} "
+            f"({_e(attr.get('reference_source'))}); intervals at {_e(level)} simultaneous{note}</p>"
+        )
+        rows = []
+        for group, g in attr["groups"].items():
+            for metric, m in (g.get("metrics") or {}).items():
+                band = m.get("band") or [None, None]
+                rows.append([
+                    _e(group), _e(g.get("rows")), _e(g.get("selection_rate")), _e(metric), _e(m.get("value")),
+                    _interval(m), f"{_e(band[0])} .. {_e(band[1])}", _e(m.get("baseline")),
+                    _flag(bool(m.get("bias")), ("bias", "ok")),
+                    _flag(bool(m.get("drifted")), ("moved", "ok")),
+                ])
+        parts.append(_table(
+            ["group", "rows", "selection rate", "metric", "value", "interval", "band", "baseline", "", ""],
+            rows,
+        ))
+    disparity = fairness.get("explanation_disparity")
+    if disparity:
+        rows = [
+            [_e(r["attribute"]), _e(r["group"]), _e(r["compared_with"]), _e(r["distance"]),
+             _e(r["threshold"]), _e(r["p_value"]), _e(", ".join(list(r.get("group_reasons") or {})[:3])),
+             _flag(bool(r["finding"]), ("differs", "ok"))]
+            for r in disparity.get("reasons") or []
+        ]
+        rows += [
+            [_e(i["attribute"]), _e(i["group"]), f"influence of {_e(i['feature'])}", _e(i["statistic"]),
+             _e(i["threshold"]), _e(i["p_value"]), "", _flag(bool(i["finding"]), ("proxy?", "ok"))]
+            for i in disparity.get("influence") or []
+        ]
+        parts.append(
+            f"<h3>Explanation disparity</h3><p>{_e(disparity.get('unfavorable_rows'))} unfavorable "
+            f"decisions with reasons; thresholds from {_e(disparity.get('permutations'))} permutations</p>"
+            + _table(
+                ["attribute", "group", "compared with", "distance / t", "threshold", "p", "top reasons", ""],
+                rows,
+            )
+        )
+    return "".join(parts)
+
+
+def _segments_section(s: dict[str, Any]) -> str:
+    """The window's segments: rows, share, prediction rate or mean, drift, realized performance."""
+    segments = s.get("segments")
+    if not segments or not segments.get("segments"):
+        return ""
+    rows = [
+        [
+            _e(g["name"]), _e(g["rows"]), _e(g["share"]),
+            _e(g["prediction_rate"] if g.get("prediction_rate") is not None else g.get("prediction_mean")),
+            _e(g.get("baseline_rate") if g.get("baseline_rate") is not None else g.get("baseline_mean")),
+            _e(g.get("drift_p_value")), _flag(bool(g.get("drifted"))),
+            _e(", ".join(f"{k} {v:.3g}" for k, v in (g.get("realized") or {}).items() if v is not None)),
+        ]
+        for g in segments["segments"]
+    ]
+    dropped = f", {_e(segments.get('dropped'))} more not shown" if segments.get("dropped") else ""
+    weighted = " (weighted: stratified sample)" if segments.get("weighted") else ""
+    return (
+        f"<h2>Segments</h2><p>{len(segments['segments'])} segments of at least "
+        f"{_e(segments.get('min_rows'))} rows{dropped}{weighted}; drift of the prediction per segment at "
+        f"p &lt; {_e(segments.get('p_value'))} / {_e(segments.get('tested'))}</p>"
+        + _table(
+            ["segment", "rows", "share", "prediction rate / mean", "baseline", "drift p", "", "realized"],
+            rows,
+        )
+    )
 
 
 def _raw(text: str) -> str:

@@ -251,6 +251,15 @@ class RunResult:
     #: (0: as computed by the run; `monitor labels refresh` stores later ones)
     labelled_rows: int = 0
     revision: int = 0
+    #: `[models.segments]`: the window cut by attribute values (`monitor.fairness.SegmentReport`)
+    segments: Any = None
+    #: `[models.fairness]`: per protected group, with intervals (`monitor.fairness.FairnessReport`)
+    fairness: Any = None
+    #: explanation disparity across protected groups (`monitor.fairness.DisparityReport`)
+    disparity: Any = None
+    #: `[models.segments] stratify`: the strata and weights of the sample segments and
+    #: fairness were computed on (`monitor.fairness.StratifiedSample`)
+    sampling: Any = None
     # Room for the results later issues add (estimated performance, fairness, segments,
     # surrogate, ...): optional sections serialised under their own key when present.
     sections: Mapping[str, Section] = field(default_factory=dict)
@@ -340,6 +349,14 @@ class RunResult:
             doc["attribution"] = self.attribution.to_dict()
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
+        if self.segments is not None:
+            doc["segments"] = self.segments.to_dict()
+            if self.sampling is not None:
+                doc["segments"]["sampling"] = self.sampling.to_dict()
+        if self.fairness is not None or self.disparity is not None:
+            doc["fairness"] = self.fairness.to_dict() if self.fairness is not None else {}
+            if self.disparity is not None:
+                doc["fairness"]["explanation_disparity"] = self.disparity.to_dict()
         for key, section in self.sections.items():
             doc[key] = section.to_dict()
         return doc

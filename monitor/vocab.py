@@ -38,6 +38,12 @@ class AlertKind(StrEnum):
     NO_DATA = "no_data"
     #: windows the daemon missed (down longer than its catch-up) were never computed
     DATA_GAP = "data_gap"
+    #: a protected group's fairness metric is outside its band, with confidence
+    BIAS = "bias"
+    #: a protected group's fairness metric moved against the baseline's value
+    BIAS_DRIFT = "bias_drift"
+    #: groups are denied for different reasons, or a feature's influence differs by group
+    EXPLANATION_DISPARITY = "explanation_disparity"
 
 
 class Severity(StrEnum):
@@ -55,6 +61,9 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.RUN_FAILED: Severity.CRITICAL,
     AlertKind.NO_DATA: Severity.WARNING,
     AlertKind.DATA_GAP: Severity.WARNING,
+    AlertKind.BIAS: Severity.CRITICAL,
+    AlertKind.BIAS_DRIFT: Severity.WARNING,
+    AlertKind.EXPLANATION_DISPARITY: Severity.WARNING,
 }
 
 

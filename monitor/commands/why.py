@@ -54,6 +54,8 @@ def render(answer: dict, top: int = 10) -> list[str]:
                      + ("  (they differ: see the warning)" if answer.get("warnings") else ""))
     elif answer.get("logged_class") is not None:
         lines.append(f"logged prediction: class {answer['logged_class']}")
+    if answer.get("groups") is not None:
+        lines.append("groups: " + (", ".join(answer["groups"]) or "none (no attribute logged)"))
     lines += [
         f"explained by {answer['method']} ({answer['source']})",
         "",

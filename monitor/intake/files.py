@@ -102,7 +102,8 @@ def flat_to_record(
 ) -> dict[str, Any]:
     """A record-shaped row from a flat one (one column per feature).
 
-    Empty cells become missing features. Without a timestamp column the row is
+    Empty cells become missing features; the columns named in `[models.segments]
+    attributes` become the record's attributes. Without a timestamp column the row is
     stamped now (unless `require_timestamp`); an empty timestamp cell is invalid.
     Nested JSONL rows (with a "features" object) pass through unchanged.
     """
@@ -121,6 +122,11 @@ def flat_to_record(
     }
     if cols.label and cols.label in row:
         record["label"] = _none_if_missing(row[cols.label])
+    if model.segments.attributes:
+        # columns named in [models.segments] attributes: carried beside the inputs
+        record["attributes"] = {
+            n: _none_if_missing(row[n]) for n in model.segments.attributes if n in row
+        }
     if "model" in row:
         record["model"] = row["model"]
     return record

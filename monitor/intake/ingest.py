@@ -240,10 +240,13 @@ def _refused(raw: str, model: str, err: BaseException, source: str) -> Rejection
 
 
 def _log_row_text(row: LogRow) -> str:
-    model, request_id, ts, features, prediction = row
-    return raw_text({"model": model, "request_id": request_id, "timestamp": ts.isoformat(),
-                     "features": orjson.Fragment(bytes(features)),
-                     "prediction": orjson.Fragment(bytes(prediction))})
+    model, request_id, ts, features, prediction, attributes = row
+    doc = {"model": model, "request_id": request_id, "timestamp": ts.isoformat(),
+           "features": orjson.Fragment(bytes(features)),
+           "prediction": orjson.Fragment(bytes(prediction))}
+    if attributes is not None:
+        doc["attributes"] = orjson.Fragment(bytes(attributes))
+    return raw_text(doc)
 
 
 def _label_text(label: LabelRecord) -> str:

@@ -63,7 +63,8 @@ def _from_log(model_cfg: ModelConfig, engine: Engine, request_id: str) -> Predic
         if row is None:
             return None
         features, prediction, ts = dict(row.features), row.prediction, row.ts
+        attributes = dict(row.attributes) if getattr(row, "attributes", None) else None
     # stored rows were validated at ingest; should that fail now, keep the value as stored
     with contextlib.suppress(Invalid):
         prediction = Validator(model_cfg).check_prediction(prediction)
-    return PredictionRecord(model_cfg.name, request_id, ts, features, prediction)
+    return PredictionRecord(model_cfg.name, request_id, ts, features, prediction, attributes=attributes)

@@ -31,9 +31,10 @@ from monitor.intake.validate import (
 
 log = logging.getLogger(__name__)
 
-#: one validated prediction for the log: model, request_id, ts, features JSON, prediction JSON
+#: one validated prediction for the log: model, request_id, ts, features JSON, prediction JSON,
+#: attributes JSON (None when the model declares no attribute)
 #: (features may be a memoryview into the batch's JSON: any bytes-like object)
-LogRow = tuple[str, str, datetime, bytes | memoryview, bytes]
+LogRow = tuple[str, str, datetime, bytes | memoryview, bytes, bytes | None]
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _NUMERIC = frozenset({float, int})
@@ -98,6 +99,13 @@ class FastValidator:
         if total - total != 0.0:  # NaN or +-inf somewhere (or an overflowing sum)
             return None
         return features
+
+    def attributes(self, obj: dict[str, Any]) -> bytes | None:
+        """The row's declared attributes as JSON (None when none are declared); raises
+        Invalid as `Validator.check` does (checked after the prediction and label)."""
+        if not self.validator.attributes:
+            return None
+        return orjson.dumps(self.validator.check_attributes(obj.get("attributes")))
 
     def prepare(self, obj: dict[str, Any], batch: bool) -> tuple[str, datetime, Any, bytes, Any]:
         """(request_id, ts, features, prediction JSON, label) of a row; raises Invalid.
@@ -168,6 +176,7 @@ def _prepare(
         try:
             validator = validator_for(obj, model, default_model, fast)
             request_id, ts, features, prediction, label = validator.prepare(obj, batch)
+            attributes = validator.attributes(obj)
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))
             continue
@@ -180,7 +189,7 @@ def _prepare(
             duplicates += 1
             continue
         seen.add(key)
-        rows.append([model, request_id, ts, features, prediction])
+        rows.append([model, request_id, ts, features, prediction, attributes])
         if label is not None:
             labels.append(LabelRecord(model, request_id, label))
     if batch:

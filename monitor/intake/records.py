@@ -28,6 +28,10 @@ REASONS = (
     "bad_prediction",
     "missing_label",
     "bad_label",
+    #: a declared attribute ([models.segments] attributes) absent or null
+    "missing_attribute",
+    #: an attribute that is not a scalar (text, number or bool), or attributes not an object
+    "bad_attribute",
     #: an unexpected error on this row (the detail names the exception class)
     "internal_error",
 )
@@ -49,6 +53,8 @@ class PredictionRecord:
     features: Mapping[str, Any]
     prediction: Any
     label: Any = None
+    #: the declared attributes that are not model inputs (None when none are declared)
+    attributes: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class WindowSample:
     frame: one column per feature (numeric then categorical), index = request_id.
     predictions: (n,) float, or (n, k) class scores for multiclass.
     labels: (n,) with NaN/None where unknown, or None when no sampled row has one.
+    attributes: the rows' declared attributes (not model inputs), or None.
     rows: valid rows seen in the window before sampling.
     rejected / reasons: rows of this read that failed validation, and their counts.
     """
@@ -118,3 +125,14 @@ class WindowSample:
     rows: int
     rejected: tuple[Rejection, ...]
     reasons: Mapping[str, int]
+    #: one column per `[models.segments] attributes` name, aligned with `frame` (same
+    #: index); None when the model declares no attribute
+    attributes: pd.DataFrame | None = None
+    #: per-row weights (inverse inclusion rates) of a stratified sample, else None
+    weights: np.ndarray | None = None
+    #: `[models.segments] stratify`: the window's sample stratified by attributes (a
+    #: WindowSample with `weights`), drawn beside this uniform one; None otherwise
+    stratified: WindowSample | None = None
+    #: how the stratified sample was drawn (`monitor.fairness.StratifiedSample`: strata,
+    #: rows, rows drawn, weights), reported with the segments
+    sampling: Any = None

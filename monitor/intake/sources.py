@@ -53,6 +53,9 @@ class LogSource:
         self.model, self.engine = model, engine
 
     def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
+        if self.model.segments.attributes:
+            yield from self._rows_with_attributes(start, end)
+            return
         for request_id, ts, features, prediction, label in store.iter_log_window(
             self.engine, self.model.name, start, end
         ):
@@ -63,6 +66,23 @@ class LogSource:
                     "features": features,
                     "prediction": prediction,
                     "label": label,
+                },
+                None,
+            )
+
+
+    def _rows_with_attributes(self, start: datetime, end: datetime) -> Iterator[Row]:
+        for request_id, ts, features, prediction, label, attributes in store.iter_log_window_attributes(
+            self.engine, self.model.name, start, end
+        ):
+            yield (
+                {
+                    "request_id": request_id,
+                    "timestamp": ts,
+                    "features": features,
+                    "prediction": prediction,
+                    "label": label,
+                    "attributes": attributes,
                 },
                 None,
             )
@@ -145,6 +165,7 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
     reasons: Counter[str] = Counter()
     rows = 0
     source = model.source
+    strata = _strata(model)
     for obj, raw in source_for(model, engine).rows(start, end):
         try:
             record = validator.check(obj)
@@ -160,6 +181,8 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
             reservoir.offer(_stratum(model.task, record.prediction), record)
         else:
             reservoir.offer(record)
+        if strata is not None:
+            strata.offer(record)
     if sum(reasons.values()) > len(rejected):
         log.warning(
             "model %s: %d rejected rows in the window, only the first %d are kept",
@@ -167,7 +190,33 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
             sum(reasons.values()),
             len(rejected),
         )
-    return build_sample(model, validator.k, reservoir.items(), rows, rejected, reasons)
+    sample = build_sample(model, validator.k, reservoir.items(), rows, rejected, reasons)
+    if strata is None:
+        return sample
+    return _with_stratified(model, validator.k, sample, strata)
+
+
+def _strata(model: ModelConfig) -> Any:
+    """`[models.segments] stratify`: reservoirs per attribute cross, else None."""
+    if not (model.segments.stratify and model.segments.attributes):
+        return None
+    from monitor.intake.strata import AttributeStrata
+
+    return AttributeStrata(model.segments.attributes, model.sample_size, model.segments.min_rows, model.seed)
+
+
+def _with_stratified(model: ModelConfig, k: int | None, sample: WindowSample, strata: Any) -> WindowSample:
+    """`sample` carrying the window's attribute-stratified sample and its weights."""
+    from dataclasses import replace
+
+    records, weights, described = strata.draw()
+    by_id = {}
+    for record, weight in zip(records, weights, strict=True):
+        by_id.setdefault(record.request_id, weight)
+    stratified = build_sample(model, k, records, sample.rows, [], Counter())
+    weights = np.array([by_id[i] for i in stratified.frame.index], dtype=float)
+    stratified = replace(stratified, weights=weights)
+    return replace(sample, stratified=stratified, sampling=described)
 
 
 def build_sample(
@@ -204,6 +253,17 @@ def build_sample(
         rows=rows,
         rejected=tuple(rejected),
         reasons=dict(reasons),
+        attributes=_attributes(model, records, frame.index),
+    )
+
+
+def _attributes(model: ModelConfig, records: list[PredictionRecord], index: pd.Index) -> pd.DataFrame | None:
+    """The records' declared attributes, one column each, aligned with the frame."""
+    names = list(model.segments.attributes)
+    if not names:
+        return None
+    return pd.DataFrame(
+        [dict(r.attributes or {}) for r in records], columns=names, index=index, dtype=object
     )
 
 

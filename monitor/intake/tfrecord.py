@@ -52,6 +52,7 @@ def read_prediction_logs(path: Path, model: ModelConfig) -> Iterator[Row]:
             base = stable_id(path, offset)
             stamp = entry.log_metadata.timestamp_secs or None
             for i, row in enumerate(rows):
+                _split_attributes(row, model.segments.attributes)
                 row["request_id"] = base if len(rows) == 1 else f"{base}-{i}"
                 row["timestamp"] = stamp
                 yield row, None
@@ -99,7 +100,9 @@ def _predict_rows(entry: Any, model: ModelConfig) -> Iterator[dict[str, Any]]:
     outputs = _to_numpy(entry.response.outputs)
     names = model.features.names
     if set(names) <= set(inputs):
-        columns = {n: inputs[n].reshape(len(inputs[n]), -1)[:, 0] for n in names}
+        # inputs named as segment attributes are carried along (moved out of the features)
+        wanted = (*names, *(a for a in model.segments.attributes if a in inputs))
+        columns = {n: inputs[n].reshape(len(inputs[n]), -1)[:, 0] for n in wanted}
     elif (
         len(inputs) == 1
         and next(iter(inputs.values())).ndim == 2
@@ -122,6 +125,15 @@ def _predict_rows(entry: Any, model: ModelConfig) -> Iterator[dict[str, Any]]:
             "features": {k: _plain(col[i]) for k, col in columns.items() if i < len(col)},
             "prediction": prediction,
         }
+
+
+def _split_attributes(row: dict[str, Any], attributes: tuple[str, ...]) -> None:
+    """Move the values named in `[models.segments] attributes` (inputs of a predict
+    request, features of a tf.Example) from the row's features to its attributes."""
+    if not attributes or not isinstance(row.get("features"), dict):
+        return
+    features = row["features"]
+    row["attributes"] = {name: features.pop(name) for name in attributes if name in features}
 
 
 def _example_features(example: Any) -> dict[str, Any]:

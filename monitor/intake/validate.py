@@ -163,6 +163,8 @@ class Validator:
         self.names = frozenset(model.features.names)
         self.class_names = model.class_names
         self.k: int | None = len(model.class_names) or None
+        #: `[models.segments] attributes`: carried beside the inputs, never fed to the model
+        self.attributes = tuple(model.segments.attributes)
 
     def check(self, obj: Any) -> PredictionRecord:
         """A validated record from a JSON-like mapping; raises Invalid."""
@@ -177,7 +179,22 @@ class Validator:
         label = obj.get("label")
         if label is not None:
             label = self.check_label(label)
-        return PredictionRecord(self.model, request_id, ts, features, prediction, label)
+        attributes = self.check_attributes(obj.get("attributes")) if self.attributes else None
+        return PredictionRecord(self.model, request_id, ts, features, prediction, label, attributes)
+
+    def check_attributes(self, attributes: Any) -> dict[str, Any] | None:
+        """The declared attributes in config order (undeclared ones dropped: they are
+        never stored nor fed to the model); None when the model declares none.
+        Raises Invalid (missing_attribute, bad_attribute)."""
+        if not self.attributes:
+            return None
+        if attributes is None:
+            attributes = {}
+        if not isinstance(attributes, dict):
+            raise Invalid(
+                "bad_attribute", f"attributes: expected an object, got {type(attributes).__name__}"
+            )
+        return {name: check_attribute(name, attributes.get(name)) for name in self.attributes}
 
     def check_label(self, value: Any) -> Any:
         """A label fit for this model's task (as /v1/labels checks it); raises Invalid."""
@@ -268,6 +285,32 @@ class Validator:
         scores = tuple(_number(v, "prediction") for v in value)
         self.k = len(scores)
         return scores
+
+
+#: attribute values given as text longer than this are refused (a group name, not a document)
+MAX_ATTRIBUTE_TEXT = 256
+
+
+def check_attribute(name: str, value: Any) -> str | int | float | bool:
+    """One declared attribute's value: text, a finite number or a bool; raises Invalid."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > MAX_ATTRIBUTE_TEXT or "\x00" in value or not _storable(value):
+            raise Invalid("bad_attribute", f"attribute {name}: text too long or not storable")
+        return value
+    if kind is int or kind is bool:
+        return value
+    if value is None:
+        raise Invalid("missing_attribute", f"attribute {name}: missing or null")
+    if isinstance(value, Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise Invalid("bad_attribute", f"attribute {name}: {value!r} is not finite")
+        return int(value) if isinstance(value, Integral) else number
+    raise Invalid(
+        "bad_attribute",
+        f"attribute {name}: expected text, a number or a bool, got {type(value).__name__}",
+    )
 
 
 def _numeric_slow(name: str, value: Any) -> float | int:
@@ -481,6 +524,7 @@ __all__ = [
     "Validator",
     "check_labels",
     "check_predictions",
+    "check_attribute",
     "check_label",
     "check_request_id",
     "internal_error",

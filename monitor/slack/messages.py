@@ -186,6 +186,51 @@ def quality_lines(quality: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+#: alert kinds whose details are a fairness finding (`monitor.bias_rules`)
+FAIRNESS_KINDS = ("bias", "bias_drift", "explanation_disparity")
+
+
+def fairness_lines(kind: str | None, details: Mapping[str, Any] | None) -> list[str]:
+    """The groups compared and the numbers behind a bias, bias-drift or explanation
+    disparity alert (its details), and what the verdict is measured against."""
+    if kind not in FAIRNESS_KINDS or not details:
+        return []
+    attribute, group = details.get("attribute"), details.get("group")
+    if kind == "bias":
+        level = details.get("interval_level")
+        lines = [
+            f"*Fairness* `{attribute}={group}` against `{attribute}={details.get('compared_with')}` "
+            f"({_num(float(level) * 100) if level is not None else '?'}% simultaneous intervals)"
+        ]
+        for metric, m in (details.get("metrics") or {}).items():
+            ci, band = m.get("ci") or [None, None], m.get("band") or [None, None]
+            lines.append(
+                f":x: {metric} {_num(m.get('value'))} in [{_num(ci[0])}, {_num(ci[1])}], "
+                f"allowed [{_num(band[0])}, {_num(band[1])}]"
+            )
+        return lines
+    if kind == "bias_drift":
+        lines = [f"*Fairness against the baseline* `{attribute}={group}`"]
+        for d in details.get("drift") or []:
+            lines.append(
+                f":chart_with_downwards_trend: {d.get('metric')} {_num(d.get('baseline'))} → "
+                f"{_num(d.get('value'))} (p {_num(d.get('p_value'))})"
+            )
+        return lines
+    lines = [f"*Explanation disparity* `{attribute}={group}`"]
+    for f in details.get("findings") or []:
+        if "feature" in f:
+            lines.append(
+                f"`{f['feature']}` weighs differently in this group: possible proxy for `{attribute}`"
+            )
+        else:
+            shares = list((f.get("group_reasons") or {}).items())[:3]
+            reasons = ", ".join(f"`{k}` {float(v) * 100:.0f}%" for k, v in shares)
+            against = str(f.get("compared_with")).replace("_", " ")
+            lines.append(f"denied for other reasons than {against}: {reasons}")
+    return lines
+
+
 def report_line(payload: Mapping[str, Any], report_base_url: str | None = None) -> str:
     """How to open the full report: a link when one is known, else the command."""
     url = payload.get("report_url")
@@ -294,6 +339,7 @@ def alert_message(
         drift_lines(payload.get("drift")),
         attribution_lines(payload.get("attribution")),
         quality_lines(payload.get("quality")),
+        fairness_lines(alert.get("kind"), payload.get("details")),
     ):
         if part:
             blocks.append(_section("\n".join(part)))

@@ -22,6 +22,8 @@ from monitor.vocab import PREDICTION_KEY
 
 PRED = PREDICTION_KEY
 LABEL = "__label__"
+#: prefix of the stored sample's attribute columns ([models.segments] attributes)
+ATTR = "__attr__"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class BaselineData:
     importance: Mapping[str, float] | None
     performance: Mapping[str, Any] | None
     feature_stats: Mapping[str, Any]
+    #: the reference rows' attributes that are not model inputs (aligned with `sample`),
+    #: None when the baseline data had none
+    attributes: pd.DataFrame | None = None
 
 
 def frame_to_bytes(frame: pd.DataFrame) -> bytes:
@@ -78,6 +83,7 @@ def save_baseline(
     attribution_method: str | None,
     importance: Mapping[str, float] | None,
     performance: Mapping[str, Any] | None,
+    attributes: pd.DataFrame | None = None,
 ) -> Baseline:
     """Store a new version and make it the active one; returns the row."""
     row = ensure_model(session, model, task)
@@ -92,6 +98,9 @@ def save_baseline(
             stored[f"{PRED}{k}"] = preds[:, k]
     if labels is not None:
         stored[LABEL] = pd.Series(labels).astype("float64" if _numeric(labels) else "string").values
+    if attributes is not None:
+        for name in attributes.columns:
+            stored[f"{ATTR}{name}"] = _attribute_column(attributes[name])
     baseline = Baseline(
         model_id=row.id,
         version=version,
@@ -109,6 +118,15 @@ def save_baseline(
     session.add(baseline)
     session.flush()
     return baseline
+
+
+def _attribute_column(column: pd.Series) -> np.ndarray:
+    """An attribute column Parquet can hold: numbers as floats, anything else as text."""
+    if _numeric(column.to_numpy()):
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    return column.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)).to_numpy(
+        dtype=object
+    )
 
 
 def _numeric(values: Any) -> bool:
@@ -134,7 +152,11 @@ def decode(row: Baseline, model: str) -> BaselineData:
         ordered = sorted(pred_cols, key=lambda c: int(c.removeprefix(PRED)))
         predictions = stored[ordered].to_numpy(dtype=float)
     labels = stored[LABEL].to_numpy() if LABEL in stored else None
-    sample = stored.drop(columns=[*pred_cols, *([LABEL] if LABEL in stored else [])])
+    attr_cols = [c for c in stored.columns if c.startswith(ATTR)]
+    attributes = None
+    if attr_cols:
+        attributes = stored[attr_cols].rename(columns=lambda c: c.removeprefix(ATTR)).astype(object)
+    sample = stored.drop(columns=[*pred_cols, *([LABEL] if LABEL in stored else []), *attr_cols])
     return BaselineData(
         id=row.id,
         model=model,
@@ -149,4 +171,5 @@ def decode(row: Baseline, model: str) -> BaselineData:
         importance=row.global_importance,
         performance=row.performance,
         feature_stats=row.feature_stats,
+        attributes=attributes,
     )

@@ -28,32 +28,36 @@ log = logging.getLogger(__name__)
 
 _TEMP = "_monitor_prediction_copy"
 #: fixed-size fields first, so one struct call covers them
-_COLUMNS = "ts, received_at, model, request_id, features, prediction"
+_COLUMNS = "ts, received_at, model, request_id, features, prediction, attributes"
 _COPY = "COPY {table} (" + _COLUMNS + ") FROM STDIN (FORMAT BINARY)"
+_NULL = struct.pack("!i", -1)
 _SAVEPOINT = "monitor_prediction_copy"
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _TRAILER = struct.pack("!h", -1)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_FIXED = struct.Struct("!hiqiqi")  # 6 fields; ts; received_at; length of model
+_FIXED = struct.Struct("!hiqiqi")  # field count; ts; received_at; length of model
 _LENGTH = struct.Struct("!i").pack
 #: errors that mean "another writer got there first": retry through ON CONFLICT
 _RACES = (pg_errors.UniqueViolation, pg_errors.DeadlockDetected)
 
 
-def copy_payload(rows: Sequence[LogRow], now: datetime) -> bytes:
-    """The binary COPY data of `rows` (columns as in `_COLUMNS`): nothing to escape."""
+def copy_payload(rows: Sequence[LogRow], now: datetime, *, attributes: bool = True) -> bytes:
+    """The binary COPY data of `rows` (columns as in `_COLUMNS`): nothing to escape.
+
+    `attributes=False` leaves the last column out (a log at revision 0002 or older)."""
     received = (now - _PG_EPOCH) // _MICROSECOND
     fixed, length = _FIXED.pack, _LENGTH
+    fields = 7 if attributes else 6
     names: dict[str, bytes] = {}
     parts = [_HEADER]
     append = parts.append
-    for model, request_id, ts, features, prediction in rows:
+    for model, request_id, ts, features, prediction, attrs in rows:
         name = names.get(model)
         if name is None:
             name = names[model] = model.encode()
         rid = request_id.encode()
-        append(fixed(6, 8, (ts - _PG_EPOCH) // _MICROSECOND, 8, received, len(name)))
+        append(fixed(fields, 8, (ts - _PG_EPOCH) // _MICROSECOND, 8, received, len(name)))
         append(name)
         append(length(len(rid)))
         append(rid)
@@ -61,6 +65,12 @@ def copy_payload(rows: Sequence[LogRow], now: datetime) -> bytes:
         append(features)
         append(length(len(prediction)))
         append(prediction)
+        if attributes:
+            if attrs is None:
+                append(_NULL)
+            else:
+                append(length(len(attrs)))
+                append(attrs)
     append(_TRAILER)
     return b"".join(parts)
 
@@ -85,14 +95,16 @@ def copy_postgres(raw: psycopg.Connection[Any], rows: Sequence[LogRow], now: dat
 def _copy_via_temp(cur: psycopg.Cursor[Any], payload: bytes) -> int:
     cur.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} (model text, request_id text,"
-        " ts timestamptz, received_at timestamptz, features text, prediction text)"
+        " ts timestamptz, received_at timestamptz, features text, prediction text,"
+        " attributes text)"
         " ON COMMIT DELETE ROWS"
     )
     with cur.copy(_COPY.format(table=_TEMP)) as copy:
         copy.write(payload)
     cur.execute(
         f"INSERT INTO prediction ({_COLUMNS})"
-        f" SELECT ts, received_at, model, request_id, features::json, prediction::json"
+        f" SELECT ts, received_at, model, request_id, features::json, prediction::json,"
+        f" attributes::json"
         f" FROM {_TEMP} ON CONFLICT (model, request_id) DO NOTHING"
     )
     inserted = cur.rowcount

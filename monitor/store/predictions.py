@@ -78,7 +78,7 @@ def insert_log_rows(session: Session, rows: Sequence[LogRow]) -> int:
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _KEY_COPY = "COPY prediction_key (ts, model, request_id) FROM STDIN (FORMAT BINARY)"
-_ROW_COLUMNS = "ts, received_at, model, request_id, features, prediction"
+_ROW_COLUMNS = "ts, received_at, model, request_id, features, prediction, attributes"
 _ROW_COPY = "COPY {table} (" + _ROW_COLUMNS + ") FROM STDIN (FORMAT BINARY)"
 _KEY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _KEY_FIXED = struct.Struct("!hiqi")  # 3 fields; ts; length of model
@@ -95,7 +95,7 @@ def _key_payload(rows: Sequence[LogRow]) -> bytes:
     names: dict[str, bytes] = {}
     parts = [_KEY_HEADER]
     append = parts.append
-    for model, request_id, ts, _features, _prediction in rows:
+    for model, request_id, ts, *_ in rows:
         name = names.get(model)
         if name is None:
             name = names[model] = model.encode()
@@ -130,7 +130,8 @@ def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
     cur.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} (ts timestamptz,"
         " received_at timestamptz, model text, request_id text, features text,"
-        " prediction text, n bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS"
+        " prediction text, attributes text, n bigint GENERATED ALWAYS AS IDENTITY)"
+        " ON COMMIT DELETE ROWS"
     )
     with cur.copy(_ROW_COPY.format(table=_BATCH_TABLE)) as copy:
         copy.write(payload)
@@ -142,7 +143,7 @@ def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
         f" ON CONFLICT DO NOTHING RETURNING model, request_id)"
         f" INSERT INTO prediction ({_ROW_COLUMNS})"
         f" SELECT DISTINCT ON (b.model, b.request_id) b.ts, b.received_at, b.model,"
-        f" b.request_id, b.features::json, b.prediction::json"
+        f" b.request_id, b.features::json, b.prediction::json, b.attributes::json"
         f" FROM {_BATCH_TABLE} b JOIN fresh f"
         f" ON f.model = b.model AND f.request_id = b.request_id"
         f" ORDER BY b.model, b.request_id, b.n"
@@ -177,15 +178,16 @@ def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> int:
             )
             fresh.update(cursor.fetchall())
         values = []
-        for (model, request_id, _ts, features, prediction), ts in zip(rows, stamps, strict=True):
+        for (model, request_id, _ts, features, prediction, attrs), ts in zip(rows, stamps, strict=True):
             if (model, request_id) in fresh:
                 fresh.discard((model, request_id))  # the first row of a repeated key wins
                 values.append(
-                    (model, request_id, ts, received, str(features, "utf-8"), str(prediction, "utf-8"))
+                    (model, request_id, ts, received, str(features, "utf-8"), str(prediction, "utf-8"),
+                     None if attrs is None else str(attrs, "utf-8"))
                 )
         cursor.executemany(
             "INSERT INTO prediction (model, request_id, ts, received_at, features,"
-            " prediction) VALUES (?, ?, ?, ?, ?, ?)",
+            " prediction, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)",
             values,
         )
         return len(values)
@@ -329,6 +331,7 @@ def iter_log_window(
     engine: Engine, model: str, start: datetime, end: datetime, *, batch: int = 5000
 ) -> Iterator[tuple[str, datetime, dict[str, Any], Any, Any]]:
     """Stream (request_id, ts, features, prediction, label) of [start, end) in log order.
+    (`iter_log_window_attributes` adds each row's attributes.)
 
     Labels are joined here, so a label that arrived before its prediction counts.
     """
@@ -350,6 +353,32 @@ def iter_log_window(
         result = conn.execution_options(yield_per=batch).execute(stmt)
         for row in result:
             yield row.request_id, row.ts, row.features, row.prediction, row.label
+
+
+def iter_log_window_attributes(
+    engine: Engine, model: str, start: datetime, end: datetime, *, batch: int = 5000
+) -> Iterator[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]:
+    """Stream (request_id, ts, features, prediction, label, attributes) of [start, end)
+    in log order; attributes are None for rows logged without any."""
+    stmt = (
+        select(
+            Prediction.request_id,
+            Prediction.ts,
+            Prediction.features,
+            Prediction.prediction,
+            Label.label,
+            Prediction.attributes,
+        )
+        .outerjoin(
+            Label, and_(Label.model == Prediction.model, Label.request_id == Prediction.request_id)
+        )
+        .where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
+        .order_by(Prediction.ts, Prediction.id)
+    )
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch).execute(stmt)
+        for row in result:
+            yield row.request_id, row.ts, row.features, row.prediction, row.label, row.attributes
 
 
 def find_logged(session: Session, model: str, request_id: str) -> Prediction | None:

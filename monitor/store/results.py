@@ -63,6 +63,7 @@ def save_run(
     _save_drift(session, run, result)
     _save_attribution(session, run, result)
     _save_revision(session, run, result, now)
+    _save_fairness(session, run, result)
     return run
 
 
@@ -208,3 +209,37 @@ def _save_attribution(session: Session, run: Run, result: RunResult) -> None:
         )
         for i, request_id in enumerate(explanation.values.index)
     )
+
+
+def _save_fairness(session: Session, run: Run, result: RunResult) -> None:
+    """One `fairness` row per group metric (score = value, drifted = bias; the interval,
+    band and baseline in details) and one `segment` row per reported segment (score =
+    the drift p-value of its prediction)."""
+    rows = []
+    if result.fairness is not None:
+        for attr in result.fairness.attributes.values():
+            for group in attr.groups.values():
+                for metric, m in group.metrics.items():
+                    verdict_of = {"method": str(metric), "score": plain(m.value), "threshold": None,
+                                  "drifted": m.bias}
+                    row = _verdict_row(run, "fairness", verdict_of, f"{attr.attribute}={group.group}"[:256])
+                    row.details = {**m.to_dict(), "rows": int(group.rows),
+                                   "compared_with": attr.reference_group}
+                    rows.append(row)
+    if result.segments is not None:
+        level = result.segments.p_value / max(result.segments.tested, 1)
+        for seg in result.segments.segments:
+            row = _verdict_row(
+                run,
+                "segment",
+                {
+                    "method": seg.drift_method or "none",
+                    "score": plain(seg.drift_p_value),
+                    "threshold": plain(level),
+                    "drifted": seg.drifted,
+                },
+                seg.name[:256],
+            )
+            row.details = seg.to_dict()
+            rows.append(row)
+    session.add_all(rows)

@@ -159,6 +159,9 @@ class Prediction(Base):
     features: Mapped[dict[str, Any]]
     #: a number, a list of class scores, or {name: number}
     prediction: Mapped[Any] = mapped_column(JSON)
+    #: attributes that are not model inputs ({"sex": "F"}), those `[models.segments]
+    #: attributes` declares; NULL when the row carries none
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class PredictionKey(Base):

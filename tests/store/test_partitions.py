@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from monitor.intake.ingest import ingest_predictions, parse_body, validators_for
 from monitor.intake.prepare import prepare_predictions
 from monitor.intake.records import IngestResult
-from monitor.store import head_revision, make_engine, transaction, upgrade
+from monitor.store import make_engine, transaction, upgrade
 from monitor.store.copy import copy_payload
 from monitor.store.maintenance import ensure_partitions, partition_days, partition_name
 from monitor.store.migrate import alembic_config
@@ -62,7 +62,7 @@ def _log_at_0001(engine: Engine, rows: list[dict[str, Any]]) -> int:
             with raw.cursor() as cur, cur.copy(
                 f"COPY prediction ({columns}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.write(copy_payload(prepared, now))
+                copy.write(copy_payload(prepared, now, attributes=False))
         else:
             stamp = "%Y-%m-%d %H:%M:%S.%f"
             raw.executemany(
@@ -70,7 +70,7 @@ def _log_at_0001(engine: Engine, rows: list[dict[str, Any]]) -> int:
                 " prediction) VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (m, r, ts.strftime(stamp), now.strftime(stamp), bytes(f).decode(), p.decode())
-                    for m, r, ts, f, p in prepared
+                    for m, r, ts, f, p, *_ in prepared
                 ],
             )
     return len(prepared)
@@ -133,7 +133,7 @@ def test_upgrade_keeps_every_row_of_a_populated_log_and_round_trips(empty_engine
     before = _snapshot(engine)
     assert len(before) == stored == 5 * (40 + 14)
 
-    assert upgrade(engine) == head_revision()
+    assert upgrade(engine, "0002") == "0002"
     assert _snapshot(engine) == before
     assert _keys(engine) == _logged(engine) and len(_keys(engine)) == stored
     if engine.dialect.name == "postgresql":
@@ -146,7 +146,9 @@ def test_upgrade_keeps_every_row_of_a_populated_log_and_round_trips(empty_engine
             assert where[row["request_id"]] == partition_name(day)
         assert {today.date() + n * DAY for n in range(-1, 8)} <= created
 
-    # the upgraded log refuses every request id again, and takes new ones after the old ids
+    # the upgraded log (at head: 0003 adds attributes) refuses every request id again,
+    # and takes new ones after the old ids
+    upgrade(engine)
     again = _ingest(engine, _rows(days))
     assert again.accepted == 0 and again.reasons["duplicate"] == stored
     fresh = _ingest(engine, _rows([today], 5, prefix="new"))
@@ -157,7 +159,7 @@ def test_upgrade_keeps_every_row_of_a_populated_log_and_round_trips(empty_engine
 
     command.downgrade(alembic_config(engine), "0001")
     assert _snapshot(engine) == after
-    assert upgrade(engine) == head_revision()
+    assert upgrade(engine, "0002") == "0002"
     assert _snapshot(engine) == after
     assert len(_keys(engine)) == len(after)
 
@@ -244,8 +246,8 @@ def test_a_key_repeated_in_one_batch_keeps_its_first_row(engine):
     rows = prepare_predictions(
         [(row, None) for row in cancer_rows(4, prefix="k")], validators_for(MODELS), source="t"
     ).rows
-    model, rid, ts, features, _ = rows[0]
-    again = (model, rid, ts + DAY, features, b"0.25")  # same key, another day and answer
+    model, rid, ts, features, *_ = rows[0]
+    again = (model, rid, ts + DAY, features, b"0.25", None)  # same key, another day and answer
     with transaction(engine) as session:
         assert insert_log_rows(session, [rows[0], again, rows[1]]) == 2
     with transaction(engine) as session:  # a logged key forces the ON CONFLICT path
