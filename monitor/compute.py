@@ -12,9 +12,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from monitor.config import ModelConfig
 from monitor.intake.records import WindowSample
-from monitor.result import AttributionOutcome, BaselineRef, RunResult, WindowQuality
+from monitor.result import AttributionOutcome, BaselineRef, Faithfulness, RunResult, WindowQuality
 from monitor.store.baselines import BaselineData
 from monitor.vocab import PREDICTION_KEY, AlertKind, RunStatus
 
@@ -66,10 +67,15 @@ def compute(
     tick = time.perf_counter()
     attribution = explain_window(model, window, reference, policies, runtime)
     timings["attribution"] = round(time.perf_counter() - tick, 4)
+
+    tick = time.perf_counter()
+    transparency = explain_decisions(model, window, reference, attribution)
+    timings["transparency"] = round(time.perf_counter() - tick, 4)
     return RunResult(
         status=RunStatus.SUCCEEDED,
         drift=report,
         attribution=attribution,
+        **transparency,
         quality=WindowQuality.against(report.quality, reference.feature_stats),
         timings=timings,
         **common,
@@ -111,3 +117,61 @@ def explain_window(
         )
     inputs = subset.loc[explanation.values.index]
     return AttributionOutcome(explanation, inputs, drift, threshold)
+
+
+#: fewer explained rows than this: no surrogate is fitted (its fidelity would be noise)
+MIN_SURROGATE_ROWS = 20
+
+
+def explain_decisions(
+    model: ModelConfig, window: WindowSample, reference: BaselineData, attribution: AttributionOutcome
+) -> dict[str, Any]:
+    """The surrogate tree, the reasons of each explained decision and the faithfulness of
+    the attributions: `RunResult` fields (`surrogate`, `decision_reasons`, `faithfulness`)."""
+    from monitor.model import select_output
+    from monitor.reasons import window_reasons
+    from monitor.surrogate import surrogate_report
+
+    explanation = attribution.explanation
+    n = len(explanation.values)
+    out: dict[str, Any] = {}
+    if n == 0:
+        return out
+    ref_output = select_output(reference.predictions, model.task, model.explain_class)
+    scores = np.asarray(window.predictions)[:n] if len(window.predictions) >= n else None
+    if n >= MIN_SURROGATE_ROWS and len(reference.sample) >= MIN_SURROGATE_ROWS:
+        cfg = model.surrogate
+        out["surrogate"] = surrogate_report(
+            attribution.inputs,
+            np.asarray(explanation.output, dtype=float),
+            reference.sample,
+            ref_output,
+            numeric=model.features.numeric,
+            categorical=model.features.categorical,
+            max_depth=cfg.max_depth,
+            holdout=cfg.holdout,
+            resamples=cfg.resamples,
+            alpha=cfg.alpha,
+            seed=model.seed,
+        )
+    ref_values = None
+    if reference.attributions is not None:
+        ref_values = reference.attributions[list(model.features.names)]
+    k = len(ref_values) if ref_values is not None else 0
+    out["decision_reasons"] = window_reasons(
+        model,
+        explanation.values[list(model.features.names)],
+        np.asarray(explanation.output, dtype=float),
+        scores,
+        explanation.baseline_output,
+        ref_values,
+        ref_output[:k] if k else None,
+        np.asarray(reference.predictions)[:k] if k else None,
+        seed=model.seed,
+    )
+    median = attribution.median_completeness_error
+    if median is not None:
+        out["faithfulness"] = Faithfulness(
+            attribution.method, median, model.attribution.tolerance, explanation.steps, n
+        )
+    return out

@@ -188,6 +188,33 @@ class Gaps:
         }
 
 
+@dataclass(frozen=True)
+class Faithfulness:
+    """How well the window's attributions add up (integrated gradients' completeness):
+    the median error on the production rows explained, against `attribution.tolerance`."""
+
+    method: str
+    median_error: float
+    tolerance: float
+    #: integration steps used (chosen per run when `attribution.steps` is unset)
+    steps: int | None
+    rows: int
+
+    @property
+    def exceeded(self) -> bool:
+        return self.median_error > self.tolerance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "median_completeness_error": plain(self.median_error),
+            "tolerance": self.tolerance,
+            "steps": self.steps,
+            "rows": self.rows,
+            "exceeded": self.exceeded,
+        }
+
+
 def verdict(fd: FeatureDrift) -> dict[str, Any]:
     """One stat test's verdict as `once --json` shows it."""
     return {
@@ -225,6 +252,12 @@ class RunResult:
     traffic: Traffic | None = None
     #: windows before this one the daemon never computed
     gaps: Gaps | None = None
+    #: the window's surrogate tree against the baseline's range (`monitor.surrogate`)
+    surrogate: Any = None
+    #: per-request reasons and the shift of their mix (`monitor.reasons`)
+    decision_reasons: Any = None
+    #: completeness of the window's integrated gradients against the tolerance
+    faithfulness: Faithfulness | None = None
     # Room for the results later issues add (estimated performance, fairness, segments,
     # surrogate, ...): optional sections serialised under their own key when present.
     sections: Mapping[str, Section] = field(default_factory=dict)
@@ -309,6 +342,12 @@ class RunResult:
             doc["attribution"] = self.attribution.to_dict()
         if self.quality is not None:
             doc["quality"] = self.quality.to_dict()
+        if self.surrogate is not None:
+            doc["surrogate"] = self.surrogate.to_dict()
+        if self.decision_reasons is not None:
+            doc["decision_reasons"] = self.decision_reasons.to_dict()
+        if self.faithfulness is not None:
+            doc["faithfulness"] = self.faithfulness.to_dict()
         for key, section in self.sections.items():
             doc[key] = section.to_dict()
         return doc

@@ -38,6 +38,13 @@ class AlertKind(StrEnum):
     NO_DATA = "no_data"
     #: windows the daemon missed (down longer than its catch-up) were never computed
     DATA_GAP = "data_gap"
+    #: the window's surrogate tree summarises the model worse than the baseline's range,
+    #: or splits first on a feature the baseline's windows (almost) never did
+    SURROGATE_FIDELITY = "surrogate_fidelity"
+    #: the mix of top reasons behind unfavourable decisions moved from the baseline's
+    REASON_SHIFT = "reason_shift"
+    #: integrated gradients' median completeness error exceeds attribution.tolerance
+    FAITHFULNESS = "faithfulness"
 
 
 class Severity(StrEnum):
@@ -55,6 +62,9 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.RUN_FAILED: Severity.CRITICAL,
     AlertKind.NO_DATA: Severity.WARNING,
     AlertKind.DATA_GAP: Severity.WARNING,
+    AlertKind.SURROGATE_FIDELITY: Severity.WARNING,
+    AlertKind.REASON_SHIFT: Severity.WARNING,
+    AlertKind.FAITHFULNESS: Severity.WARNING,
 }
 
 
