@@ -1,0 +1,103 @@
+"""The surrogate and reasons engines on a real Keras model's outputs (no database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.config import load_settings
+from monitor.model import load_model, select_output
+from monitor.reasons import decisions, in_words, reason_shift, top_reasons
+from monitor.surrogate import surrogate_report
+from tests.models import CONFIG, FEATURES
+
+
+@pytest.fixture(scope="module")
+def outputs(model_dir, cancer):
+    """The cancer model's P(malignant) on the training (baseline) and held-out rows."""
+    train, held_out = cancer
+    model = load_model(model_dir / "model.keras")
+    ref = select_output(model.predict_frame(train[FEATURES]), "binary_classification")
+    win = select_output(model.predict_frame(held_out[FEATURES]), "binary_classification")
+    return train[FEATURES], ref, held_out[FEATURES], win
+
+
+def test_surrogate_of_a_keras_model_is_faithful_and_readable(outputs):
+    ref_x, ref_y, x, y = outputs
+    report = surrogate_report(x.iloc[:150], y[:150], ref_x, ref_y, numeric=FEATURES, categorical=[],
+                              max_depth=3, resamples=100, seed=1)
+    assert 0.5 < report.tree.fidelity <= 1.0
+    assert report.tree.depth <= 3
+    assert any("<=" in rule for rule in report.tree.rules)
+    assert report.lower_bound is not None and report.lower_bound < report.baseline_median
+    assert report.tree.top_feature in FEATURES
+    assert not report.flagged
+
+
+def test_surrogate_flags_a_window_the_model_no_longer_explains(outputs):
+    """Outputs that depend on the inputs through an interaction a depth-3 tree cannot
+    summarise (a product of signs of four features) fall below the calibrated range."""
+    ref_x, ref_y, x, _ = outputs
+    window = x.iloc[:150]
+    z = (window - ref_x.mean()) / ref_x.std()
+    scrambled = 1 / (1 + np.exp(-3 * np.sign(z[FEATURES[:4]]).prod(axis=1).to_numpy()))
+    report = surrogate_report(window, scrambled, ref_x, ref_y, numeric=FEATURES, categorical=[],
+                              max_depth=3, resamples=100, seed=1)
+    assert report.fidelity_low and report.flagged
+    assert report.tree.fidelity < report.lower_bound
+
+
+def test_surrogate_encodes_categoricals_as_indicators():
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=400), "color": rng.choice(["red", "blue", "green"], 400)})
+    y_ref = (ref["color"] == "red").to_numpy(float) + 0.1 * ref["x"].to_numpy()
+    win = pd.DataFrame({"x": rng.normal(size=200), "color": rng.choice(["red", "blue", "green"], 200)})
+    y = (win["color"] == "red").to_numpy(float) + 0.1 * win["x"].to_numpy()
+    report = surrogate_report(win, y, ref, y_ref, numeric=["x"], categorical=["color"], resamples=50)
+    assert report.tree.top_feature == "color" and report.baseline_top_feature == "color"
+    assert any("color = red" in rule for rule in report.tree.rules)
+    assert report.tree.fidelity > 0.9
+
+
+def _binary(**reasons):
+    body = CONFIG.format(url="sqlite://", model_dir="/tmp", features=str(FEATURES).replace("'", '"'))
+    if reasons:
+        body += "[models.reasons]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in reasons.items())
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "config.toml"
+    path.write_text(body)
+    return load_settings(path, env={}).model("cancer")
+
+
+def test_binary_decisions_and_reasons_point_toward_the_decision():
+    model = _binary()
+    output = np.array([0.9, 0.2])
+    decided = decisions(model, output)
+    assert decided.unfavourable.tolist() == [True, False]  # default: positive class unfavourable
+    values = pd.DataFrame({"a": [0.3, 0.2], "b": [-0.1, -0.4], "c": [0.05, 0.0]})
+    reasons = top_reasons(values, decided.toward, 2)
+    assert [name for name, _ in reasons[0]] == ["a", "c"]
+    assert [name for name, _ in reasons[1]] == ["b"]
+    flipped = decisions(_binary(favorable=1), output)
+    assert flipped.unfavourable.tolist() == [False, True]
+
+
+def test_reason_shift_needs_a_real_change():
+    rng = np.random.default_rng(0)
+    same = reason_shift(list(rng.choice(["a", "b", "c"], 80)), list(rng.choice(["a", "b", "c"], 80)),
+                        alpha=0.01, permutations=500, min_decisions=20)
+    assert same is not None and not same.shifted
+    moved = reason_shift(["c"] * 60 + ["a"] * 20, list(rng.choice(["a", "b"], 80)),
+                         alpha=0.01, permutations=500, min_decisions=20)
+    assert moved.shifted and moved.p_value < 0.01 and moved.distance > moved.threshold
+    assert reason_shift(["a"] * 5, ["a"] * 80, alpha=0.01, permutations=100, min_decisions=20) is None
+
+
+def test_reasons_in_plain_words():
+    stats = {"mean_radius": {"p50": 14.1, "mean": 14.2}, "mean_texture": {"p50": 19.0}}
+    text = in_words([["mean_radius", 0.3], ["mean_texture", 0.1]], {"mean_radius": 23.1, "mean_texture": 12.0}, stats)
+    assert text == ("mostly because mean_radius is high (23.1, typical 14.1), "
+                    "then mean_texture is low (12, typical 19)")
