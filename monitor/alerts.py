@@ -93,7 +93,8 @@ def transparency_findings(result: RunResult) -> list[Finding]:
             f.to_dict(),
             (
                 f"{f.method} with {steps} on {f.rows} production rows: contributions miss "
-                f"{f.median_error:.1%} (median) of the output change they explain",
+                f"{f.median_error:.1%} (median) of the output change they explain; {f.above} of "
+                f"{f.rows} rows above the tolerance (sign test p = {f.p_value:.2g})",
                 "the stated reasons cannot be trusted: set attribution.steps higher, or check "
                 "the model for saturated or non-differentiable parts",
             ),

@@ -171,7 +171,13 @@ def explain_decisions(
     )
     median = attribution.median_completeness_error
     if median is not None:
+        from scipy.stats import binomtest
+
+        errors = np.asarray(explanation.completeness_error, dtype=float)
+        tolerance = model.attribution.tolerance
+        above = int(np.sum(errors > tolerance))
+        p = float(binomtest(above, len(errors), 0.5, alternative="greater").pvalue)
         out["faithfulness"] = Faithfulness(
-            attribution.method, median, model.attribution.tolerance, explanation.steps, n
+            attribution.method, median, tolerance, explanation.steps, n, above, p
         )
     return out

@@ -199,10 +199,16 @@ class Faithfulness:
     #: integration steps used (chosen per run when `attribution.steps` is unset)
     steps: int | None
     rows: int
+    #: rows whose error exceeds the tolerance, and the one-sided sign test's p-value that
+    #: the median error exceeds it (more than half the rows above, beyond chance)
+    above: int = 0
+    p_value: float = 1.0
+    #: the finding needs p_value below this (a median just over the tolerance is noise)
+    alpha: float = 0.01
 
     @property
     def exceeded(self) -> bool:
-        return self.median_error > self.tolerance
+        return self.median_error > self.tolerance and self.p_value < self.alpha
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +217,8 @@ class Faithfulness:
             "tolerance": self.tolerance,
             "steps": self.steps,
             "rows": self.rows,
+            "rows_above_tolerance": self.above,
+            "p_value": plain(self.p_value),
             "exceeded": self.exceeded,
         }
 

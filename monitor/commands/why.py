@@ -54,6 +54,9 @@ def render(answer: dict, top: int = 10) -> list[str]:
                      + ("  (they differ: see the warning)" if answer.get("warnings") else ""))
     elif answer.get("logged_class") is not None:
         lines.append(f"logged prediction: class {answer['logged_class']}")
+    if answer.get("reasons_text"):
+        verdict = "an unfavourable" if (answer.get("reasons") or {}).get("unfavourable") else "a favourable"
+        lines.append(f"{verdict} decision, {answer['reasons_text']}")
     lines += [
         f"explained by {answer['method']} ({answer['source']})",
         "",

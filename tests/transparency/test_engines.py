@@ -10,6 +10,7 @@ from monitor.config import load_settings
 from monitor.model import load_model, select_output
 from monitor.reasons import decisions, in_words, reason_shift, top_reasons
 from monitor.surrogate import surrogate_report
+from monitor.vocab import AlertKind
 from tests.models import CONFIG, FEATURES
 
 
@@ -101,3 +102,19 @@ def test_reasons_in_plain_words():
     text = in_words([["mean_radius", 0.3], ["mean_texture", 0.1]], {"mean_radius": 23.1, "mean_texture": 12.0}, stats)
     assert text == ("mostly because mean_radius is high (23.1, typical 14.1), "
                     "then mean_texture is low (12, typical 19)")
+
+
+def test_faithfulness_fires_only_when_most_rows_miss_the_tolerance():
+    from monitor.alerts import transparency_findings
+    from monitor.result import Faithfulness
+    from tests.factories import run_result
+
+    noisy = Faithfulness("integrated_gradients", 0.0102, 0.01, 32, 150, above=76, p_value=0.47)
+    broken = Faithfulness("integrated_gradients", 0.08, 0.01, 32, 150, above=140, p_value=1e-30)
+    assert not noisy.exceeded and broken.exceeded
+    from dataclasses import replace
+
+    found = transparency_findings(replace(run_result(), faithfulness=broken))
+    assert [f.kind for f in found] == [AlertKind.FAITHFULNESS]
+    assert "32 steps" in found[0].lines[0]
+    assert transparency_findings(replace(run_result(), faithfulness=noisy)) == []
