@@ -106,8 +106,11 @@ def _surrogate(evidence: Any) -> dict[str, Any] | None:
     fids = [r["fidelity"] for r in rows if r["fidelity"] is not None]
     return {
         "latest": latest,
-        "fidelity_history": [{"run_id": r["run_id"], "fidelity": r["fidelity"], "lower_bound": r["lower_bound"],
-                              "flagged": r["flagged"]} for r in rows],
+        "fidelity_history": [
+            {"run_id": r["run_id"], "fidelity": r["fidelity"], "lower_bound": r["lower_bound"],
+             "flagged": r["flagged"]}
+            for r in rows
+        ],
         "median_fidelity": float(np.median(fids)) if fids else None,
     }
 
@@ -151,8 +154,8 @@ def build_card(model: Any, evidence: Any, *, generated_at: str) -> dict[str, Any
             "output_format": _output_format(model),
             "data": [{
                 "name": "baseline", "path": base.get("source"),
-                "description": (f"{base['rows']} rows, baseline v{base['version']} created "
-                                f"{base['created_at']} by {base.get('created_by')}") if base else "no baseline",
+                "description": f"{base['rows']} rows, baseline v{base['version']} created "
+                               f"{base['created_at']} by {base.get('created_by')}",
                 "feature_stats": stats,
             }] if base else [],
         },
@@ -215,6 +218,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], raw: bool = Fa
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _owner_text(owner: Mapping[str, Any]) -> str:
+    return owner["name"] + (f" ({owner['contact']})" if owner.get("contact") else "")
+
+
+def _feedback_text(f: Mapping[str, Any]) -> str:
+    return f"{f['verdict']} by {f['user']}" + (f": {f['comment']}" if f.get("comment") else "")
+
+
 def render_html(card: Mapping[str, Any]) -> str:
     """One self-contained HTML page of `card`."""
     d, p, q = card["model_details"], card["model_parameters"], card["quantitative_analysis"]
@@ -224,7 +235,7 @@ def render_html(card: Mapping[str, Any]) -> str:
              f"{' · card v' + _e(card.get('card_version')) if card.get('card_version') else ''}</p>",
              f"<p>{_e(d['overview'])}</p>", "<h2>Model details</h2>",
              _table(["owners", "version", "baseline", "path"],
-                    [[", ".join(o["name"] + (f" ({o['contact']})" if o["contact"] else "") for o in d["owners"]),
+                    [[", ".join(_owner_text(o) for o in d["owners"]),
                       d["version"]["name"], d["version"]["diff"], d["path"]]]),
              "<h2>Model parameters</h2>",
              _table(["architecture", "inputs", "output"],
@@ -246,7 +257,8 @@ def render_html(card: Mapping[str, Any]) -> str:
                               ("Limitations", "limitations", "description"),
                               ("Ethical considerations", "ethical_considerations", "name")):
         items = "".join(f"<li>{_e(x[field])}</li>" for x in c[key])
-        parts.append(f"<h3>{title}</h3>" + (f"<ul>{items}</ul>" if items else '<p class="muted">not stated</p>'))
+        listed = f"<ul>{items}</ul>" if items else '<p class="muted">not stated</p>'
+        parts.append(f"<h3>{title}</h3>" + listed)
     parts.append("<h2>Monitoring</h2>")
     runs = m["runs"]
     parts.append(f"<p>{runs['recent']} recent run(s), {runs['succeeded']} judged, "
@@ -282,11 +294,12 @@ def render_html(card: Mapping[str, Any]) -> str:
     if rs:
         parts.append(f"<p>{_e(rs['rule'])}; {rs['unfavourable']} of {rs['explained']} explained decisions "
                      f"were unfavourable (run {rs['run_id']}).</p>")
-        parts.append(_table(["top reason", "decisions"], sorted(rs["top_reasons"].items(), key=lambda kv: -kv[1])))
+        counts = sorted(rs["top_reasons"].items(), key=lambda kv: -kv[1])
+        parts.append(_table(["top reason", "decisions"], counts))
     parts.append("<h3>Faithfulness of the attributions</h3>")
     parts.append(_table(["run", "method", "median completeness error", "tolerance", "steps", "exceeded"],
-                        [[f["run_id"], f["method"], f["median_completeness_error"], f["tolerance"], f["steps"],
-                          f["exceeded"]] for f in m["faithfulness"]]))
+                        [[f["run_id"], f["method"], f["median_completeness_error"], f["tolerance"],
+                          f["steps"], f["exceeded"]] for f in m["faithfulness"]]))
     parts.append("<h3>Drift incidents</h3>")
     parts.append(_table(["alert", "kind", "feature", "opened", "status", "fired"],
                         [[a["id"], a["kind"], a["feature"], a["opened_at"], a["status"], a["fire_count"]]
@@ -294,11 +307,11 @@ def render_html(card: Mapping[str, Any]) -> str:
     parts.append("<h3>Alerts and feedback</h3>")
     parts.append(_table(["alert", "title", "severity", "status", "feedback"],
                         [[a["id"], a["title"], a["severity"], a["status"],
-                          "; ".join(f"{f['verdict']} by {f['user']}" + (f": {f['comment']}" if f["comment"] else "")
-                                    for f in a["feedback"]) or None]
+                          "; ".join(_feedback_text(f) for f in a["feedback"]) or None]
                          for a in m["alerts"]]))
     parts.append("<h3>Policies and their audit trail</h3>")
-    parts.append(_table(["policy", "kind", "alert kind", "feature", "reason", "set by", "at", "until", "revoked"],
+    parts.append(_table(["policy", "kind", "alert kind", "feature", "reason", "set by", "at", "until",
+                         "revoked"],
                         [[x["id"], x["kind"], x["alert_kind"], x["feature"], x["reason"], x["created_by"],
                           x["created_at"], x["until"],
                           f"{x['revoked_at']} by {x['revoked_by']}" if x["revoked_at"] else None]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
 from monitor.config import ModelConfig
 from monitor.intake.records import WindowSample
 from monitor.result import AttributionOutcome, BaselineRef, Faithfulness, RunResult, WindowQuality

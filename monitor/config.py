@@ -527,7 +527,8 @@ def _check_reasons(model: ModelConfig) -> None:
     if isinstance(favorable, str) and favorable not in model.class_names:
         known = ", ".join(model.class_names) or "none (set class_names)"
         raise ValueError(f"reasons.favorable: {favorable!r} is not a class name (known: {known})")
-    if isinstance(favorable, int) and (favorable < 0 or (model.task == "binary_classification" and favorable > 1)):
+    too_big = model.task == "binary_classification" and isinstance(favorable, int) and favorable > 1
+    if isinstance(favorable, int) and (favorable < 0 or too_big):
         raise ValueError(f"reasons.favorable: class index {favorable} is out of range")
 
 

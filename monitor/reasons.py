@@ -81,12 +81,14 @@ def decisions(model: Any, output: np.ndarray, scores: np.ndarray | None = None,
             above = output >= threshold
             where = f"{threshold:g}"
         else:
-            ref = np.asarray(baseline_output, dtype=float) if baseline_output is not None else np.full(n, np.median(output))
+            ref = (np.asarray(baseline_output, dtype=float) if baseline_output is not None
+                   else np.full(n, np.median(output)))
             above = output >= ref
             where = "the attribution baseline's output"
         if favorable in ("above", "below"):
             unfavourable = ~above if favorable == "above" else above
-            rule = f"regression: a prediction {'below' if favorable == 'above' else 'above'} {where} is unfavourable"
+            side = "below" if favorable == "above" else "above"
+            rule = f"regression: a prediction {side} {where} is unfavourable"
         else:
             unfavourable = np.ones(n, dtype=bool)
             rule = f"regression: every decision counts (reasons point above/below {where})"
@@ -97,7 +99,8 @@ def decisions(model: Any, output: np.ndarray, scores: np.ndarray | None = None,
         return Decisions(toward, np.ones(n, dtype=bool), "multiclass: every decision counts")
     index = list(model.class_names).index(favorable) if isinstance(favorable, str) else int(favorable)
     predicted = np.asarray(scores).argmax(axis=1)
-    return Decisions(toward, predicted != index, f"multiclass: a class other than {favorable!r} is unfavourable")
+    rule = f"multiclass: a class other than {favorable!r} is unfavourable"
+    return Decisions(toward, predicted != index, rule)
 
 
 def top_reasons(values: pd.DataFrame, toward: np.ndarray, top: int) -> list[list[tuple[str, float]]]:

@@ -217,7 +217,8 @@ def surrogate_report(
     ref_x = encode(reference, numeric, categories)
     ref_y = np.asarray(reference_output, dtype=float)
     everything = np.arange(len(ref_x))
-    whole = fit_tree(ref_x, ref_y, everything, everything[:0], categories, max_depth=max_depth, with_rules=False)
+    whole = fit_tree(ref_x, ref_y, everything, everything[:0], categories, max_depth=max_depth,
+                     with_rules=False)
     fidelities: list[float] = []
     tops: list[str | None] = []
     for _ in range(resamples if len(ref_x) >= 10 else 0):

@@ -50,4 +50,6 @@ def render_text(event: str, payload: Mapping[str, Any]) -> str:
         lines.append(f"  - {line}")
     if payload.get("report_hint"):
         lines.append(f"  report: {payload['report_hint']}")
+    if alert.get("model") and event in (EventName.ALERT_OPENED, EventName.ALERT_REFIRED):
+        lines.append(f"  model card: monitor card {alert['model']} --out card.html")
     return "\n".join(lines)

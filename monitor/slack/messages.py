@@ -185,6 +185,17 @@ def report_line(payload: Mapping[str, Any], report_base_url: str | None = None) 
     return ""
 
 
+def card_line(payload: Mapping[str, Any], report_base_url: str | None = None) -> str:
+    """Where the model's living card is: `<report_base_url>/cards/<model>` when a base URL
+    is set, else the command that writes it."""
+    model = (payload.get("alert") or {}).get("model") or (payload.get("run") or {}).get("model")
+    if not model:
+        return ""
+    if report_base_url:
+        return f":page_facing_up: <{report_base_url.rstrip('/')}/cards/{model}|Model card>"
+    return f":page_facing_up: Model card: `monitor card {model} --out card.html`"
+
+
 def buttons(alert_id: int) -> dict[str, Any]:
     """The actions block: four verdicts and a comment button, each carrying the alert id."""
     elements = []
@@ -231,6 +242,9 @@ def alert_message(
     link = report_line(payload, report_base_url)
     if link:
         blocks.append(_context(link))
+    card = card_line(payload, report_base_url)
+    if card:
+        blocks.append(_context(card))
     if with_buttons and alert.get("id") is not None and event == "alert_opened":
         blocks.append(buttons(int(alert["id"])))
     return plain_text(title), blocks

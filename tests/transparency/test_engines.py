@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -99,7 +101,8 @@ def test_reason_shift_needs_a_real_change():
 
 def test_reasons_in_plain_words():
     stats = {"mean_radius": {"p50": 14.1, "mean": 14.2}, "mean_texture": {"p50": 19.0}}
-    text = in_words([["mean_radius", 0.3], ["mean_texture", 0.1]], {"mean_radius": 23.1, "mean_texture": 12.0}, stats)
+    inputs = {"mean_radius": 23.1, "mean_texture": 12.0}
+    text = in_words([["mean_radius", 0.3], ["mean_texture", 0.1]], inputs, stats)
     assert text == ("mostly because mean_radius is high (23.1, typical 14.1), "
                     "then mean_texture is low (12, typical 19)")
 
@@ -118,3 +121,17 @@ def test_faithfulness_fires_only_when_most_rows_miss_the_tolerance():
     assert [f.kind for f in found] == [AlertKind.FAITHFULNESS]
     assert "32 steps" in found[0].lines[0]
     assert transparency_findings(replace(run_result(), faithfulness=noisy)) == []
+
+
+def test_alert_messages_link_the_model_card():
+    from monitor.notify.console import render_text
+    from monitor.slack.messages import alert_message
+
+    payload = {"alert": {"id": 3, "model": "cancer", "kind": "reason_shift", "severity": "warning",
+                         "title": "the reasons behind unfavourable decisions changed"}, "lines": []}
+    _, blocks = alert_message("alert_opened", payload, report_base_url="https://mon.example/reports/")
+    text = json.dumps(blocks)
+    assert "https://mon.example/reports/cards/cancer|Model card" in text
+    _, blocks = alert_message("alert_opened", payload)
+    assert "monitor card cancer --out card.html" in json.dumps(blocks)
+    assert "model card: monitor card cancer" in render_text("alert_opened", payload)
