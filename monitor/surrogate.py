@@ -134,7 +134,7 @@ def _feature_of(column: str, categories: Mapping[str, Sequence[str]]) -> str:
 
 
 def fit_tree(
-    x: pd.DataFrame,
+    x: pd.DataFrame | np.ndarray,
     y: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
@@ -142,27 +142,35 @@ def fit_tree(
     *,
     max_depth: int,
     with_rules: bool = True,
+    columns: Sequence[str] | None = None,
 ) -> SurrogateTree:
-    """Fit on rows `train`, score R^2 on rows `test`; rules as scikit-learn's text."""
-    from sklearn.metrics import r2_score
+    """Fit on rows `train`, score R^2 on rows `test`; rules as scikit-learn's text.
+
+    `x` is the encoded frame, or its float32 matrix with `columns` (the bootstrap loop
+    passes arrays: scikit-learn's checks on DataFrames cost more than the fit)."""
     from sklearn.tree import DecisionTreeRegressor, export_text
 
+    if isinstance(x, pd.DataFrame):
+        columns = [str(c) for c in x.columns]
+        x = np.ascontiguousarray(x.to_numpy(dtype=np.float32))
+    names = list(columns or [])
     tree = DecisionTreeRegressor(max_depth=max_depth, min_samples_leaf=5, random_state=0)
-    tree.fit(x.iloc[train], y[train])
+    tree.fit(x[train], y[train])
     fidelity = None
     if len(test) >= 5 and float(np.var(y[test])) > 0:
-        fidelity = float(r2_score(y[test], tree.predict(x.iloc[test])))
+        residual = y[test] - tree.predict(x[test])
+        fidelity = float(1.0 - np.sum(residual**2) / np.sum((y[test] - y[test].mean()) ** 2))
     structure = tree.tree_
     top = None
     if structure.node_count > 1:
-        top = _feature_of(str(x.columns[structure.feature[0]]), categories)
+        top = _feature_of(names[structure.feature[0]], categories)
     importance: dict[str, float] = {}
-    for column, value in zip(x.columns, tree.feature_importances_, strict=True):
-        feature = _feature_of(str(column), categories)
+    for column, value in zip(names, tree.feature_importances_, strict=True):
+        feature = _feature_of(column, categories)
         importance[feature] = importance.get(feature, 0.0) + float(value)
     rules: tuple[str, ...] = ()
     if with_rules:
-        text = export_text(tree, feature_names=[str(c) for c in x.columns], decimals=3)
+        text = export_text(tree, feature_names=names, decimals=3)
         rules = tuple(line.rstrip() for line in text.splitlines() if line.strip())
     return SurrogateTree(
         fidelity, int(tree.get_depth()), rules, top, int(len(train)), int(len(test)), importance
@@ -183,8 +191,7 @@ def _bootstrap_split(
     drawn = rng.integers(0, n_rows, size=size)
     unique = np.unique(drawn)
     held = rng.random(len(unique)) < holdout
-    test_ids = set(unique[held].tolist())
-    in_test = np.array([d in test_ids for d in drawn])
+    in_test = np.isin(drawn, unique[held])
     return drawn[~in_test], drawn[in_test]
 
 
@@ -214,18 +221,21 @@ def surrogate_report(
     train, test = _split(len(x), holdout, rng)
     tree = fit_tree(x, y, train, test, categories, max_depth=max_depth)
 
-    ref_x = encode(reference, numeric, categories)
+    encoded = encode(reference, numeric, categories)
+    columns = [str(c) for c in encoded.columns]
+    ref_x = np.ascontiguousarray(encoded.to_numpy(dtype=np.float32))
     ref_y = np.asarray(reference_output, dtype=float)
     everything = np.arange(len(ref_x))
     whole = fit_tree(ref_x, ref_y, everything, everything[:0], categories, max_depth=max_depth,
-                     with_rules=False)
+                     with_rules=False, columns=columns)
     fidelities: list[float] = []
     tops: list[str | None] = []
     for _ in range(resamples if len(ref_x) >= 10 else 0):
         b_train, b_test = _bootstrap_split(len(ref_x), len(x), holdout, rng)
         if len(b_train) < 5:
             continue
-        fitted = fit_tree(ref_x, ref_y, b_train, b_test, categories, max_depth=max_depth, with_rules=False)
+        fitted = fit_tree(ref_x, ref_y, b_train, b_test, categories, max_depth=max_depth,
+                          with_rules=False, columns=columns)
         tops.append(fitted.top_feature)
         if fitted.fidelity is not None:
             fidelities.append(fitted.fidelity)
