@@ -135,3 +135,32 @@ def test_alert_messages_link_the_model_card():
     _, blocks = alert_message("alert_opened", payload)
     assert "monitor card cancer --out card.html" in json.dumps(blocks)
     assert "model card: monitor card cancer" in render_text("alert_opened", payload)
+
+
+def _model(task, **extra):
+    from monitor.config import ModelConfig
+
+    return ModelConfig.model_validate({"name": "m", "path": "m.keras", "task": task,
+                                       "features": {"numeric": ["a", "b"]}, **extra})
+
+
+def test_regression_and_multiclass_decisions():
+    reg = decisions(_model("regression", reasons={"favorable": "below", "threshold": 10.0}),
+                    np.array([12.0, 8.0]))
+    assert reg.toward.tolist() == [1.0, -1.0] and reg.unfavourable.tolist() == [True, False]
+    free = decisions(_model("regression"), np.array([12.0, 8.0]), baseline_output=np.array([9.0, 9.0]))
+    assert free.toward.tolist() == [1.0, -1.0] and free.unfavourable.all()
+    multi = _model("multiclass_classification", class_names=["ok", "review", "reject"],
+                   reasons={"favorable": "ok"})
+    scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+    decided = decisions(multi, scores.max(axis=1), scores)
+    assert decided.toward.tolist() == [1.0, 1.0] and decided.unfavourable.tolist() == [False, True]
+
+
+def test_reasons_favorable_is_checked_against_the_task():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="reasons.favorable"):
+        _model("regression", reasons={"favorable": 1})
+    with pytest.raises(ValidationError, match="not a class name"):
+        _model("multiclass_classification", class_names=["x", "y"], reasons={"favorable": "z"})

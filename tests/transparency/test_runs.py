@@ -72,6 +72,7 @@ def test_runs_store_surrogate_reasons_and_a_versioned_card(engine, config_path, 
         versions = session.scalars(select(ModelCard.version).order_by(ModelCard.version)).all()
         assert versions == [1, 2, 3]
 
+    _give_feedback(engine, settings)
     proc = run_cli("card", "cancer", "--json", config=config_path, check=True)
     card = json.loads(proc.stdout)
     assert set(card) >= {"model_details", "model_parameters", "quantitative_analysis", "considerations",
@@ -85,6 +86,10 @@ def test_runs_store_surrogate_reasons_and_a_versioned_card(engine, config_path, 
     assert 0.0 <= card["monitoring"]["surrogate"]["latest"]["fidelity"] <= 1.0
     assert len(card["monitoring"]["surrogate"]["fidelity_history"]) == 3
     assert card["card_version"] == 3
+    answered = [a for a in card["monitoring"]["alerts"] if a["feedback"]]
+    assert answered and answered[0]["feedback"][0]["verdict"] == "expected_change"
+    assert answered[0]["feedback"][0]["comment"] == "known seasonal change"
+    assert any(p["kind"] == "mute" and p["created_by"] for p in card["monitoring"]["policies"])
 
     out = tmp_path / "card.html"
     run_cli("card", "cancer", "--out", str(out), config=config_path, check=True)
@@ -95,6 +100,19 @@ def test_runs_store_surrogate_reasons_and_a_versioned_card(engine, config_path, 
     why = run_cli("why", "cancer", reasons[0] and
                   _explained_request(engine, outcomes[-1].run_id), config=config_path, check=True)
     assert "because" in why.stdout
+
+
+def _give_feedback(engine, settings):
+    """Mute the first alert from the CLI's feedback path (a policy with an audit trail)."""
+    from monitor import clock
+    from monitor.policies import apply_feedback
+    from monitor.store.tables import Alert
+
+    with transaction(engine) as session:
+        alert = session.scalars(select(Alert).order_by(Alert.id)).first()
+        assert alert is not None, "three runs raised no alert to answer"
+        apply_feedback(session, alert, "expected_change", user_id="U1", user_name="dana", comment="known seasonal change",
+                       source="cli", external_id=None, config=settings.feedback, now=clock.utcnow())
 
 
 def _explained_request(engine, run_id):
