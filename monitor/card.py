@@ -13,6 +13,7 @@ decisions and the faithfulness of the attributions. Human-written parts come fro
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -123,6 +124,19 @@ def _reasons(evidence: Any) -> dict[str, Any] | None:
     return None
 
 
+#: sections of a run's document shown per segment and group when the model configures them
+GROUP_SECTIONS = ("segments", "fairness", "explanation_disparity")
+
+
+def _groups(evidence: Any) -> dict[str, Any]:
+    """The latest judged run's per-segment and per-group sections (issue 15), as stored."""
+    for run in _succeeded(evidence):
+        found = {key: run["summary"][key] for key in GROUP_SECTIONS if run["summary"].get(key)}
+        if found:
+            return {"run_id": run["id"], **found}
+    return {}
+
+
 def _faithfulness(evidence: Any) -> list[dict[str, Any]]:
     return [{"run_id": r["id"], **r["summary"]["faithfulness"]}
             for r in _succeeded(evidence) if r["summary"].get("faithfulness")]
@@ -159,7 +173,7 @@ def build_card(model: Any, evidence: Any, *, generated_at: str) -> dict[str, Any
                 "feature_stats": stats,
             }] if base else [],
         },
-        "quantitative_analysis": {"performance_metrics": _performance(evidence)},
+        "quantitative_analysis": {"performance_metrics": _performance(evidence), "groups": _groups(evidence)},
         "considerations": {
             "use_cases": [{"description": card.intended_use}] if card.intended_use else [],
             "limitations": [{"description": x} for x in card.limitations],
@@ -252,6 +266,12 @@ def render_html(card: Mapping[str, Any]) -> str:
         rows.append([metric["type"], metric.get("slice"), metric.get("value"),
                      f"{ci['lower_bound']:.4g} – {ci['upper_bound']:.4g}" if ci else None])
     parts.append(_table(["metric", "slice", "value", "95% interval of the mean"], rows))
+    groups = q.get("groups") or {}
+    for key, section in groups.items():
+        if key != "run_id":
+            run = _e(groups.get("run_id"))
+            parts.append(f"<h3>By segment and group: {html.escape(key)} (run {run})</h3>")
+            parts.append("<pre>" + html.escape(json.dumps(section, indent=1, default=str)[:20000]) + "</pre>")
     parts.append("<h2>Considerations</h2>")
     for title, key, field in (("Intended use", "use_cases", "description"),
                               ("Limitations", "limitations", "description"),
