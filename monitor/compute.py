@@ -8,6 +8,7 @@ and assembles their typed records.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,8 @@ from monitor.intake.records import WindowSample
 from monitor.result import AttributionOutcome, BaselineRef, Faithfulness, RunResult, WindowQuality
 from monitor.store.baselines import BaselineData
 from monitor.vocab import PREDICTION_KEY, AlertKind, RunStatus
+
+log = logging.getLogger(__name__)
 
 
 def compute(
@@ -70,7 +73,13 @@ def compute(
     timings["attribution"] = round(time.perf_counter() - tick, 4)
 
     tick = time.perf_counter()
-    transparency = explain_decisions(model, window, reference, attribution)
+    try:
+        transparency = explain_decisions(model, window, reference, attribution)
+    except Exception:
+        # the surrogate and reasons must not cost the run its drift and attribution verdicts
+        log.exception("model %s: surrogate/reasons/faithfulness failed; the run goes on without them",
+                      model.name)
+        transparency = {}
     timings["transparency"] = round(time.perf_counter() - tick, 4)
     return RunResult(
         status=RunStatus.SUCCEEDED,

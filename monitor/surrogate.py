@@ -216,7 +216,13 @@ def surrogate_report(
     """
     rng = np.random.default_rng(seed)
     categories = categories_of(reference, categorical)
+    # a row whose output is not a number (a NaN the model produced) cannot be distilled
     y = np.asarray(output, dtype=float)
+    keep = np.isfinite(y)
+    inputs, y = inputs[keep], y[keep]
+    reference_output = np.asarray(reference_output, dtype=float)
+    ref_keep = np.isfinite(reference_output)
+    reference, reference_output = reference[ref_keep], reference_output[ref_keep]
     x = encode(inputs, numeric, categories)
     train, test = _split(len(x), holdout, rng)
     tree = fit_tree(x, y, train, test, categories, max_depth=max_depth)

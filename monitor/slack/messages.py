@@ -360,6 +360,8 @@ def why_message(payload: Mapping[str, Any], top: int = 10) -> str:
         f"`{payload.get('request_id')}`?* ({payload.get('method')}, baseline output "
         f"{_num(payload.get('baseline_output'))})"
     ]
+    if payload.get("reasons_text"):
+        lines.append(f"_{payload['reasons_text']}_")
     for feature, value, given in list(rows)[:top]:
         arrow = ":arrow_up:" if float(value) > 0 else ":arrow_down:"
         lines.append(f"{arrow} `{feature}` = {_num(given)} contributed {float(value):+.3g}")

@@ -164,3 +164,13 @@ def test_reasons_favorable_is_checked_against_the_task():
         _model("regression", reasons={"favorable": 1})
     with pytest.raises(ValidationError, match="not a class name"):
         _model("multiclass_classification", class_names=["x", "y"], reasons={"favorable": "z"})
+
+
+def test_slack_why_answer_says_the_reasons():
+    from monitor.slack.messages import why_message
+
+    text = why_message({"model": "cancer", "request_id": "r1", "output": 0.9,
+                        "method": "integrated_gradients", "baseline_output": 0.3,
+                        "contributions": [["mean_radius", 0.4, 23.1]],
+                        "reasons_text": "mostly because mean_radius is high (23.1, typical 14.1)"})
+    assert "_mostly because mean_radius is high (23.1, typical 14.1)_" in text

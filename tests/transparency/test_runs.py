@@ -96,10 +96,29 @@ def test_runs_store_surrogate_reasons_and_a_versioned_card(engine, config_path, 
     page = out.read_text()
     assert "<h2>Monitoring</h2>" in page and "Surrogate tree" in page
     assert "http" not in page.replace("http-equiv", "")  # self-contained: no CDN, no remote asset
+    _render_in_chromium(out)
 
     why = run_cli("why", "cancer", reasons[0] and
                   _explained_request(engine, outcomes[-1].run_id), config=config_path, check=True)
     assert "because" in why.stdout
+
+
+def _render_in_chromium(page_path):
+    """The page renders in a real Chromium with every section (skipped without one)."""
+    if not os.path.exists("/usr/bin/chromium"):
+        return
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(page_path.as_uri())
+            headings = page.locator("h2").all_inner_texts()
+            assert headings == ["Model details", "Model parameters", "Quantitative analysis",
+                                "Considerations", "Monitoring"]
+            assert page.locator("pre").first.inner_text().startswith("|---")
+        finally:
+            browser.close()
 
 
 def _give_feedback(engine, settings):
@@ -111,8 +130,9 @@ def _give_feedback(engine, settings):
     with transaction(engine) as session:
         alert = session.scalars(select(Alert).order_by(Alert.id)).first()
         assert alert is not None, "three runs raised no alert to answer"
-        apply_feedback(session, alert, "expected_change", user_id="U1", user_name="dana", comment="known seasonal change",
-                       source="cli", external_id=None, config=settings.feedback, now=clock.utcnow())
+        apply_feedback(session, alert, "expected_change", user_id="U1", user_name="dana",
+                       comment="known seasonal change", source="cli",
+                       external_id=None, config=settings.feedback, now=clock.utcnow())
 
 
 def _explained_request(engine, run_id):
