@@ -165,7 +165,9 @@ def explain_decisions(
             seed=model.seed,
         )
     ref_values = None
-    if reference.attributions is not None:
+    # previous_window mode swaps the sample for the last window but keeps the stored
+    # baseline's attributions: their rows have no decisions to pair with, so no shift test
+    if reference.attributions is not None and reference.id > 0:
         ref_values = reference.attributions[list(model.features.names)]
     k = len(ref_values) if ref_values is not None else 0
     out["decision_reasons"] = window_reasons(

@@ -348,6 +348,8 @@ class CardConfig(Strict):
     references: tuple[str, ...] = ()
     #: runs whose importance, performance and surrogate the card shows
     recent_runs: int = Field(20, ge=1, le=1000)
+    #: stored card versions kept per model (older ones are deleted when a run stores a new one)
+    keep_versions: int = Field(100, ge=1)
 
 
 class FilesSourceConfig(Strict):

@@ -433,7 +433,8 @@ def refresh_card(engine: Engine, model: ModelConfig, run_id: int | None) -> int 
             evidence = card_evidence(session, model.name, model.card.recent_runs)
             now = clock.utcnow()
             document = build_card(model, evidence, generated_at=now.isoformat())
-            version = save_card(session, model.name, document, run_id=run_id, now=now)
+            version = save_card(session, model.name, document, run_id=run_id, now=now,
+                                keep=model.card.keep_versions)
     except Exception:
         log.exception("model card of %s could not be regenerated after run %s", model.name, run_id)
         return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import (
@@ -109,11 +109,15 @@ def card_evidence(session: Session, model: str, recent_runs: int) -> CardEvidenc
 
 
 def save_card(session: Session, model: str, document: dict[str, Any], *, run_id: int | None,
-              now: datetime) -> int:
-    """Store `document` as the model's next card version; returns the version."""
+              now: datetime, keep: int | None = None) -> int:
+    """Store `document` as the model's next card version and delete versions older than
+    the newest `keep`; returns the version."""
     latest = session.scalar(select(func.max(ModelCard.version)).where(ModelCard.model == model)) or 0
     session.add(ModelCard(model=model, version=latest + 1, created_at=now, run_id=run_id,
                           document=document))
+    if keep is not None:
+        session.execute(delete(ModelCard).where(ModelCard.model == model,
+                                                ModelCard.version <= latest + 1 - keep))
     session.flush()
     return latest + 1
 

@@ -103,6 +103,17 @@ def test_runs_store_surrogate_reasons_and_a_versioned_card(engine, config_path, 
     assert "because" in why.stdout
 
 
+def test_card_versions_beyond_keep_are_deleted(engine, config_path, frozen):
+    from monitor.store.cards import latest_card, save_card
+
+    with transaction(engine) as session:
+        for i in range(5):
+            save_card(session, "cancer", {"n": i}, run_id=None, now=frozen(), keep=3)
+        versions = session.scalars(select(ModelCard.version).order_by(ModelCard.version)).all()
+        assert versions == [3, 4, 5]
+        assert latest_card(session, "cancer").document == {"n": 4}
+
+
 def _render_in_chromium(page_path):
     """The page renders in a real Chromium with every section (skipped without one)."""
     if not os.path.exists("/usr/bin/chromium"):
