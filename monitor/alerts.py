@@ -114,7 +114,8 @@ def _surrogate_finding(s: Any) -> Finding:
     if s.top_split_changed:
         lines.append(
             f"first split on {tree.top_feature!r} instead of {s.baseline_top_feature!r}: "
-            f"{s.top_feature_share:.1%} of the baseline's windows of this size split first on it"
+            f"on the window's held-out rows a split on {s.baseline_top_feature!r} errs more "
+            f"(Wilcoxon p = {s.top_split_p_value:.2g})"
         )
     lines.extend(tree.rules[:4])
     what = "harder to summarise" if s.fidelity_low else "summarised by a different first split"

@@ -51,6 +51,21 @@ def test_surrogate_flags_a_window_the_model_no_longer_explains(outputs):
     assert report.tree.fidelity < report.lower_bound
 
 
+def test_surrogate_top_split_moves_only_when_the_window_says_so():
+    rng = np.random.default_rng(2)
+    cols = list("abcd")
+    ref = pd.DataFrame(rng.normal(size=(400, 4)), columns=cols)
+    y_ref = np.tanh(2 * ref["a"]) + 0.3 * ref["b"]
+    same = pd.DataFrame(rng.normal(size=(150, 4)), columns=cols)
+    clean = surrogate_report(same, np.tanh(2 * same["a"]) + 0.3 * same["b"], ref, y_ref.to_numpy(),
+                             numeric=cols, categorical=[], resamples=50)
+    assert clean.tree.top_feature == "a" and not clean.top_split_changed
+    moved = surrogate_report(same, np.tanh(2 * same["c"]) + 0.3 * same["b"], ref, y_ref.to_numpy(),
+                             numeric=cols, categorical=[], resamples=50)
+    assert moved.tree.top_feature == "c" and moved.baseline_top_feature == "a"
+    assert moved.top_split_changed and moved.top_split_p_value < 0.01
+
+
 def test_surrogate_encodes_categoricals_as_indicators():
     rng = np.random.default_rng(0)
     ref = pd.DataFrame({"x": rng.normal(size=400), "color": rng.choice(["red", "blue", "green"], 400)})

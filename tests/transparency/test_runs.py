@@ -188,6 +188,10 @@ def test_clean_windows_stay_quiet_and_a_swapped_model_shifts_the_reasons(
         send_traffic(engine, settings, T0 + i * WINDOW, seed=100 + i)
         outcome = once(settings, engine, T0 + i * WINDOW, runtime)
         raised.append({a["kind"] for a in outcome.summary["alerts"]} & TRANSPARENCY)
+        if raised[-1]:
+            sur = outcome.summary["surrogate"]
+            print({k: sur[k] for k in ("fidelity", "lower_bound", "top_feature", "baseline_top_feature",
+                                       "top_feature_share", "fidelity_low", "top_split_changed")})
         seconds.append(outcome.summary["timings"]["transparency"])
     rate = np.mean([bool(kinds) for kinds in raised])
     print(f"clean windows with a surrogate/reason/faithfulness finding: {rate:.0%} of {clean}: "
