@@ -85,7 +85,71 @@ def findings(result: RunResult) -> list[Finding]:
         from monitor.bias_rules import fairness_findings
 
         found.extend(fairness_findings(result.fairness, result.disparity))
+    found.extend(transparency_findings(result))
     return found
+
+
+def transparency_findings(result: RunResult) -> list[Finding]:
+    """surrogate_fidelity, reason_shift and faithfulness findings of a run."""
+    found = []
+    if result.surrogate is not None and result.surrogate.flagged:
+        found.append(_surrogate_finding(result.surrogate))
+    shift = getattr(result.decision_reasons, "shift", None)
+    if shift is not None and shift.shifted:
+        found.append(_reason_shift_finding(shift))
+    if result.faithfulness is not None and result.faithfulness.exceeded:
+        f = result.faithfulness
+        steps = f"{f.steps} steps" if f.steps else "the configured steps"
+        found.append(Finding(
+            AlertKind.FAITHFULNESS,
+            None,
+            f"attributions no longer add up: median completeness error {f.median_error:.3g} "
+            f"> tolerance {f.tolerance:g}",
+            f.to_dict(),
+            (
+                f"{f.method} with {steps} on {f.rows} production rows: contributions miss "
+                f"{f.median_error:.1%} (median) of the output change they explain; {f.above} of "
+                f"{f.rows} rows above the tolerance (sign test p = {f.p_value:.2g})",
+                "the stated reasons cannot be trusted: set attribution.steps higher, or check "
+                "the model for saturated or non-differentiable parts",
+            ),
+        ))
+    return found
+
+
+def _surrogate_finding(s: Any) -> Finding:
+    tree = s.tree
+    lines = []
+    if s.fidelity_low:
+        lines.append(
+            f"surrogate tree (depth {tree.depth}) R^2 {tree.fidelity:.3f} on {tree.test_rows} held-out rows, "
+            f"below the baseline's {s.alpha:.0%} quantile {s.lower_bound:.3f} for windows of this size "
+            f"(baseline median {_num(s.baseline_median)}, {s.resamples} bootstrap windows)"
+        )
+    if s.top_split_changed:
+        lines.append(
+            f"first split on {tree.top_feature!r} instead of {s.baseline_top_feature!r}: "
+            f"on the window's held-out rows a split on {s.baseline_top_feature!r} errs more "
+            f"(Wilcoxon p = {s.top_split_p_value:.2g})"
+        )
+    lines.extend(tree.rules[:4])
+    what = "harder to summarise" if s.fidelity_low else "summarised by a different first split"
+    return Finding(AlertKind.SURROGATE_FIDELITY, None, f"the model's behaviour became {what}",
+                   {k: v for k, v in s.to_dict().items() if k != "rules"}, tuple(lines))
+
+
+def _reason_shift_finding(shift: Any) -> Finding:
+    win, base = shift.shares(shift.window), shift.shares(shift.baseline)
+    names = sorted(set(win) | set(base), key=lambda n: -abs(win.get(n, 0.0) - base.get(n, 0.0)))
+    lines = [
+        f"total-variation distance {shift.distance:.3f} (a clean window of this size exceeds "
+        f"{shift.threshold:.3f} with probability {shift.alpha:g}; permutation p = {shift.p_value:.3g})"
+    ]
+    for name in names[:3]:
+        lines.append(f"{name}: top reason of {base.get(name, 0.0):.0%} -> {win.get(name, 0.0):.0%} "
+                     "of unfavourable decisions")
+    return Finding(AlertKind.REASON_SHIFT, None, "the reasons behind unfavourable decisions changed",
+                   shift.to_dict(), tuple(lines))
 
 
 def _no_data_finding(end: datetime, traffic: Traffic) -> Finding:

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "monitor.commands.performance:performance",
         "Per window: realized (revised) and estimated performance.",
     ),
+    "card": ("monitor.commands.card:card", "Print or write a model's living model card."),
 }
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from monitor.config import ModelConfig
 from monitor.intake.records import WindowSample
 from monitor.performance import labelled_count
-from monitor.result import AttributionOutcome, BaselineRef, RunResult, WindowQuality
+from monitor.result import AttributionOutcome, BaselineRef, Faithfulness, RunResult, WindowQuality
 from monitor.store.baselines import BaselineData
 from monitor.vocab import PREDICTION_KEY, AlertKind, RunStatus
 
@@ -77,10 +79,21 @@ def compute(
     attribution = explain_window(model, window, reference, policies, runtime)
     timings["attribution"] = round(time.perf_counter() - tick, 4)
     groups = _groups(model, window, reference, runtime, attribution, timings)
+
+    tick = time.perf_counter()
+    try:
+        transparency = explain_decisions(model, window, reference, attribution)
+    except Exception:
+        # the surrogate and reasons must not cost the run its drift and attribution verdicts
+        log.exception("model %s: surrogate/reasons/faithfulness failed; the run goes on without them",
+                      model.name)
+        transparency = {}
+    timings["transparency"] = round(time.perf_counter() - tick, 4)
     return RunResult(
         status=RunStatus.SUCCEEDED,
         drift=report,
         attribution=attribution,
+        **transparency,
         quality=WindowQuality.against(report.quality, reference.feature_stats),
         timings=timings,
         estimated=estimated,
@@ -176,3 +189,69 @@ def explain_window(
         )
     inputs = subset.loc[explanation.values.index]
     return AttributionOutcome(explanation, inputs, drift, threshold)
+
+
+#: fewer explained rows than this: no surrogate is fitted (its fidelity would be noise)
+MIN_SURROGATE_ROWS = 20
+
+
+def explain_decisions(
+    model: ModelConfig, window: WindowSample, reference: BaselineData, attribution: AttributionOutcome
+) -> dict[str, Any]:
+    """The surrogate tree, the reasons of each explained decision and the faithfulness of
+    the attributions: `RunResult` fields (`surrogate`, `decision_reasons`, `faithfulness`)."""
+    from monitor.model import select_output
+    from monitor.reasons import window_reasons
+    from monitor.surrogate import surrogate_report
+
+    explanation = attribution.explanation
+    n = len(explanation.values)
+    out: dict[str, Any] = {}
+    if n == 0:
+        return out
+    ref_output = select_output(reference.predictions, model.task, model.explain_class)
+    scores = np.asarray(window.predictions)[:n] if len(window.predictions) >= n else None
+    if n >= MIN_SURROGATE_ROWS and len(reference.sample) >= MIN_SURROGATE_ROWS:
+        cfg = model.surrogate
+        out["surrogate"] = surrogate_report(
+            attribution.inputs,
+            np.asarray(explanation.output, dtype=float),
+            reference.sample,
+            ref_output,
+            numeric=model.features.numeric,
+            categorical=model.features.categorical,
+            max_depth=cfg.max_depth,
+            holdout=cfg.holdout,
+            resamples=cfg.resamples,
+            alpha=cfg.alpha,
+            seed=model.seed,
+        )
+    ref_values = None
+    # previous_window mode swaps the sample for the last window but keeps the stored
+    # baseline's attributions: their rows have no decisions to pair with, so no shift test
+    if reference.attributions is not None and reference.id > 0:
+        ref_values = reference.attributions[list(model.features.names)]
+    k = len(ref_values) if ref_values is not None else 0
+    out["decision_reasons"] = window_reasons(
+        model,
+        explanation.values[list(model.features.names)],
+        np.asarray(explanation.output, dtype=float),
+        scores,
+        explanation.baseline_output,
+        ref_values,
+        ref_output[:k] if k else None,
+        np.asarray(reference.predictions)[:k] if k else None,
+        seed=model.seed,
+    )
+    median = attribution.median_completeness_error
+    if median is not None:
+        from scipy.stats import binomtest
+
+        errors = np.asarray(explanation.completeness_error, dtype=float)
+        tolerance = model.attribution.tolerance
+        above = int(np.sum(errors > tolerance))
+        p = float(binomtest(above, len(errors), 0.5, alternative="greater").pvalue)
+        out["faithfulness"] = Faithfulness(
+            attribution.method, median, tolerance, explanation.steps, n, above, p
+        )
+    return out

@@ -323,6 +323,54 @@ class FairnessConfig(Strict):
     drift_p_value: float = Field(0.01, gt=0, lt=1)
 
 
+class SurrogateConfig(Strict):
+    """A shallow decision tree distilled from each window's explained rows."""
+
+    #: depth of the tree (readable rules: at most 4)
+    max_depth: int = Field(3, ge=1, le=4)
+    #: share of the window's explained rows held out to measure fidelity (R^2)
+    holdout: float = Field(0.3, gt=0.05, lt=0.9)
+    #: bootstrap windows drawn from the baseline to calibrate the fidelity range
+    resamples: int = Field(200, ge=20, le=5000)
+    #: a window's fidelity below the baseline's `alpha` quantile, or a top split seen in
+    #: fewer than this share of the baseline's windows, raises surrogate_fidelity
+    alpha: float = Field(0.01, gt=0, lt=0.5)
+
+
+class ReasonsConfig(Strict):
+    """The top reasons of each explained decision and how their mix moves."""
+
+    #: the outcome that benefits the person (as fairness.favorable); None: fairness's,
+    #: else binary: class 0 (the positive class is the flagged, unfavourable one)
+    favorable: int | str | None = None
+    #: regression: a prediction above/below this is a decision (default fairness.threshold,
+    #: else each row is compared with the attribution baseline's output)
+    threshold: float | None = None
+    #: reasons kept per explained request
+    top: int = Field(3, ge=1, le=20)
+    #: unfavourable decisions (window and baseline) needed to compare the mix of reasons
+    min_decisions: int = Field(20, ge=5)
+    #: reason_shift when the permutation test's p-value is below this
+    p_value: float = Field(0.01, gt=0, lt=1)
+    permutations: int = Field(1000, ge=100, le=100_000)
+
+
+class CardConfig(Strict):
+    """The human-written parts of the model card (the rest comes from the database)."""
+
+    owners: tuple[str, ...] = ()
+    version: str | None = None
+    overview: str | None = None
+    intended_use: str | None = None
+    limitations: tuple[str, ...] = ()
+    ethical_considerations: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    #: runs whose importance, performance and surrogate the card shows
+    recent_runs: int = Field(20, ge=1, le=1000)
+    #: stored card versions kept per model (older ones are deleted when a run stores a new one)
+    keep_versions: int = Field(100, ge=1)
+
+
 class FilesSourceConfig(Strict):
     glob: str
     format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
@@ -391,6 +439,9 @@ class ModelConfig(Strict):
     segments: SegmentsConfig = SegmentsConfig()
     fairness: FairnessConfig = FairnessConfig()
     labels: LabelsConfig = LabelsConfig()
+    surrogate: SurrogateConfig = SurrogateConfig()
+    reasons: ReasonsConfig = ReasonsConfig()
+    card: CardConfig = CardConfig()
     #: binary: a score at or above this is the positive class (precision, recall, rates)
     decision_threshold: float = Field(0.5, gt=0, lt=1)
 
@@ -422,6 +473,7 @@ class ModelConfig(Strict):
             raise ValueError(f"label: {self.label!r} is also listed as a feature")
         _check_segments(self)
         _check_fairness(self)
+        _check_reasons(self)
         return self
 
 
@@ -478,6 +530,27 @@ def _check_fairness(model: ModelConfig) -> None:
             raise ValueError(f"fairness.favorable: {favorable!r} is not a class name (known: {known})")
     elif favorable < 0 or (classes is not None and favorable >= classes):
         raise ValueError(f"fairness.favorable: class index {favorable} is out of range")
+
+
+def _check_reasons(model: ModelConfig) -> None:
+    """reasons.favorable names a class of this model, or a direction where one applies."""
+    favorable = model.reasons.favorable
+    if favorable is None:
+        return
+    if isinstance(favorable, bool):
+        raise ValueError(f"reasons.favorable: must be a class or 'above'/'below', got {favorable!r}")
+    if favorable in ("above", "below"):
+        if model.task == "multiclass_classification":
+            raise ValueError("reasons.favorable: 'above'/'below' needs a binary or regression model")
+        return
+    if model.task == "regression":
+        raise ValueError("reasons.favorable: must be 'above' or 'below' for regression")
+    if isinstance(favorable, str) and favorable not in model.class_names:
+        known = ", ".join(model.class_names) or "none (set class_names)"
+        raise ValueError(f"reasons.favorable: {favorable!r} is not a class name (known: {known})")
+    too_big = model.task == "binary_classification" and isinstance(favorable, int) and favorable > 1
+    if isinstance(favorable, int) and (favorable < 0 or too_big):
+        raise ValueError(f"reasons.favorable: class index {favorable} is out of range")
 
 
 class Secrets(Strict):

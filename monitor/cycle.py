@@ -203,6 +203,8 @@ def run_once(
             message = _describe(err)
             raise RunFailed(f"run {outcome.run_id} for {model.name} failed: {message}", outcome) from err
         outcome = _save(engine, model, computed, existing, channels)
+        if not outcome.reused:
+            refresh_card(engine, model, outcome.run_id)
         metrics.observe_run(
             model.name,
             outcome.status,
@@ -495,3 +497,23 @@ def _record_failure(
     result = RunResult.failed(model.name, start, end, _describe(err))
     outcome, _ = _store(engine, model, result, existing, channels)
     return outcome
+
+
+def refresh_card(engine: Engine, model: ModelConfig, run_id: int | None) -> int | None:
+    """Regenerate the model's card from the store and keep it as a new version; returns
+    the version. A card that cannot be built is logged, never fails the run."""
+    from monitor.card import build_card
+    from monitor.store.cards import card_evidence, save_card
+
+    try:
+        with transaction(engine) as session:
+            evidence = card_evidence(session, model.name, model.card.recent_runs)
+            now = clock.utcnow()
+            document = build_card(model, evidence, generated_at=now.isoformat())
+            version = save_card(session, model.name, document, run_id=run_id, now=now,
+                                keep=model.card.keep_versions)
+    except Exception:
+        log.exception("model card of %s could not be regenerated after run %s", model.name, run_id)
+        return None
+    log.info("model card of %s: version %d (after run %s)", model.name, version, run_id)
+    return version

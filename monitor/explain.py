@@ -51,9 +51,12 @@ def explain_request(settings: Settings, engine: Engine, model: str, request_id: 
             where = f"run {run.id}, window {run.window_start.isoformat()} .. {run.window_end.isoformat()}"
             logged_prediction = logged.prediction if logged is not None else None
             attributes = logged.attributes if logged is not None else None
+            stored_reasons = getattr(sample, "reasons", None)
+            baseline_stats = _feature_stats(session, model)
     if stored is not None:
         target = _target(cfg, logged_prediction, None, features)
         answer = _answer(cfg, request_id, method, output, base, values, features, where, target)
+        answer = with_reasons(cfg, answer, stored_reasons, baseline_stats)
         return _with_groups(cfg, engine, _compare(cfg, answer, logged_prediction, recomputed=False),
                             features, attributes)
     record = find_request(cfg, engine, request_id)
@@ -118,6 +121,7 @@ def _on_demand(
         f"computed on demand against baseline v{baseline.version}",
         _target(cfg, logged, raw, features),
     )
+    answer = with_reasons(cfg, answer, None, baseline.feature_stats, scores=raw)
     return _compare(cfg, answer, logged, recomputed=True)
 
 
@@ -231,3 +235,37 @@ def _answer(
         **target,
         "contributions": contributions,
     }
+
+
+def _feature_stats(session: Any, model: str) -> dict[str, Any]:
+    baseline = active_baseline(session, model)
+    return dict(baseline.feature_stats) if baseline is not None else {}
+
+
+def with_reasons(
+    cfg: ModelConfig,
+    answer: dict[str, Any],
+    stored: dict[str, Any] | None,
+    stats: dict[str, Any],
+    scores: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Add the decision's top reasons (`reasons`: unfavourable, top) and their plain-words
+    form (`reasons_text`): stored by the run, else computed from the contributions."""
+    import pandas as pd
+
+    from monitor.reasons import decisions, in_words, top_reasons
+
+    if stored is None:
+        names = [c[0] for c in answer["contributions"]]
+        values = pd.DataFrame([[c[1] for c in answer["contributions"]]], columns=names)
+        base = answer.get("baseline_output")
+        decided = decisions(
+            cfg,
+            np.array([answer["output"]]),
+            np.asarray(scores)[None, :] if scores is not None and np.ndim(scores) == 1 else None,
+            np.array([base]) if base is not None else None,
+        )
+        top = top_reasons(values, decided.toward, cfg.reasons.top)[0]
+        stored = {"unfavourable": bool(decided.unfavourable[0]), "top": [[n, v] for n, v in top]}
+    inputs = {c[0]: c[2] for c in answer["contributions"]}
+    return {**answer, "reasons": stored, "reasons_text": in_words(stored["top"], inputs, stats)}

@@ -200,6 +200,41 @@ class Gaps:
         }
 
 
+@dataclass(frozen=True)
+class Faithfulness:
+    """How well the window's attributions add up (integrated gradients' completeness):
+    the median error on the production rows explained, against `attribution.tolerance`."""
+
+    method: str
+    median_error: float
+    tolerance: float
+    #: integration steps used (chosen per run when `attribution.steps` is unset)
+    steps: int | None
+    rows: int
+    #: rows whose error exceeds the tolerance, and the one-sided sign test's p-value that
+    #: the median error exceeds it (more than half the rows above, beyond chance)
+    above: int = 0
+    p_value: float = 1.0
+    #: the finding needs p_value below this (a median just over the tolerance is noise)
+    alpha: float = 0.01
+
+    @property
+    def exceeded(self) -> bool:
+        return self.median_error > self.tolerance and self.p_value < self.alpha
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "median_completeness_error": plain(self.median_error),
+            "tolerance": self.tolerance,
+            "steps": self.steps,
+            "rows": self.rows,
+            "rows_above_tolerance": self.above,
+            "p_value": plain(self.p_value),
+            "exceeded": self.exceeded,
+        }
+
+
 def verdict(fd: FeatureDrift) -> dict[str, Any]:
     """One stat test's verdict as `once --json` shows it: with calibrated thresholds, the
     calibrated p-value, the level it was held to and the smallest shift the window size
@@ -260,6 +295,12 @@ class RunResult:
     #: `[models.segments] stratify`: the strata and weights of the sample segments and
     #: fairness were computed on (`monitor.fairness.StratifiedSample`)
     sampling: Any = None
+    #: the window's surrogate tree against the baseline's range (`monitor.surrogate`)
+    surrogate: Any = None
+    #: per-request reasons and the shift of their mix (`monitor.reasons`)
+    decision_reasons: Any = None
+    #: completeness of the window's integrated gradients against the tolerance
+    faithfulness: Faithfulness | None = None
     # Room for the results later issues add (estimated performance, fairness, segments,
     # surrogate, ...): optional sections serialised under their own key when present.
     sections: Mapping[str, Section] = field(default_factory=dict)
@@ -357,6 +398,12 @@ class RunResult:
             doc["fairness"] = self.fairness.to_dict() if self.fairness is not None else {}
             if self.disparity is not None:
                 doc["fairness"]["explanation_disparity"] = self.disparity.to_dict()
+        if self.surrogate is not None:
+            doc["surrogate"] = self.surrogate.to_dict()
+        if self.decision_reasons is not None:
+            doc["decision_reasons"] = self.decision_reasons.to_dict()
+        if self.faithfulness is not None:
+            doc["faithfulness"] = self.faithfulness.to_dict()
         for key, section in self.sections.items():
             doc[key] = section.to_dict()
         return doc

@@ -44,6 +44,13 @@ class AlertKind(StrEnum):
     BIAS_DRIFT = "bias_drift"
     #: groups are denied for different reasons, or a feature's influence differs by group
     EXPLANATION_DISPARITY = "explanation_disparity"
+    #: the window's surrogate tree summarises the model worse than the baseline's range,
+    #: or splits first on a feature the baseline's windows (almost) never did
+    SURROGATE_FIDELITY = "surrogate_fidelity"
+    #: the mix of top reasons behind unfavourable decisions moved from the baseline's
+    REASON_SHIFT = "reason_shift"
+    #: integrated gradients' median completeness error exceeds attribution.tolerance
+    FAITHFULNESS = "faithfulness"
 
 
 class Severity(StrEnum):
@@ -64,6 +71,9 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.BIAS: Severity.CRITICAL,
     AlertKind.BIAS_DRIFT: Severity.WARNING,
     AlertKind.EXPLANATION_DISPARITY: Severity.WARNING,
+    AlertKind.SURROGATE_FIDELITY: Severity.WARNING,
+    AlertKind.REASON_SHIFT: Severity.WARNING,
+    AlertKind.FAITHFULNESS: Severity.WARNING,
 }
 
 

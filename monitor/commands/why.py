@@ -56,6 +56,9 @@ def render(answer: dict, top: int = 10) -> list[str]:
         lines.append(f"logged prediction: class {answer['logged_class']}")
     if answer.get("groups") is not None:
         lines.append("groups: " + (", ".join(answer["groups"]) or "none (no attribute logged)"))
+    if answer.get("reasons_text"):
+        verdict = "an unfavourable" if (answer.get("reasons") or {}).get("unfavourable") else "a favourable"
+        lines.append(f"{verdict} decision, {answer['reasons_text']}")
     lines += [
         f"explained by {answer['method']} ({answer['source']})",
         "",

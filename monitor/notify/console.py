@@ -64,6 +64,8 @@ def render_text(event: str, payload: Mapping[str, Any]) -> str:
         lines.extend(f"  - {line}" for line in source)
     if payload.get("report_hint"):
         lines.append(f"  report: {payload['report_hint']}")
+    if alert.get("model") and event in (EventName.ALERT_OPENED, EventName.ALERT_REFIRED):
+        lines.append(f"  model card: monitor card {alert['model']} --out card.html")
     return "\n".join(lines)
 
 

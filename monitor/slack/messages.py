@@ -244,6 +244,17 @@ def report_line(payload: Mapping[str, Any], report_base_url: str | None = None) 
     return ""
 
 
+def card_line(payload: Mapping[str, Any], report_base_url: str | None = None) -> str:
+    """Where the model's living card is: `<report_base_url>/cards/<model>` when a base URL
+    is set, else the command that writes it."""
+    model = (payload.get("alert") or {}).get("model") or (payload.get("run") or {}).get("model")
+    if not model:
+        return ""
+    if report_base_url:
+        return f":page_facing_up: <{report_base_url.rstrip('/')}/cards/{model}|Model card>"
+    return f":page_facing_up: Model card: `monitor card {model} --out card.html`"
+
+
 def buttons(alert_id: int) -> dict[str, Any]:
     """The actions block: four verdicts and a comment button, each carrying the alert id."""
     elements = []
@@ -346,6 +357,9 @@ def alert_message(
     link = report_line(payload, report_base_url)
     if link:
         blocks.append(_context(link))
+    card = card_line(payload, report_base_url)
+    if card:
+        blocks.append(_context(card))
     return plain_text(title), blocks
 
 
@@ -492,6 +506,8 @@ def why_message(payload: Mapping[str, Any], top: int = 10) -> str:
         f"`{payload.get('request_id')}`?* ({payload.get('method')}, baseline output "
         f"{_num(payload.get('baseline_output'))})"
     ]
+    if payload.get("reasons_text"):
+        lines.append(f"_{payload['reasons_text']}_")
     for feature, value, given in list(rows)[:top]:
         arrow = ":arrow_up:" if float(value) > 0 else ":arrow_down:"
         lines.append(f"{arrow} `{feature}` = {_num(given)} contributed {float(value):+.3g}")

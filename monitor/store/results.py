@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from monitor.drift.records import plain
 from monitor.result import RunResult, json_safe, verdict
 from monitor.store.predictions import quarantine_rows
-from monitor.store.tables import AttributionResult, DriftResult, Quarantine, Run, SampleAttribution
+from monitor.store.tables import (
+    AttributionResult,
+    DriftResult,
+    Quarantine,
+    Run,
+    SampleAttribution,
+    SurrogateResult,
+)
 from monitor.vocab import RunStatus
 
 
@@ -64,6 +71,7 @@ def save_run(
     _save_attribution(session, run, result)
     _save_revision(session, run, result, now)
     _save_fairness(session, run, result)
+    _save_transparency(session, run, result)
     return run
 
 
@@ -206,6 +214,7 @@ def _save_attribution(session: Session, run: Run, result: RunResult) -> None:
             values={k: json_safe(float(v)) for k, v in explanation.values.iloc[i].items()},
             features={k: json_safe(v) for k, v in outcome.inputs.iloc[i].items()},
             completeness_error=json_safe(float(errors[i])) if errors is not None else None,
+            reasons=_reasons_of(result, str(request_id)),
         )
         for i, request_id in enumerate(explanation.values.index)
     )
@@ -243,3 +252,54 @@ def _save_fairness(session: Session, run: Run, result: RunResult) -> None:
             row.details = seg.to_dict()
             rows.append(row)
     session.add_all(rows)
+
+
+def _reasons_of(result: RunResult, request_id: str) -> dict[str, Any] | None:
+    reasons = result.decision_reasons
+    if reasons is None:
+        return None
+    entry = reasons.per_request.get(request_id)
+    return dict(entry) if entry is not None else None
+
+
+def _save_transparency(session: Session, run: Run, result: RunResult) -> None:
+    """The surrogate tree, the reason-shift test and the faithfulness verdict of a run."""
+    if result.status != RunStatus.SUCCEEDED:
+        return
+    surrogate = result.surrogate
+    if surrogate is not None:
+        doc = surrogate.to_dict()
+        session.add(
+            SurrogateResult(
+                run_id=run.id,
+                model=run.model,
+                fidelity=doc["fidelity"],
+                lower_bound=doc["lower_bound"],
+                depth=doc["depth"],
+                top_feature=doc["top_feature"],
+                baseline_top_feature=doc["baseline_top_feature"],
+                flagged=surrogate.flagged,
+                rules=doc.pop("rules"),
+                details=doc,
+            )
+        )
+    shift = getattr(result.decision_reasons, "shift", None)
+    if shift is not None:
+        row = _verdict_row(
+            run,
+            "reasons",
+            {"method": "tvd_permutation", "score": plain(shift.distance),
+             "threshold": plain(shift.threshold), "drifted": shift.shifted},
+        )
+        row.details = shift.to_dict()
+        session.add(row)
+    faith = result.faithfulness
+    if faith is not None:
+        row = _verdict_row(
+            run,
+            "faithfulness",
+            {"method": "completeness_error", "score": plain(faith.median_error),
+             "threshold": faith.tolerance, "drifted": faith.exceeded},
+        )
+        row.details = faith.to_dict()
+        session.add(row)

@@ -294,6 +294,41 @@ class SampleAttribution(Base):
     #: {feature: input value} as the model saw it
     features: Mapped[dict[str, Any]]
     completeness_error: Mapped[float | None] = mapped_column(Float)
+    #: {"unfavourable": bool, "top": [[feature, contribution], ...]} (monitor.reasons)
+    reasons: Mapped[dict[str, Any] | None]
+
+
+class SurrogateResult(Base):
+    """The surrogate tree of one run: fidelity, its calibrated range, rules."""
+
+    __tablename__ = "surrogate_result"
+    __table_args__ = (Index("ix_surrogate_result_run_id", "run_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(64))
+    fidelity: Mapped[float | None] = mapped_column(Float)
+    lower_bound: Mapped[float | None] = mapped_column(Float)
+    depth: Mapped[int]
+    top_feature: Mapped[str | None] = mapped_column(String(256))
+    baseline_top_feature: Mapped[str | None] = mapped_column(String(256))
+    flagged: Mapped[bool] = mapped_column(Boolean)
+    #: the rules as text lines
+    rules: Mapped[list[Any]]
+    #: the rest of the report (importance, shares, resamples)
+    details: Mapped[dict[str, Any]]
+
+
+class ModelCard(Base):
+    """A version of a model's card, regenerated after each run."""
+
+    __tablename__ = "model_card"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    document: Mapped[dict[str, Any]]
 
 
 class Alert(Base):

@@ -1,0 +1,295 @@
+"""A readable stand-in for the model: a shallow decision tree per window, and its fidelity.
+
+`surrogate_report` distils the window's explained rows (inputs -> the model's explained
+output) into a regression tree of depth <= 4 (scikit-learn), measures its fidelity as
+R^2 on held-out rows of the window, and writes its rules as text. The fidelity is
+compared with a range calibrated on the baseline: bootstrap windows of the same size
+drawn from the baseline, split into train and held-out rows the same way (a row drawn
+twice stays on one side), give the distribution of fidelity and of the top split's
+feature a clean window of that size shows. A window whose fidelity falls below the
+`alpha` quantile (the model became harder to summarise) or whose top split uses a
+feature the baseline's windows almost never split on first is flagged.
+
+Pure: arrays and DataFrames in, a frozen `SurrogateReport` out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.drift.records import plain
+
+#: a numeric column is encoded as is; a categorical one as one indicator per baseline
+#: category, named like this (the rules read "color = red" / "color != red")
+DUMMY_SEP = " = "
+
+
+@dataclass(frozen=True)
+class SurrogateTree:
+    """One fitted tree: its held-out fidelity, rules and the feature of its first split."""
+
+    fidelity: float | None
+    depth: int
+    rules: tuple[str, ...]
+    top_feature: str | None
+    train_rows: int
+    test_rows: int
+    #: impurity-based importance of each input feature in the tree (sums to 1)
+    importance: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fidelity": plain(self.fidelity),
+            "depth": self.depth,
+            "rules": list(self.rules),
+            "top_feature": self.top_feature,
+            "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
+            "importance": {k: plain(v) for k, v in self.importance.items()},
+        }
+
+
+@dataclass(frozen=True)
+class SurrogateReport:
+    """A window's surrogate against the range the baseline's windows of its size show."""
+
+    tree: SurrogateTree
+    #: fidelity below this (the baseline's `alpha` quantile) is unusual for the window's size
+    lower_bound: float | None
+    baseline_median: float | None
+    #: the first split of a tree fitted on the whole baseline
+    baseline_top_feature: str | None
+    #: share of the baseline's bootstrap windows whose first split used `tree.top_feature`
+    top_feature_share: float | None
+    alpha: float
+    resamples: int
+    #: when the first split moved: one-sided Wilcoxon p-value that, on the window's held-out
+    #: rows, a one-split tree on the baseline's first feature errs more than one on the new one
+    top_split_p_value: float | None = None
+
+    @property
+    def fidelity_low(self) -> bool:
+        f, bound = self.tree.fidelity, self.lower_bound
+        return f is not None and bound is not None and f < bound
+
+    @property
+    def top_split_changed(self) -> bool:
+        p = self.top_split_p_value
+        return (
+            self.tree.top_feature is not None
+            and self.tree.top_feature != self.baseline_top_feature
+            and p is not None
+            and p < self.alpha
+        )
+
+    @property
+    def flagged(self) -> bool:
+        return self.fidelity_low or self.top_split_changed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.tree.to_dict(),
+            "lower_bound": plain(self.lower_bound),
+            "baseline_median": plain(self.baseline_median),
+            "baseline_top_feature": self.baseline_top_feature,
+            "top_feature_share": plain(self.top_feature_share),
+            "top_split_p_value": plain(self.top_split_p_value),
+            "alpha": self.alpha,
+            "resamples": self.resamples,
+            "fidelity_low": self.fidelity_low,
+            "top_split_changed": self.top_split_changed,
+        }
+
+
+def categories_of(reference: pd.DataFrame, categorical: Sequence[str]) -> dict[str, list[str]]:
+    """The categories each categorical feature takes in the baseline (indicator columns)."""
+    return {
+        name: sorted(reference[name].dropna().astype(str).unique().tolist())[:50] for name in categorical
+    }
+
+
+def encode(
+    frame: pd.DataFrame, numeric: Sequence[str], categories: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """The tree's inputs: numeric features as floats (missing -> the column's median, or
+    0), categoricals as one indicator per baseline category (an unseen one: all zeros)."""
+    columns: dict[str, np.ndarray] = {}
+    for name in numeric:
+        col = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        fill = col.median() if col.notna().any() else 0.0
+        columns[name] = col.fillna(fill).to_numpy()
+    for name, values in categories.items():
+        col = frame[name].astype("string")
+        for value in values:
+            columns[f"{name}{DUMMY_SEP}{value}"] = (col == value).fillna(False).to_numpy(dtype=float)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _feature_of(column: str, categories: Mapping[str, Sequence[str]]) -> str:
+    for name in categories:
+        if column.startswith(f"{name}{DUMMY_SEP}"):
+            return name
+    return column
+
+
+def fit_tree(
+    x: pd.DataFrame | np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    categories: Mapping[str, Sequence[str]],
+    *,
+    max_depth: int,
+    with_rules: bool = True,
+    columns: Sequence[str] | None = None,
+) -> SurrogateTree:
+    """Fit on rows `train`, score R^2 on rows `test`; rules as scikit-learn's text.
+
+    `x` is the encoded frame, or its float32 matrix with `columns` (the bootstrap loop
+    passes arrays: scikit-learn's checks on DataFrames cost more than the fit)."""
+    from sklearn.tree import DecisionTreeRegressor, export_text
+
+    if isinstance(x, pd.DataFrame):
+        columns = [str(c) for c in x.columns]
+        x = np.ascontiguousarray(x.to_numpy(dtype=np.float32))
+    names = list(columns or [])
+    tree = DecisionTreeRegressor(max_depth=max_depth, min_samples_leaf=5, random_state=0)
+    tree.fit(x[train], y[train])
+    fidelity = None
+    if len(test) >= 5 and float(np.var(y[test])) > 0:
+        residual = y[test] - tree.predict(x[test])
+        fidelity = float(1.0 - np.sum(residual**2) / np.sum((y[test] - y[test].mean()) ** 2))
+    structure = tree.tree_
+    top = None
+    if structure.node_count > 1:
+        top = _feature_of(names[structure.feature[0]], categories)
+    importance: dict[str, float] = {}
+    for column, value in zip(names, tree.feature_importances_, strict=True):
+        feature = _feature_of(column, categories)
+        importance[feature] = importance.get(feature, 0.0) + float(value)
+    rules: tuple[str, ...] = ()
+    if with_rules:
+        text = export_text(tree, feature_names=names, decimals=3)
+        rules = tuple(line.rstrip() for line in text.splitlines() if line.strip())
+    return SurrogateTree(
+        fidelity, int(tree.get_depth()), rules, top, int(len(train)), int(len(test)), importance
+    )
+
+
+def _split(n: int, holdout: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    order = rng.permutation(n)
+    cut = max(1, int(round(n * (1 - holdout))))
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def _bootstrap_split(
+    n_rows: int, size: int, holdout: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """`size` rows drawn with replacement from `n_rows`; a row drawn twice lands on one
+    side only, so held-out rows never repeat training rows."""
+    drawn = rng.integers(0, n_rows, size=size)
+    unique = np.unique(drawn)
+    held = rng.random(len(unique)) < holdout
+    in_test = np.isin(drawn, unique[held])
+    return drawn[~in_test], drawn[in_test]
+
+
+def surrogate_report(
+    inputs: pd.DataFrame,
+    output: np.ndarray,
+    reference: pd.DataFrame,
+    reference_output: np.ndarray,
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    max_depth: int = 3,
+    holdout: float = 0.3,
+    resamples: int = 200,
+    alpha: float = 0.01,
+    seed: int = 0,
+) -> SurrogateReport:
+    """The window's surrogate tree and its place in the baseline's calibrated range.
+
+    `inputs`/`output`: the window's explained rows and the model's explained output;
+    `reference`/`reference_output`: the baseline's rows and the same output on them.
+    """
+    rng = np.random.default_rng(seed)
+    categories = categories_of(reference, categorical)
+    # a row whose output is not a number (a NaN the model produced) cannot be distilled
+    y = np.asarray(output, dtype=float)
+    keep = np.isfinite(y)
+    inputs, y = inputs[keep], y[keep]
+    reference_output = np.asarray(reference_output, dtype=float)
+    ref_keep = np.isfinite(reference_output)
+    reference, reference_output = reference[ref_keep], reference_output[ref_keep]
+    x = encode(inputs, numeric, categories)
+    train, test = _split(len(x), holdout, rng)
+    tree = fit_tree(x, y, train, test, categories, max_depth=max_depth)
+
+    encoded = encode(reference, numeric, categories)
+    columns = [str(c) for c in encoded.columns]
+    ref_x = np.ascontiguousarray(encoded.to_numpy(dtype=np.float32))
+    ref_y = np.asarray(reference_output, dtype=float)
+    everything = np.arange(len(ref_x))
+    whole = fit_tree(ref_x, ref_y, everything, everything[:0], categories, max_depth=max_depth,
+                     with_rules=False, columns=columns)
+    fidelities: list[float] = []
+    tops: list[str | None] = []
+    for _ in range(resamples if len(ref_x) >= 10 else 0):
+        b_train, b_test = _bootstrap_split(len(ref_x), len(x), holdout, rng)
+        if len(b_train) < 5:
+            continue
+        fitted = fit_tree(ref_x, ref_y, b_train, b_test, categories, max_depth=max_depth,
+                          with_rules=False, columns=columns)
+        tops.append(fitted.top_feature)
+        if fitted.fidelity is not None:
+            fidelities.append(fitted.fidelity)
+    lower = float(np.quantile(fidelities, alpha)) if len(fidelities) >= 20 else None
+    median = float(np.median(fidelities)) if fidelities else None
+    share = (sum(t == tree.top_feature for t in tops) / len(tops)) if tops else None
+    p_split = None
+    if tree.top_feature is not None and whole.top_feature not in (None, tree.top_feature):
+        p_split = split_moved_p_value(x, y, train, test, tree.top_feature, whole.top_feature, categories)
+    return SurrogateReport(tree, lower, median, whole.top_feature, share, alpha, len(fidelities), p_split)
+
+
+def split_moved_p_value(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    new: str,
+    old: str,
+    categories: Mapping[str, Sequence[str]],
+) -> float | None:
+    """Whether the window really prefers splitting on `new` over `old`: one-split trees on
+    each, fitted on the training rows; a one-sided Wilcoxon signed-rank test on the
+    held-out rows that the squared errors of `old`'s tree exceed `new`'s.
+
+    Calibrated by the window's own noise: a bootstrap of the baseline alone reproduces
+    the baseline sample's first split too faithfully (clean windows from the same
+    population then look changed)."""
+    from scipy.stats import wilcoxon
+    from sklearn.tree import DecisionTreeRegressor
+
+    if len(test) < 10:
+        return None
+
+    def errors(feature: str) -> np.ndarray:
+        cols = [c for c in x.columns if _feature_of(str(c), categories) == feature]
+        stump = DecisionTreeRegressor(max_depth=1, min_samples_leaf=5, random_state=0)
+        stump.fit(x.iloc[train][cols].to_numpy(), y[train])
+        return (y[test] - stump.predict(x.iloc[test][cols].to_numpy())) ** 2
+
+    diff = errors(old) - errors(new)
+    if not np.any(diff != 0):
+        return 1.0
+    return float(wilcoxon(diff, alternative="greater", zero_method="zsplit").pvalue)
+
+
+__all__ = ["SurrogateReport", "SurrogateTree", "categories_of", "encode", "fit_tree", "surrogate_report"]
