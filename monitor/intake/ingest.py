@@ -163,6 +163,21 @@ def ingest_body(
 def _store_predictions(
     engine: Engine, checked: Prepared, source: str, quarantine_once: bool
 ) -> IngestResult:
+    """Store a checked batch; a pooled connection the server dropped (nothing stored)
+    is retried once on a fresh one, a database that is down raises (503)."""
+    try:
+        return _store_once(engine, checked, source, quarantine_once)
+    except _ROW_ERRORS as err:
+        if not _unavailable(err):
+            raise
+        log.info("the database connection was lost (%s); retrying the batch once",
+                 _first_line(err))
+    return _store_once(engine, checked, source, quarantine_once)
+
+
+def _store_once(
+    engine: Engine, checked: Prepared, source: str, quarantine_once: bool
+) -> IngestResult:
     try:
         with transaction(engine) as session:
             if quarantine_once and checked.rejected:
