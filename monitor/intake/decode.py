@@ -24,6 +24,7 @@ import orjson
 from monitor.intake.prepare import FastValidator, Prepared
 from monitor.intake.records import LabelRecord, Rejection
 from monitor.intake.validate import (
+    MAX_REQUEST_ID,
     Invalid,
     Validator,
     check_request_id,
@@ -71,10 +72,12 @@ def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
     name, numeric, categorical = schema
     names = numeric + categorical
     # positional attribute names, renamed to the feature names: any text is a valid name
+    # gc=False: decoded JSON holds no reference cycles, and a batch makes thousands of
+    # these (tracked, they cost collections as large as the decode itself)
     fields = [(f"f{i}", _NUMBER) for i in range(len(numeric))]
     fields += [(f"f{i}", _CATEGORY) for i in range(len(numeric), len(names))]
     features = msgspec.defstruct(
-        "Features", fields, forbid_unknown_fields=True,
+        "Features", fields, forbid_unknown_fields=True, gc=False,
         rename={f"f{i}": feature for i, feature in enumerate(names)},
     )
     row: list[Any] = [
@@ -85,9 +88,9 @@ def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
         ("label", _LABEL, None),
     ]
     if tagged:
-        return msgspec.defstruct("Row", row, tag_field="model", tag=name)
+        return msgspec.defstruct("Row", row, tag_field="model", tag=name, gc=False)
     return msgspec.defstruct("Row", [*row, ("model", Union[str, msgspec.UnsetType],  # noqa: UP007
-                                            msgspec.UNSET)])
+                                            msgspec.UNSET)], gc=False)
 
 
 @lru_cache(maxsize=64)
@@ -126,14 +129,18 @@ class _Batch:
 
     def decoded(self, row: Any, model: str) -> None:
         """Add a row the schema accepted; Invalid when a cheap check fails."""
-        if row.__struct_fields__[-1] == "model" and row.model is not msgspec.UNSET \
+        if self.default_model is not None and row.model is not msgspec.UNSET \
                 and row.model != model:
             raise Invalid("model_mismatch", "")  # the detailed path words it
         validator = self.validators[model]
         request_id = row.request_id
-        if type(request_id) is int:
-            request_id = str(request_id)
-        request_id = check_request_id(request_id)
+        # the common id passes `check_request_id` surely: skip the call
+        if not (type(request_id) is str and 0 < len(request_id) <= MAX_REQUEST_ID
+                and request_id.isascii() and "\x00" not in request_id
+                and not request_id.isspace()):
+            if type(request_id) is int:
+                request_id = str(request_id)
+            request_id = check_request_id(request_id)
         ts = parse_timestamp(row.timestamp)
         prediction = row.prediction
         if not (validator.task == "binary_classification" and type(prediction) is float
@@ -142,7 +149,14 @@ class _Batch:
         label = row.label
         if label is not None:
             label = validator.check_label(label)
-        self._add(model, request_id, ts, _encode(row.features), orjson.dumps(prediction), label)
+        key = (model, request_id)
+        if key in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(key)
+        self.rows.append((model, request_id, ts, _encode(row.features), orjson.dumps(prediction)))
+        if label is not None:
+            self.labels.append(LabelRecord(model, request_id, label))
 
     def detailed(self, obj: Any) -> None:
         """Add a row judged by the detailed path (as `prepare_predictions` judges it)."""
