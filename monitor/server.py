@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor import __version__, metrics
 from monitor.config import CONFIG_ENV, Settings
 from monitor.errors import ConfigError, DatabaseError
-from monitor.intake.ingest import ingest_labels, ingest_predictions, parse_body
+from monitor.intake.ingest import ingest_body, ingest_labels, parse_body
 from monitor.store import predictions as store
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def create_app(
     async def post_predictions(request: Request) -> Response:
         body = await read_body(request, limit)
         result = await run_in_threadpool(
-            lambda: ingest_predictions(engine, models, parse_body(body), source="http")
+            lambda: ingest_body(engine, models, body, source="http")
         )
         metrics.observe_ingest("http", result.accepted, result.reasons)
         return _json_answer(result.as_json())

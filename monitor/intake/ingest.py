@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from monitor.config import ModelConfig
+from monitor.intake.decode import decode_predictions
 from monitor.intake.prepare import LogRow, Prepared, prepare_predictions
 from monitor.intake.records import DUPLICATE, IngestResult, LabelRecord, Rejection
 from monitor.intake.validate import Unparsed, Validator, check_labels, raw_text
@@ -138,6 +139,45 @@ def ingest_predictions(
     checked = prepare_predictions(
         rows, validators_for(models), source=source, default_model=default_model
     )
+    return _store_predictions(engine, checked, source, quarantine_once)
+
+
+def ingest_body(
+    engine: Engine,
+    models: Sequence[ModelConfig],
+    body: bytes,
+    *,
+    source: str,
+    default_model: str | None = None,
+) -> IngestResult:
+    """`ingest_predictions(engine, models, parse_body(body), ...)`, decoding a JSON-array
+    body against the models' schemas in C (`decode_predictions`): the same verdicts."""
+    validators = validators_for(models)
+    checked = decode_predictions(body, validators, source=source, default_model=default_model)
+    if checked is None:
+        checked = prepare_predictions(parse_body(body), validators, source=source,
+                                      default_model=default_model)
+    return _store_predictions(engine, checked, source, False)
+
+
+def _store_predictions(
+    engine: Engine, checked: Prepared, source: str, quarantine_once: bool
+) -> IngestResult:
+    """Store a checked batch; a pooled connection the server dropped (nothing stored)
+    is retried once on a fresh one, a database that is down raises (503)."""
+    try:
+        return _store_once(engine, checked, source, quarantine_once)
+    except _ROW_ERRORS as err:
+        if not _unavailable(err):
+            raise
+        log.info("the database connection was lost (%s); retrying the batch once",
+                 _first_line(err))
+    return _store_once(engine, checked, source, quarantine_once)
+
+
+def _store_once(
+    engine: Engine, checked: Prepared, source: str, quarantine_once: bool
+) -> IngestResult:
     try:
         with transaction(engine) as session:
             if quarantine_once and checked.rejected:

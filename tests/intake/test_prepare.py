@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from monitor.intake.ingest import ingest_predictions, parse_body
+from monitor.config import ModelConfig
+from monitor.intake.decode import decode_predictions
+from monitor.intake.ingest import ingest_body, ingest_predictions, parse_body
 from monitor.intake.prepare import prepare_predictions
 from monitor.intake.validate import Validator, check_predictions
 from monitor.store.predictions import count_predictions
@@ -32,15 +34,40 @@ def _both(rows: list) -> tuple:
 
 def _assert_same(rows: list) -> None:
     slow, fast = _both(rows)
-    assert [r.request_id for r in slow.records] == [r[1] for r in fast.rows]
-    assert [(r.reason, r.detail, r.raw) for r in slow.rejected] == [
-        (r.reason, r.detail, r.raw) for r in fast.rejected
-    ]
-    assert slow.duplicates == fast.duplicates
+    _assert_agree(slow, fast)
     for record, row in zip(slow.records, fast.rows, strict=True):
         assert bytes(row[3]) == orjson.dumps(record.features)
+
+
+def _assert_agree(slow, fast) -> None:
+    """`fast` (a Prepared) stores and quarantines exactly what `slow` (Checked) does."""
+    assert [r.request_id for r in slow.records] == [r[1] for r in fast.rows]
+    assert [(r.reason, r.detail, r.raw, r.model, r.ts) for r in slow.rejected] == [
+        (r.reason, r.detail, r.raw, r.model, r.ts) for r in fast.rejected
+    ]
+    assert slow.duplicates == fast.duplicates
+    assert [(r.model, r.request_id, r.label) for r in slow.records if r.label is not None] == [
+        (r.model, r.request_id, r.label) for r in fast.labels
+    ]
+    for record, row in zip(slow.records, fast.rows, strict=True):
+        features = orjson.loads(bytes(row[3]))
+        assert features == record.features and list(features) == list(record.features)
+        assert [type(v) for v in features.values()] == [type(v) for v in record.features.values()]
         assert orjson.loads(row[4]) == record.prediction
         assert abs(row[2] - record.ts) < timedelta(minutes=5)  # a missing timestamp is now
+
+
+def _assert_decode_same(body: bytes, models=None, default_model=None) -> bool:
+    """The C decode of a body agrees with the detailed path; False when it declined."""
+    models = models or [model_config()]
+    validators = {m.name: Validator(m) for m in models}
+    fast = decode_predictions(body, validators, source="t", default_model=default_model)
+    if fast is None:
+        return False
+    slow = check_predictions(parse_body(body), {m.name: Validator(m) for m in models},
+                             source="t", default_model=default_model)
+    _assert_agree(slow, fast)
+    return True
 
 
 def mixed_rows() -> list[dict]:
@@ -84,6 +111,75 @@ def test_fast_and_detailed_paths_agree_on_a_mixed_batch() -> None:
         "missing_request_id": 1,
         "unknown_model": 1,
     }
+
+
+def test_decode_agrees_with_the_detailed_path_on_a_mixed_batch() -> None:
+    rows = mixed_rows()
+    rows[20]["features"]["clinic"] = 2**70  # orjson reads a float: wrong_type
+    rows[21]["features"]["mean_area"] = 2**70  # a number either way
+    rows[22]["timestamp"] = 1_767_225_600
+    rows[23]["label"] = 1
+    rows[24]["label"] = 7
+    rows[25]["request_id"] = 12345
+    rows[26]["model"] = None
+    rows[4]["features"]["mean_area"] = None  # not Infinity: that body is not JSON
+    body = json.dumps(rows).encode()
+    assert _assert_decode_same(body)
+    assert _assert_decode_same(body.replace(b'"r30"', b'"r\\\\30"'))  # an escaped row
+    good = orjson.dumps(cancer_rows(20))
+    assert _assert_decode_same(good)
+    assert _assert_decode_same(b"  " + good.replace(b",", b" ,\n ") + b"\n")
+    assert _assert_decode_same(b"[]")
+    # a body the decode leaves to the general path
+    assert not _assert_decode_same(b"\n".join(orjson.dumps(r) for r in cancer_rows(3)))
+    assert not _assert_decode_same(good[:-1] + b',{"x":NaN}]')
+    assert not _assert_decode_same(good[:-1] + b',"\xff"]')
+
+
+def test_decode_with_several_models_and_a_default_model() -> None:
+    other = ModelConfig(name="price", path="m.keras", task="regression",
+                        features={"numeric": ["x"], "categorical": ["c"]})
+    rows: list = cancer_rows(6)
+    rows += [{"model": "price", "request_id": f"p{i}", "features": {"x": i, "c": "a"},
+              "prediction": [i / 2]} for i in range(4)]
+    rows[7]["features"]["c"] = 1.5
+    rows[8]["prediction"] = "high"
+    body = orjson.dumps(rows)
+    assert _assert_decode_same(body, [model_config(), other])
+    unnamed = [{k: v for k, v in r.items() if k != "model"} for r in cancer_rows(4)]
+    unnamed[2]["model"] = "price"
+    assert _assert_decode_same(orjson.dumps(unnamed), [model_config(), other])
+    assert _assert_decode_same(orjson.dumps(unnamed), [model_config(), other],
+                               default_model="cancer")
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(KEYS), json_values, st.booleans()), max_size=3))
+def test_fuzz_decode_and_detailed_path_agree(mutations) -> None:
+    rows = cancer_rows(3)
+    for key, value, drop in mutations:
+        features = rows[1].get("features")
+        target = features if key in FEATURE_KEYS and isinstance(features, dict) else rows[1]
+        if drop:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    body = json.dumps(rows, allow_nan=True).encode()
+    _assert_decode_same(body)
+    _assert_decode_same(body, default_model="cancer")
+
+
+def test_ingest_body_stores_what_the_detailed_path_accepts(engine: Engine) -> None:
+    rows = mixed_rows()
+    slow, _ = _both([(r, None) for r in rows])
+    result = ingest_body(engine, [model_config()], orjson.dumps(rows), source="t")
+    assert result.accepted == len(slow.records) and result.quarantined == len(slow.rejected)
+    stored = _stored(engine)
+    assert set(stored) == {r.request_id for r in slow.records}
+    for record in slow.records:
+        ts, features, prediction = stored[record.request_id]
+        assert features == record.features and list(features) == list(record.features)
+        assert prediction == pytest.approx(record.prediction)
 
 
 def test_unserializable_values_are_quarantined_not_a_crash() -> None:

@@ -1,0 +1,268 @@
+"""Ingest's fast decode: a JSON array of prediction rows checked against the models' schemas in C.
+
+`decode_predictions` gives every row the verdict `prepare_predictions` gives it (stored
+iff accepted there, else quarantined with the same reason and detail), but decodes the
+batch with msgspec against a schema built from each model's features: keys, exact value
+types, 64-bit integers and finite floats are checked while parsing, in C. Only a row the
+schema refuses (or whose request id, timestamp, prediction or label fails the cheap checks
+that follow) is parsed again with orjson and judged by the detailed Python path, which
+names its reason. A body that is not a JSON array, is not valid UTF-8, or whose refused
+rows orjson cannot parse alone is left to the general path (None).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Annotated, Any, Union
+
+import msgspec
+import orjson
+
+from monitor.intake.prepare import FastValidator, Prepared
+from monitor.intake.records import LabelRecord, Rejection
+from monitor.intake.validate import (
+    MAX_REQUEST_ID,
+    Invalid,
+    Validator,
+    check_request_id,
+    internal_error,
+    parse_timestamp,
+    rejection,
+    row_model,
+    validator_for,
+)
+
+log = logging.getLogger(__name__)
+
+_MAX = 1.7976931348623157e308
+#: orjson reads integers in [-2**63, 2**64) as int and larger ones as float; msgspec bounds
+#: stop at int64: any integer outside goes to the detailed path, which sees what orjson gives
+_INT = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+#: bounds that refuse NaN and +-inf
+_FLOAT = Annotated[float, msgspec.Meta(ge=-_MAX, le=_MAX)]
+_NUMBER = Union[_INT, _FLOAT]  # noqa: UP007 - msgspec reads typing unions
+_CATEGORY = Union[str, bool, _INT]  # noqa: UP007
+_PREDICTION = Union[_INT, _FLOAT, list[_NUMBER], dict[str, _NUMBER]]  # noqa: UP007
+_LABEL = Union[None, bool, _INT, _FLOAT, str]  # noqa: UP007
+#: ISO text is parsed by the same `parse_timestamp` as the detailed path (exact parity);
+#: epoch seconds arrive as a float
+_TIMESTAMP = Union[None, str, float]  # noqa: UP007
+#: a tag no row can name by accident: keeps a one-model schema a union (which requires
+#: the "model" key, as the detailed path does); a row decoded to it is judged in Python
+_NEVER = "\x00monitor-no-model\x00"
+
+_encode = msgspec.json.Encoder().encode
+
+
+class _Restart(Exception):
+    """A row of the whole-batch decode needs the detailed path: decode row by row."""
+
+
+Schema = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+def _schema(validator: Validator) -> Schema:
+    return validator.model, tuple(validator.numeric), tuple(validator.categorical)
+
+
+def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
+    name, numeric, categorical = schema
+    names = numeric + categorical
+    # positional attribute names, renamed to the feature names: any text is a valid name
+    # gc=False: decoded JSON holds no reference cycles, and a batch makes thousands of
+    # these (tracked, they cost collections as large as the decode itself)
+    fields = [(f"f{i}", _NUMBER) for i in range(len(numeric))]
+    fields += [(f"f{i}", _CATEGORY) for i in range(len(numeric), len(names))]
+    features = msgspec.defstruct(
+        "Features", fields, forbid_unknown_fields=True, gc=False,
+        rename={f"f{i}": feature for i, feature in enumerate(names)},
+    )
+    row: list[Any] = [
+        ("request_id", Union[str, _INT]),  # noqa: UP007
+        ("features", features),
+        ("prediction", _PREDICTION),
+        ("timestamp", _TIMESTAMP, None),
+        ("label", _LABEL, None),
+    ]
+    if tagged:
+        return msgspec.defstruct("Row", row, tag_field="model", tag=name, gc=False)
+    return msgspec.defstruct("Row", [*row, ("model", Union[str, msgspec.UnsetType],  # noqa: UP007
+                                            msgspec.UNSET)], gc=False)
+
+
+@lru_cache(maxsize=64)
+def _decoders(schemas: tuple[Schema, ...], default_model: str | None) -> tuple[Any, Any, dict]:
+    """(batch decoder, row decoder, struct class -> model name) for these schemas."""
+    if default_model is not None:
+        only = next((s for s in schemas if s[0] == default_model), None)
+        structs = [_row_struct(only, tagged=False)] if only is not None else []
+    else:
+        structs = [_row_struct(s, tagged=True) for s in schemas]
+        structs.append(msgspec.defstruct("Never", [], tag_field="model", tag=_NEVER))
+    if not structs:
+        return None, None, {}
+    row_type = Union[tuple(structs)]  # noqa: UP007
+    names = {cls: getattr(cls.__struct_config__, "tag", None) for cls in structs}
+    if default_model is not None:
+        names = {cls: default_model for cls in structs}
+    names = {cls: (None if name == _NEVER else name) for cls, name in names.items()}
+    return msgspec.json.Decoder(list[row_type]), msgspec.json.Decoder(row_type), names
+
+
+class _Batch:
+    """The verdicts of one batch, in row order (first request id wins)."""
+
+    def __init__(self, validators: Mapping[str, Validator], source: str,
+                 default_model: str | None):
+        # fresh copies: a validator learns a multiclass length from the rows it sees
+        self.validators = {name: copy.copy(v) for name, v in validators.items()}
+        self.fast = {name: FastValidator(v) for name, v in self.validators.items()}
+        self.source, self.default_model = source, default_model
+        self.rows: list[tuple[Any, ...]] = []
+        self.labels: list[LabelRecord] = []
+        self.rejected: list[Rejection] = []
+        self.seen: set[tuple[str, str]] = set()
+        self.duplicates = 0
+
+    def decoded(self, row: Any, model: str) -> None:
+        """Add a row the schema accepted; Invalid when a cheap check fails."""
+        if self.default_model is not None and row.model is not msgspec.UNSET \
+                and row.model != model:
+            raise Invalid("model_mismatch", "")  # the detailed path words it
+        validator = self.validators[model]
+        request_id = row.request_id
+        # the common id passes `check_request_id` surely: skip the call
+        if not (type(request_id) is str and 0 < len(request_id) <= MAX_REQUEST_ID
+                and request_id.isascii() and "\x00" not in request_id
+                and not request_id.isspace()):
+            if type(request_id) is int:
+                request_id = str(request_id)
+            request_id = check_request_id(request_id)
+        ts = parse_timestamp(row.timestamp)
+        prediction = row.prediction
+        if not (validator.task == "binary_classification" and type(prediction) is float
+                and 0.0 <= prediction <= 1.0):
+            prediction = validator.check_prediction(prediction)
+        label = row.label
+        if label is not None:
+            label = validator.check_label(label)
+        key = (model, request_id)
+        if key in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(key)
+        self.rows.append((model, request_id, ts, _encode(row.features), orjson.dumps(prediction)))
+        if label is not None:
+            self.labels.append(LabelRecord(model, request_id, label))
+
+    def detailed(self, obj: Any) -> None:
+        """Add a row judged by the detailed path (as `prepare_predictions` judges it)."""
+        model = row_model(obj, self.default_model)
+        try:
+            validator = validator_for(obj, model, self.default_model, self.fast)
+            request_id, ts, features, prediction, label = validator.prepare(obj, False)
+        except Invalid as bad:
+            self.rejected.append(rejection(obj, None, bad, self.source, model))
+            return
+        except Exception as err:  # noqa: BLE001 - one row's bug must not fail its batch
+            log.exception("a row failed unexpectedly; quarantined as internal_error")
+            self.rejected.append(rejection(obj, None, internal_error(err), self.source, model))
+            return
+        self._add(model, request_id, ts, features, prediction, label)
+
+    def _add(self, model: str, request_id: str, ts: Any, features: bytes, prediction: bytes,
+             label: Any) -> None:
+        key = (model, request_id)
+        if key in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(key)
+        self.rows.append((model, request_id, ts, features, prediction))
+        if label is not None:
+            self.labels.append(LabelRecord(model, request_id, label))
+
+    def prepared(self) -> Prepared:
+        return Prepared(tuple(self.rows), tuple(self.labels), tuple(self.rejected),
+                        self.duplicates)
+
+
+def decode_predictions(
+    body: bytes,
+    validators: Mapping[str, Validator],
+    *,
+    source: str,
+    default_model: str | None = None,
+) -> Prepared | None:
+    """The checked rows of a JSON-array body, as `prepare_predictions(parse_body(body))`
+    would give them; None when the body must take that general path instead."""
+    stripped = body.strip()
+    if stripped[:1] != b"[" or not validators:
+        return None
+    if not stripped.isascii():
+        try:
+            stripped.decode()  # orjson refuses invalid UTF-8 anywhere; msgspec may skip it
+        except UnicodeDecodeError:
+            return None
+    schemas = tuple(_schema(v) for v in validators.values())
+    batch_decoder, row_decoder, names = _decoders(schemas, default_model)
+    if batch_decoder is None:
+        return None
+    # (msgspec raises RecursionError, not a DecodeError, for JSON nested too deep)
+    if b"\\" not in stripped:  # escapes are judged row by row, by orjson
+        try:
+            rows = batch_decoder.decode(stripped)
+        except (msgspec.DecodeError, RecursionError):
+            pass
+        else:
+            try:
+                return _whole(rows, names, validators, source, default_model)
+            except _Restart:
+                pass
+    return _row_by_row(stripped, row_decoder, names, validators, source, default_model)
+
+
+def _whole(rows: list[Any], names: dict, validators: Mapping[str, Validator], source: str,
+           default_model: str | None) -> Prepared:
+    batch = _Batch(validators, source, default_model)
+    for row in rows:
+        model = names[type(row)]
+        if model is None:
+            raise _Restart
+        try:
+            batch.decoded(row, model)
+        except Invalid as err:
+            raise _Restart from err
+    return batch.prepared()
+
+
+def _row_by_row(body: bytes, row_decoder: Any, names: dict,
+                validators: Mapping[str, Validator], source: str,
+                default_model: str | None) -> Prepared | None:
+    try:
+        raws = msgspec.json.decode(body, type=list[msgspec.Raw])
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    batch = _Batch(validators, source, default_model)
+    for element in raws:
+        raw = bytes(element)
+        if b"\\" not in raw:
+            try:
+                row = row_decoder.decode(raw)
+                model = names[type(row)]
+                if model is not None:
+                    batch.decoded(row, model)
+                    continue
+            except (msgspec.DecodeError, RecursionError, Invalid):
+                pass
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None  # the general path names the element orjson cannot read
+        batch.detailed(obj)
+    return batch.prepared()
+
+
+__all__ = ["decode_predictions"]
