@@ -154,7 +154,7 @@ class _Batch:
             self.duplicates += 1
             return
         self.seen.add(key)
-        self.rows.append((model, request_id, ts, _encode(row.features), orjson.dumps(prediction)))
+        self.rows.append((model, request_id, ts, _encode(row.features), orjson.dumps(prediction), None))
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))
 
@@ -180,7 +180,7 @@ class _Batch:
             self.duplicates += 1
             return
         self.seen.add(key)
-        self.rows.append((model, request_id, ts, features, prediction))
+        self.rows.append((model, request_id, ts, features, prediction, None))
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))
 
@@ -201,6 +201,8 @@ def decode_predictions(
     stripped = body.strip()
     if stripped[:1] != b"[" or not validators:
         return None
+    if any(getattr(v, "attributes", None) for v in validators.values()):
+        return None  # attributes ([models.segments]) are validated on the general path
     if not stripped.isascii():
         try:
             stripped.decode()  # orjson refuses invalid UTF-8 anywhere; msgspec may skip it
