@@ -115,14 +115,6 @@ class Runtime:
                 self._estimators[key] = fit_estimator(cfg, reference)
             return self._estimators[key]
 
-
-def window_alpha(cfg: ModelConfig) -> float:
-    """The per-window family-wise false-alarm rate of `cfg`'s monthly budget."""
-    from monitor.drift import family_alpha
-
-    return family_alpha(cfg.alerts.false_alarms_per_month, cfg.window)
-
-
     def groups(self, cfg: ModelConfig, reference: BaselineData) -> Any:
         """The model's segment and fairness analyzers fitted on `reference` (once per baseline)."""
         from monitor.fairness_step import fit_analyzers
@@ -132,6 +124,13 @@ def window_alpha(cfg: ModelConfig) -> float:
             if key not in self._groups:
                 self._groups[key] = fit_analyzers(cfg, reference)
             return self._groups[key]
+
+
+def window_alpha(cfg: ModelConfig) -> float:
+    """The per-window family-wise false-alarm rate of `cfg`'s monthly budget."""
+    from monitor.drift import family_alpha
+
+    return family_alpha(cfg.alerts.false_alarms_per_month, cfg.window)
 
 
 def run_once(
