@@ -262,5 +262,8 @@ def _evidently_section(
     )
     return (
         "<h2>Evidently drift report</h2>"
-        f"<iframe sandbox='allow-scripts' srcdoc=\"{html.escape(page, quote=True)}\"></iframe>"
+        # Evidently's script reads localStorage: without allow-same-origin the sandboxed
+        # document has an opaque origin, the script throws and Chromium shows a blank frame
+        "<iframe sandbox='allow-scripts allow-same-origin' "
+        f"srcdoc=\"{html.escape(page, quote=True)}\"></iframe>"
     )
