@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("monitor.commands.serve:serve", "Serve the HTTP intake alone."),
     "policy": ("monitor.commands.policy:policy", "List or revoke policies set from feedback."),
     "status": ("monitor.commands.status:status", "Per model: last run, open alerts, policies."),
+    "ui": ("monitor.commands.ui:ui", "Serve the dashboard (web UI) alone."),
 }
 
 log = logging.getLogger(__name__)
