@@ -8,7 +8,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-slow lint demo bench bench-attribution bench-drift bench-ingest bench-estimation clean
+.PHONY: install test test-slow lint demo bench bench-attribution bench-drift bench-ingest bench-estimation bench-ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/monitor --config config.toml demo
 
-bench: bench-attribution bench-drift bench-ingest bench-estimation
+bench: bench-attribution bench-drift bench-ingest bench-estimation bench-ui
 
 bench-attribution: $(STAMP)
 	$(BIN)/python benchmarks/attribution.py
@@ -46,6 +46,9 @@ bench-drift: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+
+bench-ui: $(STAMP)
+	$(BIN)/python benchmarks/ui.py
 
 # NannyML 0.13, the reference for label-free estimation, in its own virtualenv: it pins
 # plotly<6 and pulls lightgbm, and needs statsmodels without declaring it.

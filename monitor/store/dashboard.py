@@ -177,3 +177,16 @@ def alert_feedback(session: Session, alert_id: int) -> tuple[Alert, list[Feedbac
         )
     )
     return alert, history
+
+
+def add_history(
+    session: Session, runs: list[dict[str, object]], scores: list[dict[str, object]],
+    importance: list[dict[str, object]],
+) -> None:
+    """Insert prepared rows of run, drift_result and attribution_result in bulk (the
+    dashboard benchmark fills a year of history with it; runs carry their own ids)."""
+    from sqlalchemy import insert
+
+    for table, rows in ((Run, runs), (DriftResult, scores), (AttributionResult, importance)):
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(table), rows[start:start + 5000])

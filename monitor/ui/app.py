@@ -173,7 +173,7 @@ def ui_router(settings: Settings, engine: Engine, host: str | None = None) -> AP
     def run(request: Request, run_id: int) -> HTMLResponse:
         session = viewer(request)
         title, body = views.run_page(settings, engine, run_id)
-        return _html(pages.page(title, body, session))
+        return _html(pages.page(title, body, session, heading=False))  # the report has its own
 
     @router.get("/runs/{run_id}/evidently")
     def evidently(request: Request, run_id: int) -> HTMLResponse:

@@ -83,7 +83,8 @@ def figure(name: str, fig: dict[str, Any]) -> str:
             f"<script type='application/json' id='fig-{name}'>{data}</script>")
 
 
-def page(title: str, body: str, session: Session | None, *, charts: bool = False) -> str:
+def page(title: str, body: str, session: Session | None, *, charts: bool = False,
+         heading: bool = True) -> str:
     """A complete page: navigation, who is signed in, the body, and plotly.js when needed."""
     if session is not None:
         who = (f"<span class='who'>signed in as <b>{e(session.name)}</b> · "
@@ -101,7 +102,7 @@ def page(title: str, body: str, session: Session | None, *, charts: bool = False
         f"<title>{e(title)} · monitor</title><link rel='stylesheet' href='/ui/static/ui.css'></head><body>"
         "<header><a href='/ui/'>monitor</a><a href='/ui/'>Overview</a><a href='/ui/alerts'>Alerts</a>"
         f"<a href='/ui/why'>Why &amp; what-if</a>{who}</header>"
-        f"<main><h1>{e(title)}</h1>{body}</main>{scripts}</body></html>"
+        f"<main>{f'<h1>{e(title)}</h1>' if heading else ''}{body}</main>{scripts}</body></html>"
     )
 
 

@@ -89,6 +89,8 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
         alert_rows = [[link(f"/ui/alerts/{a.id}", a.id), e(a.opened_at.isoformat()),
                        f"<span class='pill {e(a.severity)}'>{e(a.severity)}</span>", e(a.kind),
                        e(a.title), e(a.status)] for a in alerts[::-1][:50]]
+        if runs:  # the axis starts where the history starts (a young model fills the width)
+            since = max(since, runs[0].start - (runs[0].end - runs[0].start))
         shapes = plots.event_shapes(alerts, feedback)
         events = plots.events_figure(alerts, feedback, since, until)
     ranges = " · ".join(link(f"/ui/models/{name}?{query(days=d)}", f"{d} days") for d in (1, 7, 30, 90, 365))
