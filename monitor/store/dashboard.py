@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,12 +34,13 @@ class RunPoint:
     quarantined: int
 
 
-@dataclass(frozen=True)
-class ScorePoint:
-    """One stored verdict (drift_result row) of one run."""
+class ScorePoint(NamedTuple):
+    """One stored verdict (drift_result row) of one run (a named tuple: tens of
+    thousands are built per page, and a frozen dataclass costs 4x more to build)."""
 
     run_id: int
-    end: datetime
+    #: the window's end (None from the range queries: take it from the run)
+    end: datetime | None
     scope: str
     feature: str | None
     method: str
@@ -47,12 +49,11 @@ class ScorePoint:
     drifted: bool
 
 
-@dataclass(frozen=True)
-class ImportancePoint:
+class ImportancePoint(NamedTuple):
     """One feature's global importance in one run (attribution_result row)."""
 
     run_id: int
-    end: datetime
+    end: datetime | None
     feature: str
     current: float
     baseline: float | None
@@ -87,34 +88,45 @@ def runs_between(session: Session, model: str, since: datetime, until: datetime)
             for i, s, e, st, r, sa, q in rows]
 
 
+def _runs_of_range(model: str, since: datetime, until: datetime):  # noqa: ANN202 - a subquery
+    """Ids of the runs of `model` whose window starts in [since, until) (unique index)."""
+    return (
+        select(Run.id)
+        .where(Run.model == model, Run.window_start >= since, Run.window_start < until)
+        .scalar_subquery()
+    )
+
+
 def scores_between(
     session: Session, model: str, since: datetime, until: datetime,
     scopes: tuple[str, ...] = TIMELINE_SCOPES,
 ) -> list[ScorePoint]:
-    """Drift, prediction, performance and attribution verdicts of the runs of the range."""
-    rows = session.execute(
-        select(DriftResult.run_id, Run.window_end, DriftResult.scope, DriftResult.feature,
-               DriftResult.method, DriftResult.score, DriftResult.threshold, DriftResult.drifted)
-        .join(Run, Run.id == DriftResult.run_id)
-        .where(Run.model == model, Run.window_start >= since, Run.window_start < until,
-               DriftResult.scope.in_(scopes))
-        .order_by(Run.window_start)
+    """Drift, prediction, performance and attribution verdicts of the runs of the range.
+
+    `end` is left None: the caller has the runs (`runs_between`) and their ends, and
+    converting a timestamp per result row would cost more than the query itself."""
+    # Core execution: ORM row loading would cost more than the query on 20k+ rows
+    rows = session.connection().execute(
+        select(DriftResult.run_id, DriftResult.scope, DriftResult.feature, DriftResult.method,
+               DriftResult.score, DriftResult.threshold, DriftResult.drifted)
+        .where(DriftResult.run_id.in_(_runs_of_range(model, since, until)), DriftResult.scope.in_(scopes))
+        .order_by(DriftResult.run_id)
     ).all()
-    return [ScorePoint(int(r), e, str(sc), f, str(m), s, t, bool(d)) for r, e, sc, f, m, s, t, d in rows]
+    return [ScorePoint(r, None, sc, f, m, s, t, bool(d)) for r, sc, f, m, s, t, d in rows]
 
 
 def importance_between(
     session: Session, model: str, since: datetime, until: datetime
 ) -> list[ImportancePoint]:
-    """Per run and feature, the current (and baseline) mean |attribution| in the range."""
-    rows = session.execute(
-        select(AttributionResult.run_id, Run.window_end, AttributionResult.feature,
+    """Per run and feature, the current (and baseline) mean |attribution| in the range
+    (`end` None, as in `scores_between`)."""
+    rows = session.connection().execute(
+        select(AttributionResult.run_id, AttributionResult.feature,
                AttributionResult.current_importance, AttributionResult.baseline_importance)
-        .join(Run, Run.id == AttributionResult.run_id)
-        .where(Run.model == model, Run.window_start >= since, Run.window_start < until)
-        .order_by(Run.window_start)
+        .where(AttributionResult.run_id.in_(_runs_of_range(model, since, until)))
+        .order_by(AttributionResult.run_id)
     ).all()
-    return [ImportancePoint(int(r), e, str(f), float(c or 0.0), b) for r, e, f, c, b in rows]
+    return [ImportancePoint(r, None, f, c or 0.0, b) for r, f, c, b in rows]
 
 
 def alerts_between(session: Session, model: str, since: datetime, until: datetime) -> list[Alert]:

@@ -2,7 +2,7 @@
 
 Charts are `<div data-figure>` elements whose figure JSON sits in a script tag;
 /ui/static/ui.js draws them with the bundled plotly.js and turns a click on a point
-whose customdata is a /ui/ URL into navigation.
+whose customdata is a run id (or a /ui/ URL) into navigation.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ JS = """
       Plotly.newPlot(div, fig.data, fig.layout, {responsive:true, displaylogo:false});
       div.on('plotly_click', function(ev){
         var cd = ev.points && ev.points[0] && ev.points[0].customdata;
-        if (typeof cd === 'string' && cd.indexOf('/ui/') === 0) { window.location.href = cd; }
+        if (typeof cd === 'number') { window.location.href = '/ui/runs/' + cd; }
+        else if (typeof cd === 'string' && cd.indexOf('/ui/') === 0) { window.location.href = cd; }
       });
     });
     document.body.dataset.ready = '1';

@@ -2,7 +2,7 @@
 
 No Python plotly import: a figure is `{"data": [...], "layout": {...}}` serialized with
 orjson. Times are UTC, written without an offset (plotly.js ignores offsets). A point
-whose `customdata` is a /ui/ URL opens it when clicked (a window opens its run).
+whose `customdata` is a run id opens that run when clicked (a /ui/ URL opens that page).
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from monitor.store.dashboard import FeedbackPoint, ImportancePoint, RunPoint, Sc
 
 #: drift strength is clipped here on the heatmap so one huge value does not wash out the rest
 STRENGTH_CAP = 3.0
+#: lines drawn at first on the importance chart (the others are in the legend)
+SHOWN_LINES = 8
+#: above this many points per line, markers are left out (thousands of SVG nodes are slow)
+MARKERS_UP_TO = 200
 SEVERITY_COLORS = {"critical": "#b00020", "warning": "#e67e22", "info": "#1f77b4"}
 
 
@@ -84,19 +88,20 @@ def events_figure(alerts: Sequence[Any], feedback: Sequence[FeedbackPoint], sinc
     return {"data": data, "layout": layout}
 
 
-def drift_figure(scores: Sequence[ScorePoint], since: datetime, until: datetime,
-                 shapes: list[dict[str, Any]]) -> dict[str, Any]:
+def drift_figure(scores: Sequence[ScorePoint], ends: dict[int, datetime], since: datetime,
+                 until: datetime, shapes: list[dict[str, Any]]) -> dict[str, Any]:
     """Heatmap feature x window of drift strength (1 = threshold; p-value tests on a
     -log10 scale); hover shows the test, its score or p-value and the threshold."""
     cells: dict[str, dict[int, ScorePoint]] = defaultdict(dict)
-    ends: dict[int, datetime] = {}
+    seen: set[int] = set()
     for s in scores:
-        if s.scope not in ("feature", "prediction"):
+        if s.scope not in ("feature", "prediction") or s.run_id not in ends:
             continue
         key = s.feature if s.scope == "feature" and s.feature else "(prediction)"
         cells[key][s.run_id] = s
-        ends[s.run_id] = s.end
-    runs = sorted(ends, key=lambda r: ends[r])
+        seen.add(s.run_id)
+    runs = sorted(seen, key=lambda r: ends[r])
+    p_tests = {m: is_p_value({"method": m}) for m in {s.method for s in scores}}
     names = sorted(n for n in cells if n != "(prediction)")[::-1]
     if "(prediction)" in cells:
         names.append("(prediction)")
@@ -109,15 +114,14 @@ def drift_figure(scores: Sequence[ScorePoint], since: datetime, until: datetime,
                 row.append(None)
                 hover.append("")
                 continue
-            p = is_p_value({"method": s.method})
+            p = p_tests[s.method]
             strength = drift_strength(s.score, s.threshold, p)
-            row.append(None if strength is None else round(min(strength, STRENGTH_CAP), 4))
-            what = "p-value" if p else "score"
-            hover.append(f"{s.method} {what} {_g(s.score)} (threshold {_g(s.threshold)})"
-                         + (" DRIFTED" if s.drifted else ""))
+            row.append(None if strength is None else round(min(strength, STRENGTH_CAP), 3))
+            hover.append(f"{s.method} {'p' if p else 'score'} {_g(s.score)} / {_g(s.threshold)}"
+                         + (" drifted" if s.drifted else ""))
         z.append(row)
         text.append(hover)
-    urls = [[f"/ui/runs/{r}" for r in runs] for _ in names]
+    urls = [runs for _ in names]  # run ids: a click opens /ui/runs/ID
     data = [{
         "type": "heatmap", "x": [t(ends[r]) for r in runs], "y": names, "z": z, "text": text,
         "customdata": urls, "zmin": 0, "zmax": STRENGTH_CAP, "xgap": 0, "ygap": 1,
@@ -133,40 +137,48 @@ def drift_figure(scores: Sequence[ScorePoint], since: datetime, until: datetime,
     return {"data": data, "layout": layout}
 
 
-def importance_figure(points: Sequence[ImportancePoint], since: datetime, until: datetime,
-                      shapes: list[dict[str, Any]]) -> dict[str, Any]:
+def importance_figure(points: Sequence[ImportancePoint], ends: dict[int, datetime], since: datetime,
+                      until: datetime, shapes: list[dict[str, Any]]) -> dict[str, Any]:
     """One line per feature: its mean |attribution| per window (click: the run)."""
     series: dict[str, list[ImportancePoint]] = defaultdict(list)
     for p in points:
-        series[p.feature].append(p)
+        if p.run_id in ends:
+            series[p.feature].append(p)
+    times = {r: t(e) for r, e in ends.items()}
+    # the most important features are drawn; the others are one legend click away
+    ranked = sorted(series, key=lambda n: -sum(p.current for p in series[n]) / len(series[n]))
+    shown = set(ranked[:SHOWN_LINES])
     data = [
-        {"type": "scatter", "mode": "lines+markers", "name": name, "marker": {"size": 4},
-         "x": [t(p.end) for p in ps], "y": [p.current for p in ps],
-         "customdata": [f"/ui/runs/{p.run_id}" for p in ps],
+        {"type": "scatter", "mode": _mode(len(ps)), "name": name, "marker": {"size": 4},
+         "visible": True if name in shown else "legendonly",
+         "x": [times[p.run_id] for p in ps], "y": [round(p.current, 5) for p in ps],
+         "customdata": [p.run_id for p in ps],
          "hovertemplate": f"{name}<br>%{{x}}<br>importance %{{y:.4g}}<extra>click: run</extra>"}
-        for name, ps in sorted(series.items())
+        for name, ps in sorted(series.items(), key=lambda kv: ranked.index(kv[0]))
     ]
-    layout = _layout("Attribution importance per feature (mean |attribution| of the window)",
+    hidden = f" (top {SHOWN_LINES} drawn; click a name to add it)" if len(ranked) > SHOWN_LINES else ""
+    layout = _layout(f"Attribution importance per feature (mean |attribution| of the window){hidden}",
                      since, until, 320, shapes=shapes, yaxis={"title": {"text": "mean |attribution|"}})
     return {"data": data, "layout": layout}
 
 
-def performance_figure(scores: Sequence[ScorePoint], since: datetime, until: datetime,
-                       shapes: list[dict[str, Any]]) -> dict[str, Any]:
+def performance_figure(scores: Sequence[ScorePoint], ends: dict[int, datetime], since: datetime,
+                       until: datetime, shapes: list[dict[str, Any]]) -> dict[str, Any]:
     """Realized metrics per window (solid) against the baseline's value (dashed)."""
     series: dict[str, list[ScorePoint]] = defaultdict(list)
     for s in scores:
-        if s.scope == "performance" and s.score is not None:
+        if s.scope == "performance" and s.score is not None and s.run_id in ends:
             series[s.feature or s.method].append(s)
+    times = {r: t(e) for r, e in ends.items()}
     data: list[dict[str, Any]] = []
     for name, ps in sorted(series.items()):
-        data.append({"type": "scatter", "mode": "lines+markers", "name": name, "legendgroup": name,
-                     "x": [t(p.end) for p in ps], "y": [p.score for p in ps], "marker": {"size": 4,
+        data.append({"type": "scatter", "mode": _mode(len(ps)), "name": name, "legendgroup": name,
+                     "x": [times[p.run_id] for p in ps], "y": [p.score for p in ps], "marker": {"size": 4,
                      "color": ["#d62728" if p.drifted else "#1f77b4" for p in ps]},
-                     "customdata": [f"/ui/runs/{p.run_id}" for p in ps],
+                     "customdata": [p.run_id for p in ps],
                      "hovertemplate": f"{name}<br>%{{x}}<br>window %{{y:.4g}}<extra>click: run</extra>"})
         data.append({"type": "scatter", "mode": "lines", "name": f"{name} (baseline)", "legendgroup": name,
-                     "x": [t(p.end) for p in ps], "y": [p.threshold for p in ps],
+                     "x": [times[p.run_id] for p in ps], "y": [p.threshold for p in ps],
                      "line": {"dash": "dash", "width": 1}, "hoverinfo": "skip"})
     layout = _layout("Performance per window (realized, red = degraded) against the baseline (dashed)",
                      since, until, 300, shapes=shapes)
@@ -181,12 +193,12 @@ def volume_figure(runs: Sequence[RunPoint], since: datetime, until: datetime,
     data = [
         {"type": "bar", "name": "valid rows", "x": [t(r.end) for r in runs], "y": [r.rows for r in runs],
          "marker": {"color": [colors.get(r.status, "#1f77b4") for r in runs]},
-         "customdata": [f"/ui/runs/{r.id}" for r in runs],
+         "customdata": [r.id for r in runs],
          "text": [r.status for r in runs],
          "hovertemplate": "%{x}<br>%{y} rows (%{text})<extra>click: run</extra>"},
         {"type": "scatter", "mode": "lines", "name": "quarantine rate", "yaxis": "y2",
          "x": [t(r.end) for r in runs], "y": rate, "line": {"color": "#b00020"},
-         "customdata": [f"/ui/runs/{r.id}" for r in runs],
+         "customdata": [r.id for r in runs],
          "hovertemplate": "%{x}<br>%{y:.1%} quarantined<extra>click: run</extra>"},
     ]
     layout = _layout("Rows per window (grey ok, red failed, yellow too few) and quarantine rate",
@@ -213,6 +225,10 @@ def contributions_figure(answer: dict[str, Any], top: int = 20) -> dict[str, Any
                    "height": max(220, 26 * len(rows) + 90), "margin": {"l": 220, "r": 30, "t": 40, "b": 40},
                    "xaxis": {"title": {"text": "contribution to the explained output"}, "zeroline": True}},
     }
+
+
+def _mode(points: int) -> str:
+    return "lines+markers" if points <= MARKERS_UP_TO else "lines"
 
 
 def _g(value: Any) -> str:

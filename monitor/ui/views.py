@@ -93,6 +93,7 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
             since = max(since, runs[0].start - (runs[0].end - runs[0].start))
         shapes = plots.event_shapes(alerts, feedback)
         events = plots.events_figure(alerts, feedback, since, until)
+    ends = {r.id: r.end for r in runs}
     ranges = " · ".join(link(f"/ui/models/{name}?{query(days=d)}", f"{d} days") for d in (1, 7, 30, 90, 365))
     head = (f"<p>{len(runs)} window(s) in the last {days} day(s) · {ranges} · "
             "click a window in any chart to open its run</p>")
@@ -101,10 +102,10 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
     return (
         head
         + figure("events", events)
-        + figure("drift", plots.drift_figure(scores, since, until, shapes))
-        + (figure("importance", plots.importance_figure(importance, since, until, shapes))
+        + figure("drift", plots.drift_figure(scores, ends, since, until, shapes))
+        + (figure("importance", plots.importance_figure(importance, ends, since, until, shapes))
            if importance else "<p class='muted'>no attributions in this range</p>")
-        + (figure("performance", plots.performance_figure(scores, since, until, shapes))
+        + (figure("performance", plots.performance_figure(scores, ends, since, until, shapes))
            if any(s.scope == "performance" for s in scores)
            else "<p class='muted'>no realized performance in this range (no labels)</p>")
         + figure("volume", plots.volume_figure(runs, since, until, shapes))
