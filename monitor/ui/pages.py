@@ -42,9 +42,12 @@ img{max-width:100%}
 JS = """
 (function(){
   function draw(){
+    window.monitorDrawMs = {};
     document.querySelectorAll('div[data-figure]').forEach(function(div){
+      var began = performance.now();
       var fig = JSON.parse(document.getElementById(div.dataset.figure).textContent);
       Plotly.newPlot(div, fig.data, fig.layout, {responsive:true, displaylogo:false});
+      window.monitorDrawMs[div.id] = Math.round(performance.now() - began);
       div.on('plotly_click', function(ev){
         var cd = ev.points && ev.points[0] && ev.points[0].customdata;
         if (typeof cd === 'number') { window.location.href = '/ui/runs/' + cd; }

@@ -190,17 +190,30 @@ def volume_figure(runs: Sequence[RunPoint], since: datetime, until: datetime,
     """Rows per window (bars, colored by run status) and the quarantine rate (line, right axis)."""
     colors = {"succeeded": "#7f7f7f", "failed": "#d62728", "insufficient_data": "#e6b800"}
     rate = [r.quarantined / (r.rows + r.quarantined) if (r.rows + r.quarantined) else 0.0 for r in runs]
+    x = [t(r.end) for r in runs]
+    ids = [r.id for r in runs]
+    if len(runs) <= MARKERS_UP_TO:
+        rows: dict[str, Any] = {
+            "type": "bar", "marker": {"color": [colors.get(r.status, "#1f77b4") for r in runs]},
+            "text": [r.status for r in runs]}
+    else:  # hundreds of bars are hundreds of SVG nodes: a filled step line draws at once
+        rows = {"type": "scatter", "mode": "lines", "fill": "tozeroy",
+                "line": {"shape": "hv", "color": "#7f7f7f"}}
     data = [
-        {"type": "bar", "name": "valid rows", "x": [t(r.end) for r in runs], "y": [r.rows for r in runs],
-         "marker": {"color": [colors.get(r.status, "#1f77b4") for r in runs]},
-         "customdata": [r.id for r in runs],
-         "text": [r.status for r in runs],
-         "hovertemplate": "%{x}<br>%{y} rows (%{text})<extra>click: run</extra>"},
+        {**rows, "name": "valid rows", "x": x, "y": [r.rows for r in runs], "customdata": ids,
+         "hovertemplate": "%{x}<br>%{y} rows<extra>click: run</extra>"},
         {"type": "scatter", "mode": "lines", "name": "quarantine rate", "yaxis": "y2",
-         "x": [t(r.end) for r in runs], "y": rate, "line": {"color": "#b00020"},
-         "customdata": [r.id for r in runs],
+         "x": x, "y": [round(v, 5) for v in rate], "line": {"color": "#b00020"}, "customdata": ids,
          "hovertemplate": "%{x}<br>%{y:.1%} quarantined<extra>click: run</extra>"},
     ]
+    bad = [r for r in runs if r.status != "succeeded"]
+    if bad and len(runs) > MARKERS_UP_TO:
+        data.append({"type": "scatter", "mode": "markers", "name": "not succeeded",
+                     "x": [t(r.end) for r in bad], "y": [r.rows for r in bad],
+                     "customdata": [r.id for r in bad],
+                     "marker": {"color": [colors.get(r.status, "#1f77b4") for r in bad], "size": 7},
+                     "text": [r.status for r in bad],
+                     "hovertemplate": "%{x}<br>%{text}: %{y} rows<extra>click: run</extra>"})
     layout = _layout("Rows per window (grey ok, red failed, yellow too few) and quarantine rate",
                      since, until, 280, shapes=shapes, bargap=0.1,
                      yaxis={"title": {"text": "rows"}},
