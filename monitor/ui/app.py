@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__, clock
 from monitor.config import Settings
-from monitor.errors import ConfigError, MonitorError, NotFoundError
+from monitor.errors import ConfigError, DatabaseError, MonitorError, NotFoundError
 from monitor.ui import pages, views
 from monitor.ui.auth import COOKIE, LOGIN_COOKIE, Auth, Session, same_token
 
@@ -268,7 +268,13 @@ def mount_ui(app: FastAPI, settings: Settings, engine: Engine, host: str | None 
 
     @app.exception_handler(MonitorError)
     async def _monitor_error(request: Request, exc: MonitorError) -> Response:
-        status = 404 if isinstance(exc, NotFoundError | ConfigError) else 400
+        if not request.url.path.startswith("/ui"):
+            raise exc  # the rest of the app keeps its own answers (CatchAll: 503)
+        if isinstance(exc, DatabaseError):
+            log.warning("%s: database unavailable (%s)", request.url.path, exc)
+            status = 503
+        else:
+            status = 404 if isinstance(exc, NotFoundError | ConfigError) else 400
         return problem_page(request, status, str(exc))
 
 
