@@ -8,7 +8,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-slow lint demo bench bench-alerts bench-attribution bench-drift bench-ingest bench-estimation clean
+.PHONY: install test test-slow lint demo bench bench-alerts bench-attribution bench-drift bench-ingest bench-estimation bench-ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ demo: $(STAMP)
 # every benchmark exits 1 when it misses a target: run them all, then fail if one did
 bench: $(STAMP)
 	status=0; \
-	for b in alerts attribution drift ingest estimation; do $(MAKE) --no-print-directory bench-$$b || status=1; done; \
+	for b in alerts attribution drift ingest estimation ui; do $(MAKE) --no-print-directory bench-$$b || status=1; done; \
 	exit $$status
 
 bench-alerts: $(STAMP)
@@ -53,6 +53,9 @@ bench-drift: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+
+bench-ui: $(STAMP)
+	$(BIN)/python benchmarks/ui.py
 
 # NannyML 0.13, the reference for label-free estimation, in its own virtualenv: it pins
 # plotly<6 and pulls lightgbm, and needs statsmodels without declaring it.

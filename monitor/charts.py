@@ -7,6 +7,7 @@ and importing this module costs nothing.
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,26 +38,77 @@ def _height(n: int) -> float:
     return max(2.0, 0.35 * n + 1.2)
 
 
-def drift_chart(features: Mapping[str, Mapping[str, Any]]) -> bytes:
-    """Per-feature drift score against its threshold (drifted in red); returns PNG bytes.
+def is_p_value(feature: Mapping[str, Any]) -> bool:
+    """True when a LOW score means drift (a p-value test), from the stored verdict."""
+    if "p_value_test" in feature:
+        return bool(feature["p_value_test"])
+    from monitor.drift.stattests import P_VALUE_METHODS
 
-    `features` is `{name: {"score", "threshold", "drifted", "method"}}` as in the payload.
+    return str(feature.get("method") or "") in P_VALUE_METHODS
+
+
+def drift_strength(score: Any, threshold: Any, p_value: bool) -> float | None:
+    """A drift score on one scale for every test: 1.0 is the threshold, more is drift.
+
+    Distances: ``score / threshold``. p-values: ``-log10(p) / -log10(threshold)``, so a
+    p-value far below its threshold gives a LONG bar (p is floored at 1e-300). None
+    when the score is missing or the threshold cannot scale it.
+    """
+    try:
+        s, t = float(score), float(threshold)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(s) and math.isfinite(t)):
+        return None
+    if p_value:
+        if not 0.0 < t < 1.0:
+            return None
+        return -math.log10(max(s, 1e-300)) / -math.log10(t)
+    if t <= 0.0:
+        return None
+    return s / t
+
+
+def drift_chart(features: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """Per-feature drift strength against its threshold (drifted in red); PNG bytes.
+
+    `features` is `{name: {"score", "threshold", "drifted", "method", "p_value_test"}}`
+    as in the payload. Each bar is `drift_strength` (score / threshold, or
+    -log10(p) / -log10(threshold) for p-value tests): the dashed line at 1 is the
+    threshold, and a drifted feature has the longer bar.
     """
     items = sorted(features.items(), key=lambda kv: (not kv[1].get("drifted"), kv[0]))[:MAX_BARS]
     names = [name for name, _ in items][::-1]
-    scores = [float(f.get("score") or 0.0) for _, f in items][::-1]
-    limits = [float(f.get("threshold") or 0.0) for _, f in items][::-1]
+    strengths = [
+        drift_strength(f.get("score"), f.get("threshold"), is_p_value(f)) for _, f in items
+    ][::-1]
+    values = [0.0 if v is None else v for v in strengths]
     colors = ["#d62728" if f.get("drifted") else "#1f77b4" for _, f in items][::-1]
+    labels = [
+        f"{f.get('method')} {'p' if is_p_value(f) else 'score'}={_num(f.get('score'))}"
+        for _, f in items
+    ][::-1]
     with _LOCK:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(7, _height(len(names))))
-        ax.barh(names, scores, color=colors)
-        ax.scatter(limits, names, marker="|", s=200, color="black", label="threshold")
-        ax.set_xlabel("drift score")
-        ax.set_title("Feature drift")
+        bars = ax.barh(names, values, color=colors)
+        ax.axvline(1.0, color="black", linestyle="--", linewidth=1, label="threshold")
+        for bar, label in zip(bars, labels, strict=True):
+            ax.annotate(label, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        ax.set_xlabel("drift strength (score / threshold; p-values: log10 p / log10 threshold)")
+        ax.set_title("Feature drift: longer bar = more drift; beyond the line = drifted")
+        ax.set_xlim(0, max([1.3, *values]) * 1.35)
         if names:
             ax.legend(loc="lower right")
         return _png(fig)
+
+
+def _num(value: Any) -> str:
+    try:
+        return f"{float(value):.3g}"
+    except (TypeError, ValueError):
+        return "n/a"
 
 
 def importance_chart(features: Mapping[str, Mapping[str, Any]]) -> bytes:

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Per window: realized (revised) and estimated performance.",
     ),
     "card": ("monitor.commands.card:card", "Print or write a model's living model card."),
+    "ui": ("monitor.commands.ui:ui", "Serve the dashboard (web UI) alone."),
 }
 
 log = logging.getLogger(__name__)

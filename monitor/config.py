@@ -38,6 +38,8 @@ ENV_VARS = {
     "MONITOR_CONFIG": "path of the configuration file (default ./config.toml)",
     "MONITOR_DATABASE_URL": "overrides [database] url",
     "MONITOR_INGEST_TOKEN": "bearer token required on /v1/* (required to listen beyond localhost)",
+    "MONITOR_UI_TOKEN": "one shared token to sign in to the dashboard (the person types a name)",
+    "MONITOR_UI_USERS": "named dashboard users with their own tokens: 'alice:tok1,bob:tok2'",
     "SLACK_BOT_TOKEN": "xoxb- bot token used to post alerts",
     "SLACK_APP_TOKEN": "xapp- app-level token for Socket Mode",
     "SLACK_SIGNING_SECRET": "signing secret for the HTTP endpoint /slack/events",
@@ -96,6 +98,17 @@ class ServerConfig(Strict):
     max_body_mb: float = Field(32.0, gt=0)
 
 
+class UIConfig(Strict):
+    """The dashboard (/ui/) served by the daemon and by `monitor ui`."""
+
+    #: hide feedback actions and refuse them (403): a dashboard to look, not to act
+    read_only: bool = False
+    #: days of history the model page shows by default
+    default_days: int = Field(30, ge=1, le=3660)
+    #: hours a signed-in session lasts
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+
+
 class SlackConfig(Strict):
     enabled: bool = False
     mode: Literal["socket", "http"] = "socket"
@@ -145,6 +158,9 @@ class FeedbackConfig(Strict):
 class FeaturesConfig(Strict):
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    #: features a person can change (counterfactuals of `monitor why --counterfactual`
+    #: and the dashboard's what-if search only change these)
+    actionable: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _non_empty_and_disjoint(self) -> FeaturesConfig:
@@ -157,6 +173,9 @@ class FeaturesConfig(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"features listed twice: {dupes}")
+        unknown = sorted(set(self.actionable) - set(names))
+        if unknown:
+            raise ValueError(f"actionable: not a configured feature: {unknown}")
         return self
 
     @property
@@ -561,6 +580,9 @@ class Secrets(Strict):
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
+    ui_token: SecretStr | None = None
+    #: "name:token,name:token" (parsed by monitor.ui.auth; masked like every secret)
+    ui_users: SecretStr | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
@@ -571,6 +593,8 @@ class Secrets(Strict):
             "slack_app_token": "SLACK_APP_TOKEN",
             "slack_signing_secret": "SLACK_SIGNING_SECRET",
             "slack_webhook_url": "SLACK_WEBHOOK_URL",
+            "ui_token": "MONITOR_UI_TOKEN",
+            "ui_users": "MONITOR_UI_USERS",
         }
         return cls(**{field: env[var] for field, var in pick.items() if env.get(var)})
 
@@ -582,6 +606,7 @@ class Settings(Strict):
     logging: LoggingConfig = LoggingConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     feedback: FeedbackConfig = FeedbackConfig()
+    ui: UIConfig = UIConfig()
     models: tuple[ModelConfig, ...] = ()
     secrets: Secrets = Secrets()
     #: the file these settings came from (None when built in code)

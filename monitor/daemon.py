@@ -255,6 +255,9 @@ class Daemon:
             return
         require_current(self.engine)
         app = create_app(self.settings, self.engine, health=self.health)
+        from monitor.ui.app import mount_ui_if_usable
+
+        mount_ui_if_usable(app, self.settings, self.engine)
         metrics.watch_backlog(lambda: pending_count(self.engine))
         feedback = start_feedback(self.settings, self.engine, app)
         if self.engine.dialect.name == "sqlite":

@@ -269,3 +269,199 @@ def with_reasons(
         stored = {"unfavourable": bool(decided.unfavourable[0]), "top": [[n, v] for n, v in top]}
     inputs = {c[0]: c[2] for c in answer["contributions"]}
     return {**answer, "reasons": stored, "reasons_text": in_words(stored["top"], inputs, stats)}
+
+
+# -- what-if and counterfactuals --------------------------------------------------------
+
+#: points per numeric actionable feature in the counterfactual grid (baseline quantiles)
+GRID_POINTS = 21
+#: bisection steps that shrink the last change of a counterfactual towards the original
+REFINE_STEPS = 12
+
+
+def what_if(
+    settings: Settings, engine: Engine, model: str, request_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Request `request_id` with some feature values changed, explained again.
+
+    Returns ``{"original": explain_request(...), "changes": {feature: [old, new]},
+    "answer": <the same shape as explain_request, computed on demand>}``. Unknown
+    features are a NotFoundError; numeric values must parse as numbers.
+    """
+    cfg = settings.model(model)
+    original = explain_request(settings, engine, model, request_id)
+    features = {name: value for name, _, value in original["contributions"]}
+    parsed = coerce_values(cfg, changes)
+    baseline = _baseline(engine, model)
+    new = {**features, **parsed}
+    answer = _on_demand(cfg, new, None, baseline, request_id)
+    return {"original": original, "answer": answer,
+            "changes": {k: [features.get(k), v] for k, v in parsed.items()}}
+
+
+def coerce_values(cfg: ModelConfig, changes: dict[str, Any]) -> dict[str, Any]:
+    """`{feature: text}` -> typed values (float for numeric features)."""
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in cfg.features.names:
+            raise NotFoundError(
+                f"model {cfg.name!r} has no feature {name!r} (features: {', '.join(cfg.features.names)})"
+            )
+        if name in cfg.features.numeric:
+            try:
+                out[name] = float(value)
+            except (TypeError, ValueError) as err:
+                raise NotFoundError(f"feature {name!r} is numeric: {value!r} is not a number") from err
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _baseline(engine: Engine, model: str) -> Any:
+    with transaction(engine) as session:
+        baseline = active_baseline(session, model)
+    if baseline is None:
+        raise NotFoundError(f"model {model!r} has no baseline: run `monitor baseline {model}` first")
+    return baseline
+
+
+def favourable_rule(cfg: ModelConfig) -> tuple[str, Any]:
+    """How to tell a favourable decision from the raw output: ("class", index),
+    ("above", threshold) or ("below", threshold), from `[models.fairness] favorable`."""
+    favorable, fairness = cfg.fairness.favorable, cfg.fairness
+    if favorable is None:
+        raise NotFoundError(
+            f"model {cfg.name!r}: a counterfactual needs the favourable outcome: set "
+            "[models.fairness] favorable (a class, or \"above\"/\"below\" with threshold)"
+        )
+    if favorable in ("above", "below"):
+        threshold = fairness.threshold if fairness.threshold is not None else cfg.decision_threshold
+        return str(favorable), float(threshold)
+    index = cfg.class_names.index(favorable) if isinstance(favorable, str) else int(favorable)
+    if cfg.task == "binary_classification":
+        threshold = fairness.threshold if fairness.threshold is not None else cfg.decision_threshold
+        return ("above" if index == 1 else "below"), float(threshold)
+    return "class", index
+
+
+def _margins(rule: tuple[str, Any], raw: np.ndarray) -> np.ndarray:
+    """How far each output is on the favourable side (> 0: favourable)."""
+    raw = np.asarray(raw, dtype=float)
+    kind, value = rule
+    if kind == "class":
+        target = raw[:, value]
+        others = np.delete(raw, value, axis=1).max(axis=1) if raw.shape[1] > 1 else 0.0
+        return target - others + 1e-12 * (raw.argmax(axis=1) == value)
+    score = raw[:, 0]
+    return score - value + 1e-12 if kind == "above" else value - score
+
+
+def counterfactual(settings: Settings, engine: Engine, model: str, request_id: str) -> dict[str, Any]:
+    """The smallest change to the actionable features that makes the decision favourable.
+
+    A greedy grid search using the model (documented in the README): the grid of each
+    numeric actionable feature is GRID_POINTS quantiles of the baseline (so every value
+    stays within the baseline's range), of a categorical one the baseline's categories.
+    Each round scores every single-feature move from the current point in one batch;
+    if some move is favourable, the cheapest one wins (cost: sum of |change| / the
+    baseline's range, 1 per changed category) and a bisection shrinks it towards the
+    original value; else the move that gains the most margin is kept and the next
+    round starts from there. Returns `found`, `changes` {feature: [old, new]}, the
+    outputs before and after, and the cost.
+    """
+    import pandas as pd
+
+    from monitor.model import load_model
+
+    cfg = settings.model(model)
+    actionable = list(cfg.features.actionable)
+    if not actionable:
+        raise NotFoundError(
+            f"model {model!r} has no actionable feature: list them in [models.features] actionable"
+        )
+    rule = favourable_rule(cfg)
+    original = explain_request(settings, engine, model, request_id)
+    start = {name: value for name, _, value in original["contributions"]}
+    sample = _baseline(engine, model).sample
+    grids, spans = {}, {}
+    for name in actionable:
+        column = sample[name].dropna()
+        if name in cfg.features.numeric:
+            values = np.unique(np.quantile(column.astype(float), np.linspace(0, 1, GRID_POINTS)))
+            grids[name] = [float(v) for v in values]
+            spans[name] = float(values[-1] - values[0]) or 1.0
+        else:
+            grids[name] = sorted({str(v) for v in column})
+    loaded = load_model(cfg.path)
+
+    def predict(rows: list[dict[str, Any]]) -> np.ndarray:
+        frame = pd.DataFrame([{n: r.get(n) for n in cfg.features.names} for r in rows])
+        for n in cfg.features.numeric:
+            frame[n] = pd.to_numeric(frame[n], errors="coerce").astype("float64")
+        return np.asarray(loaded.predict_frame(frame), dtype=float)
+
+    def cost(point: dict[str, Any]) -> float:
+        total = 0.0
+        for n in actionable:
+            if n in spans:
+                total += abs(float(point[n]) - float(start[n] or 0.0)) / spans[n]
+            elif str(point[n]) != str(start[n]):
+                total += 1.0
+        return total
+
+    before = predict([start])
+    current = dict(start)
+    margin0 = float(_margins(rule, before)[0])
+    if margin0 > 0:
+        return _cf_answer(cfg, request_id, rule, start, current, before, before, True, 0.0,
+                          "the decision is already favourable")
+    for _ in range(len(actionable)):
+        moves = [(n, v) for n in actionable for v in grids[n] if v != current[n]]
+        if not moves:
+            break
+        points = [{**current, n: v} for n, v in moves]
+        margins = _margins(rule, predict(points))
+        winners = [i for i, m in enumerate(margins) if m > 0]
+        if winners:
+            best = min(winners, key=lambda i: cost(points[i]))
+            name, value = moves[best]
+            current = _shrink(cfg, rule, predict, current, name, value)
+            after = predict([current])
+            return _cf_answer(cfg, request_id, rule, start, current, before, after, True, cost(current), "")
+        current = points[int(np.argmax(margins))]
+    after = predict([current])
+    return _cf_answer(cfg, request_id, rule, start, current, before, after, False, cost(current),
+                      "no change of the actionable features within the baseline's range makes "
+                      "the decision favourable")
+
+
+def _shrink(cfg: ModelConfig, rule: tuple[str, Any], predict: Any, point: dict[str, Any],
+            name: str, value: Any) -> dict[str, Any]:
+    """Move a numeric `name` from its value in `point` towards `value` only as far as
+    needed to stay favourable (bisection); categorical moves are kept as they are."""
+    if name not in cfg.features.numeric:
+        return {**point, name: value}
+    lo, hi = float(point[name] or 0.0), float(value)
+    for _ in range(REFINE_STEPS):
+        mid = (lo + hi) / 2
+        if _margins(rule, predict([{**point, name: mid}]))[0] > 0:
+            hi = mid
+        else:
+            lo = mid
+    return {**point, name: hi}
+
+
+def _cf_answer(cfg: ModelConfig, request_id: str, rule: tuple[str, Any], start: dict[str, Any],
+               end: dict[str, Any], before: np.ndarray, after: np.ndarray, found: bool, cost: float,
+               note: str) -> dict[str, Any]:
+    kind, value = rule
+    wanted = (f"class {value}" + (f" {cfg.class_names[value]!r}" if value < len(cfg.class_names) else "")
+              if kind == "class" else f"output {'>=' if kind == 'above' else '<'} {value:g}")
+    return {
+        "model": cfg.name, "request_id": request_id, "found": found, "favourable": wanted,
+        "actionable": list(cfg.features.actionable),
+        "changes": {n: [start[n], end[n]] for n in cfg.features.actionable if end[n] != start[n]},
+        "output_before": [float(v) for v in np.asarray(before)[0]],
+        "output_after": [float(v) for v in np.asarray(after)[0]],
+        "cost": float(cost), "note": note,
+    }

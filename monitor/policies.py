@@ -33,7 +33,7 @@ from monitor.vocab import AlertStatus
 log = logging.getLogger(__name__)
 
 VERDICTS = ("acknowledge", "expected_change", "false_alarm", "retrain_needed", "comment")
-SOURCES = ("button", "modal", "thread", "cli")
+SOURCES = ("button", "modal", "thread", "cli", "ui")
 
 
 class PolicyError(MonitorError):

@@ -13,6 +13,7 @@ import base64
 import html
 import logging
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,19 @@ iframe{width:100%;height:1400px;border:1px solid #ddd}
 
 def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: bool = True) -> str:
     """The HTML page for run `run_id`."""
+    title, body = build_report_parts(settings, engine, run_id, evidently=evidently)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )
+
+
+def build_report_parts(
+    settings: Settings, engine: Engine, run_id: int, *, evidently: bool = True,
+    alert_href: Callable[[int], str] | None = None,
+) -> tuple[str, str]:
+    """(title, body HTML) of the report of run `run_id` (the dashboard's run page wraps
+    the body in its own layout; `alert_href` turns alert ids into links)."""
     with transaction(engine) as session:
         run = get_run(session, run_id)
         if run is None:
@@ -54,7 +68,7 @@ def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: 
         fired += [int(i) for i in summary.get("resolved_alerts") or []]
         history = [(a, list(fb)) for a, fb in run_alerts(session, run, fired)]
         counts, samples = run_quarantine(session, run)
-        baseline = active_baseline(session, run.model)
+        baseline = active_baseline(session, run.model) if evidently else None
         model_name, start, end, status = run.model, run.window_start, run.window_end, run.status
     parts = [_header(model_name, run_id, start, end, status, summary)]
     # scipy and numpy warn on degenerate windows (constant columns, empty bins): the
@@ -67,14 +81,34 @@ def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: 
         parts.append(_fairness_section(summary))
         parts.append(_segments_section(summary))
         parts.append(_quality_section(summary, counts, samples))
-        parts.append(_history_section(history))
+        parts.append(_history_section(history, alert_href))
         if evidently and baseline is not None and status != "failed":
             parts.append(_evidently_section(settings, engine, model_name, start, end, baseline))
     body = "\n".join(p for p in parts if p)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>monitor report: {html.escape(model_name)} "
-        f"run {run_id}</title><style>{STYLE}</style></head><body>{body}</body></html>"
-    )
+    return f"monitor report: {model_name} run {run_id}", body
+
+
+def evidently_page(settings: Settings, engine: Engine, run_id: int) -> str:
+    """Evidently's own HTML drift report of the window of run `run_id` (a whole page)."""
+    with transaction(engine) as session:
+        run = get_run(session, run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        baseline = active_baseline(session, run.model)
+        model_name, start, end = run.model, run.window_start, run.window_end
+    if baseline is None:
+        raise NotFoundError(f"model {model_name!r} has no active baseline to compare with")
+    from monitor.drift import render_html
+    from monitor.intake import read_window
+
+    cfg = settings.model(model_name)
+    window = read_window(cfg, engine, start, end)
+    if window.frame.empty:
+        return "<p>the window has no rows any more (retention?)</p>"
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return render_html(baseline.sample, window.frame.reset_index(drop=True),
+                           numeric=cfg.features.numeric, categorical=cfg.features.categorical)
 
 
 def _e(value: Any) -> str:
@@ -335,7 +369,9 @@ def _quality_section(s: dict[str, Any], counts: dict[str, int], samples: list[Qu
     return "".join(parts)
 
 
-def _history_section(history: list[tuple[Any, list[Any]]]) -> str:
+def _history_section(
+    history: list[tuple[Any, list[Any]]], alert_href: Callable[[int], str] | None = None
+) -> str:
     if not history:
         return ("<h2>Alerts and feedback</h2>"
                 "<p class='muted'>no alert was raised, re-fired or resolved by this run</p>")
@@ -346,9 +382,11 @@ def _history_section(history: list[tuple[Any, list[Any]]]) -> str:
             + (f" — {_e(fb.comment)}" if fb.comment else "")
             for fb in feedback
         ]
+        ident = (f"<a href='{html.escape(alert_href(alert.id), quote=True)}'>{alert.id}</a>"
+                 if alert_href else str(alert.id))
         rows.append(
             [
-                str(alert.id),
+                ident,
                 _e(alert.last_fired_at.isoformat()),
                 _e(alert.kind),
                 _e(alert.title),
@@ -391,5 +429,8 @@ def _evidently_section(
     )
     return (
         "<h2>Evidently drift report</h2>"
-        f"<iframe sandbox='allow-scripts' srcdoc=\"{html.escape(page, quote=True)}\"></iframe>"
+        # Evidently's script reads localStorage: without allow-same-origin the sandboxed
+        # document has an opaque origin, the script throws and Chromium shows a blank frame
+        "<iframe sandbox='allow-scripts allow-same-origin' "
+        f"srcdoc=\"{html.escape(page, quote=True)}\"></iframe>"
     )
