@@ -8,6 +8,7 @@ without a network.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -251,7 +252,10 @@ def card_line(payload: Mapping[str, Any], report_base_url: str | None = None) ->
     if not model:
         return ""
     if report_base_url:
-        return f":page_facing_up: <{report_base_url.rstrip('/')}/cards/{model}|Model card>"
+        # a base URL pointing at the dashboard's runs (`https://HOST/ui/runs`) links the
+        # dashboard's card page (`/ui/cards/MODEL`)
+        base = re.sub(r"/runs/?$", "", report_base_url.rstrip("/"))
+        return f":page_facing_up: <{base}/cards/{model}|Model card>"
     return f":page_facing_up: Model card: `monitor card {model} --out card.html`"
 
 

@@ -169,6 +169,11 @@ def ui_router(settings: Settings, engine: Engine, host: str | None = None) -> AP
         body = views.model_page(settings, engine, name, span)
         return _html(pages.page(f"Model {name}", body, session, charts=True))
 
+    @router.get("/cards/{name}")
+    def card(request: Request, name: str) -> HTMLResponse:
+        viewer(request)
+        return HTMLResponse(views.card_page(settings, engine, name), headers=HEADERS)
+
     @router.get("/runs/{run_id}")
     def run(request: Request, run_id: int) -> HTMLResponse:
         session = viewer(request)

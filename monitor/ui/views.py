@@ -96,7 +96,8 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
     ends = {r.id: r.end for r in runs}
     ranges = " · ".join(link(f"/ui/models/{name}?{query(days=d)}", f"{d} days") for d in (1, 7, 30, 90, 365))
     head = (f"<p>{len(runs)} window(s) in the last {days} day(s) · {ranges} · "
-            "click a window in any chart to open its run</p>")
+            "click a window in any chart to open its run · "
+            f"{link(f'/ui/cards/{name}', 'model card')}</p>")
     if not runs:
         return head + "<p class='muted'>no run in this range</p>"
     return (
@@ -171,3 +172,17 @@ def alert_page(settings: Settings, engine: Engine, alert_id: int, session_: Sess
             + table(["when", "who", "verdict", "comment", "via"], answers, "no feedback yet")
             + "<h2>Answer</h2>" + feedback_form(alert_id, session_, settings.ui.read_only, VERDICTS))
     return title, body
+
+
+def card_page(settings: Settings, engine: Engine, name: str) -> str:
+    """The model's latest stored model card (regenerated after each run)."""
+    from monitor.card import render_html
+    from monitor.store.cards import latest_card
+
+    settings.model(name)  # ConfigError (404) for an unknown model
+    with transaction(engine) as session:
+        card = latest_card(session, name)
+        document = dict(card.document) if card is not None else None
+    if document is None:
+        raise NotFoundError(f"model {name!r} has no model card yet: it is written after each run")
+    return render_html(document)

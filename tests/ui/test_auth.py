@@ -131,6 +131,25 @@ def test_unknown_pages_answer_404_pages_not_500(db_url, engine, model_dir, write
     assert client.get("/ui/static/plotly.min.js").status_code == 200
 
 
+
+def test_the_model_card_page_shows_the_latest_stored_card(db_url, engine, model_dir, write_config):
+    from monitor import clock
+    from monitor.card import build_card
+    from monitor.store import transaction
+    from monitor.store.cards import card_evidence, save_card
+
+    settings = _settings(db_url, model_dir, write_config)
+    client = TestClient(create_ui_app(settings, engine, host="127.0.0.1"))
+    missing = client.get("/ui/cards/cancer")
+    assert missing.status_code == 404 and "no model card yet" in missing.text
+    with transaction(engine) as session:
+        evidence = card_evidence(session, "cancer", 5)
+        card = build_card(settings.model("cancer"), evidence, generated_at=clock.utcnow().isoformat())
+        save_card(session, "cancer", card, run_id=None, now=clock.utcnow())
+    shown = client.get("/ui/cards/cancer")
+    assert shown.status_code == 200 and "Model card: cancer" in shown.text
+
+
 @sqlite_only
 def test_session_cookie_round_trip_and_expiry(db_url, model_dir, write_config, monkeypatch):
     settings = _settings(db_url, model_dir, write_config, env={"MONITOR_UI_TOKEN": "tok"})
