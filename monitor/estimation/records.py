@@ -6,15 +6,13 @@ become ``None``); nothing else reads their fields by string key.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
+from monitor.drift.records import plain
 from monitor.errors import MonitorError
 
 
@@ -42,13 +40,6 @@ class Method(StrEnum):
 HIGHER_IS_BETTER = frozenset({"roc_auc", "accuracy", "precision", "recall", "f1"})
 
 
-def plain(value: Any) -> Any:
-    """A JSON-safe version of a scalar: numpy -> Python, NaN/inf -> None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @dataclass(frozen=True)

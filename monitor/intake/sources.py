@@ -53,39 +53,20 @@ class LogSource:
         self.model, self.engine = model, engine
 
     def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
-        if self.model.segments.attributes:
-            yield from self._rows_with_attributes(start, end)
-            return
-        for request_id, ts, features, prediction, label in store.iter_log_window(
-            self.engine, self.model.name, start, end
+        with_attributes = bool(self.model.segments.attributes)
+        for request_id, ts, features, prediction, label, attributes in store.iter_log_window(
+            self.engine, self.model.name, start, end, attributes=with_attributes
         ):
-            yield (
-                {
-                    "request_id": request_id,
-                    "timestamp": ts,
-                    "features": features,
-                    "prediction": prediction,
-                    "label": label,
-                },
-                None,
-            )
-
-
-    def _rows_with_attributes(self, start: datetime, end: datetime) -> Iterator[Row]:
-        for request_id, ts, features, prediction, label, attributes in store.iter_log_window_attributes(
-            self.engine, self.model.name, start, end
-        ):
-            yield (
-                {
-                    "request_id": request_id,
-                    "timestamp": ts,
-                    "features": features,
-                    "prediction": prediction,
-                    "label": label,
-                    "attributes": attributes,
-                },
-                None,
-            )
+            row = {
+                "request_id": request_id,
+                "timestamp": ts,
+                "features": features,
+                "prediction": prediction,
+                "label": label,
+            }
+            if with_attributes:
+                row["attributes"] = attributes
+            yield row, None
 
 
 class FileSource:

@@ -328,21 +328,24 @@ def storable_text(text: str) -> str:
 
 
 def iter_log_window(
-    engine: Engine, model: str, start: datetime, end: datetime, *, batch: int = 5000
-) -> Iterator[tuple[str, datetime, dict[str, Any], Any, Any]]:
-    """Stream (request_id, ts, features, prediction, label) of [start, end) in log order.
-    (`iter_log_window_attributes` adds each row's attributes.)
+    engine: Engine,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    batch: int = 5000,
+    attributes: bool = False,
+) -> Iterator[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]:
+    """Stream (request_id, ts, features, prediction, label, attributes) of [start, end)
+    in log order; attributes are read only when asked for (else None).
 
     Labels are joined here, so a label that arrived before its prediction counts.
     """
+    columns = [Prediction.request_id, Prediction.ts, Prediction.features, Prediction.prediction, Label.label]
+    if attributes:
+        columns.append(Prediction.attributes)
     stmt = (
-        select(
-            Prediction.request_id,
-            Prediction.ts,
-            Prediction.features,
-            Prediction.prediction,
-            Label.label,
-        )
+        select(*columns)
         .outerjoin(
             Label, and_(Label.model == Prediction.model, Label.request_id == Prediction.request_id)
         )
@@ -352,33 +355,8 @@ def iter_log_window(
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=batch).execute(stmt)
         for row in result:
-            yield row.request_id, row.ts, row.features, row.prediction, row.label
-
-
-def iter_log_window_attributes(
-    engine: Engine, model: str, start: datetime, end: datetime, *, batch: int = 5000
-) -> Iterator[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]:
-    """Stream (request_id, ts, features, prediction, label, attributes) of [start, end)
-    in log order; attributes are None for rows logged without any."""
-    stmt = (
-        select(
-            Prediction.request_id,
-            Prediction.ts,
-            Prediction.features,
-            Prediction.prediction,
-            Label.label,
-            Prediction.attributes,
-        )
-        .outerjoin(
-            Label, and_(Label.model == Prediction.model, Label.request_id == Prediction.request_id)
-        )
-        .where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
-        .order_by(Prediction.ts, Prediction.id)
-    )
-    with engine.connect() as conn:
-        result = conn.execution_options(yield_per=batch).execute(stmt)
-        for row in result:
-            yield row.request_id, row.ts, row.features, row.prediction, row.label, row.attributes
+            extra = row[5] if attributes else None
+            yield row[0], row[1], row[2], row[3], row[4], extra
 
 
 def find_logged(session: Session, model: str, request_id: str) -> Prediction | None:
