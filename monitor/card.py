@@ -54,7 +54,7 @@ def _performance(evidence: Any) -> list[dict[str, Any]]:
             metrics.append({"type": name, "value": float(value), "slice": "baseline"})
     per_metric: dict[str, list[float]] = {}
     for run in _succeeded(evidence):
-        for name, m in (run["summary"].get("performance") or {}).items():
+        for name, m in _realized(run["summary"]).items():
             if isinstance(m, Mapping) and isinstance(m.get("current"), int | float):
                 per_metric.setdefault(name, []).append(float(m["current"]))
     for name, values in per_metric.items():
@@ -68,12 +68,26 @@ def _performance(evidence: Any) -> list[dict[str, Any]]:
             entry["confidence_interval"] = interval
         metrics.append(entry)
     for run in _succeeded(evidence)[:1]:
-        for key in ("estimated_performance", "estimation"):
-            section = run["summary"].get(key)
-            if isinstance(section, Mapping):
-                metrics.append({"type": f"estimated ({key})", "value": None, "slice": "latest window",
-                                "details": dict(section)})
+        estimated = (run["summary"].get("performance") or {}).get("estimated") or {}
+        method = estimated.get("method", "estimate")
+        for name, m in (estimated.get("metrics") or {}).items():
+            if not isinstance(m, Mapping) or m.get("value") is None:
+                continue
+            entry = {"type": name, "value": float(m["value"]),
+                     "slice": f"latest window, estimated without labels ({method}, no concept drift assumed)"}
+            if m.get("lower") is not None and m.get("upper") is not None:
+                entry["confidence_interval"] = {"lower_bound": m["lower"], "upper_bound": m["upper"]}
+            metrics.append(entry)
     return metrics
+
+
+def _realized(summary: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored run's realized metrics: `performance.realized`, or (runs stored before
+    estimation existed) `performance` itself."""
+    perf = summary.get("performance") or {}
+    if "realized" in perf or "estimated" in perf:
+        return perf.get("realized") or {}
+    return perf
 
 
 def _importance(evidence: Any) -> dict[str, Any]:
