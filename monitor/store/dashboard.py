@@ -76,7 +76,7 @@ class FeedbackPoint:
 
 
 #: scopes of drift_result the model page draws
-TIMELINE_SCOPES = ("feature", "prediction", "performance", "attribution")
+TIMELINE_SCOPES = ("feature", "prediction", "performance", "attribution", "estimated", "fairness")
 
 
 def runs_between(session: Session, model: str, since: datetime, until: datetime) -> list[RunPoint]:
@@ -237,3 +237,18 @@ def add_history(
     for table, rows in ((Run, runs), (DriftResult, scores), (AttributionResult, importance)):
         for start in range(0, len(rows), 5000):
             session.execute(insert(table), rows[start:start + 5000])
+
+
+def estimate_bands(
+    session: Session, model: str, since: datetime, until: datetime
+) -> dict[tuple[int, str], float]:
+    """(run id, metric) -> the upper end of the estimate's band, for the `estimated` rows
+    of the range (their score is the estimate, their threshold the band's lower end)."""
+    rows = session.execute(
+        select(DriftResult.run_id, DriftResult.method, DriftResult.details)
+        .where(
+            DriftResult.run_id.in_(_runs_of_range(model, since, until)),
+            DriftResult.scope == "estimated",
+        )
+    ).all()
+    return {(int(r), str(m)): float(d["upper"]) for r, m, d in rows if d and d.get("upper") is not None}

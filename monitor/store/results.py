@@ -70,6 +70,7 @@ def save_run(
     _save_drift(session, run, result)
     _save_attribution(session, run, result)
     _save_revision(session, run, result, now)
+    _save_estimate(session, run, result)
     _save_fairness(session, run, result)
     _save_transparency(session, run, result)
     return run
@@ -101,6 +102,28 @@ def _save_revision(session: Session, run: Run, result: RunResult, now: datetime)
         revision_metrics(result.performance, result.calibration),
         now,
     )
+
+
+def _save_estimate(session: Session, run: Run, result: RunResult) -> None:
+    """One `estimated` row per estimated metric: score = the estimate, threshold = its
+    band's lower end, details = the whole estimate (band, baseline, degraded)."""
+    estimated = result.estimated
+    if estimated is None or result.status != RunStatus.SUCCEEDED:
+        return
+    for name, metric in (estimated.to_dict().get("metrics") or {}).items():
+        row = _verdict_row(
+            run,
+            "estimated",
+            {
+                "method": name,
+                "score": metric.get("value"),
+                "threshold": metric.get("lower"),
+                "drifted": bool(metric.get("degraded")),
+            },
+            name,
+        )
+        row.details = dict(metric)
+        session.add(row)
 
 
 def finish_run(session: Session, run: Run, result: RunResult, extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -185,6 +185,55 @@ def performance_figure(scores: Sequence[ScorePoint], ends: dict[int, datetime], 
     return {"data": data, "layout": layout}
 
 
+def estimated_figure(scores: Sequence[ScorePoint], upper: dict[tuple[int, str], float],
+                     ends: dict[int, datetime], since: datetime, until: datetime,
+                     shapes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Performance estimated without labels per window, with its band (shaded), red where
+    the whole band is beyond the allowed change."""
+    series: dict[str, list[ScorePoint]] = defaultdict(list)
+    for s in scores:
+        if s.scope == "estimated" and s.score is not None and s.run_id in ends:
+            series[s.method].append(s)
+    times = {r: t(e) for r, e in ends.items()}
+    data: list[dict[str, Any]] = []
+    for name, ps in sorted(series.items()):
+        x = [times[p.run_id] for p in ps]
+        data.append({"type": "scatter", "mode": "lines", "x": x, "legendgroup": name, "showlegend": False,
+                     "y": [upper.get((p.run_id, name), p.score) for p in ps], "line": {"width": 0},
+                     "hoverinfo": "skip"})
+        data.append({"type": "scatter", "mode": "lines", "x": x, "legendgroup": name, "showlegend": False,
+                     "y": [p.threshold if p.threshold is not None else p.score for p in ps],
+                     "fill": "tonexty", "line": {"width": 0}, "hoverinfo": "skip",
+                     "fillcolor": "rgba(31,119,180,0.15)"})
+        data.append({"type": "scatter", "mode": _mode(len(ps)), "name": f"{name} (estimated)",
+                     "legendgroup": name, "x": x, "y": [p.score for p in ps],
+                     "customdata": [p.run_id for p in ps],
+                     "marker": {"size": 4, "color": ["#d62728" if p.drifted else "#1f77b4" for p in ps]},
+                     "hovertemplate": f"{name}<br>%{{x}}<br>estimated %{{y:.4g}}<extra>click: run</extra>"})
+    layout = _layout("Performance estimated without labels (band shaded; assumes no concept drift)",
+                     since, until, 300, shapes=shapes)
+    return {"data": data, "layout": layout}
+
+
+def fairness_figure(scores: Sequence[ScorePoint], ends: dict[int, datetime], since: datetime,
+                    until: datetime, shapes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each protected group's fairness metrics per window, red where the interval lay
+    wholly outside the allowed band (bias)."""
+    series: dict[str, list[ScorePoint]] = defaultdict(list)
+    for s in scores:
+        if s.scope == "fairness" and s.score is not None and s.run_id in ends:
+            series[f"{s.feature} · {s.method}"].append(s)
+    times = {r: t(e) for r, e in ends.items()}
+    data = [{"type": "scatter", "mode": _mode(len(ps)), "name": name, "x": [times[p.run_id] for p in ps],
+             "y": [p.score for p in ps], "customdata": [p.run_id for p in ps],
+             "marker": {"size": 4, "color": ["#d62728" if p.drifted else "#1f77b4" for p in ps]},
+             "hovertemplate": f"{name}<br>%{{x}}<br>%{{y:.4g}}<extra>click: run</extra>"}
+            for name, ps in sorted(series.items())]
+    layout = _layout("Fairness per protected group (red = bias: interval outside the band)",
+                     since, until, 320, shapes=shapes)
+    return {"data": data, "layout": layout}
+
+
 def volume_figure(runs: Sequence[RunPoint], since: datetime, until: datetime,
                   shapes: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows per window (bars, colored by run status) and the quarantine rate (line, right axis)."""

@@ -86,6 +86,7 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
         importance = dash.importance_between(session, name, since, until)
         alerts = dash.alerts_between(session, name, since, until)
         feedback = dash.feedback_between(session, name, since, until)
+        bands = dash.estimate_bands(session, name, since, until)
         alert_rows = [[link(f"/ui/alerts/{a.id}", a.id), e(a.opened_at.isoformat()),
                        f"<span class='pill {e(a.severity)}'>{e(a.severity)}</span>", e(a.kind),
                        e(a.title), e(a.status)] for a in alerts[::-1][:50]]
@@ -109,6 +110,10 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
         + (figure("performance", plots.performance_figure(scores, ends, since, until, shapes))
            if any(s.scope == "performance" for s in scores)
            else "<p class='muted'>no realized performance in this range (no labels)</p>")
+        + (figure("estimated", plots.estimated_figure(scores, bands, ends, since, until, shapes))
+           if any(s.scope == "estimated" for s in scores) else "")
+        + (figure("fairness", plots.fairness_figure(scores, ends, since, until, shapes))
+           if any(s.scope == "fairness" for s in scores) else "")
         + figure("volume", plots.volume_figure(runs, since, until, shapes))
         + "<h2>Alerts in this range</h2>"
         + table(["id", "opened", "severity", "kind", "what", "status"], alert_rows, "no alert in this range")

@@ -33,6 +33,17 @@ def test_timelines_of_a_model_come_from_its_runs(engine, filled):
     assert {a.id for a in alerts} == set(filled.alert_ids)
 
 
+def test_estimated_performance_is_a_timeline_with_its_band(engine, filled):
+    with transaction(engine) as session:
+        scores = dash.scores_between(session, "cancer", T0, T0 + 3 * WINDOW)
+        bands = dash.estimate_bands(session, "cancer", T0, T0 + 3 * WINDOW)
+    estimated = [s for s in scores if s.scope == "estimated"]
+    assert {s.run_id for s in estimated} == {filled.clean, filled.shifted, filled.again}
+    assert "accuracy" in {s.method for s in estimated}
+    for s in estimated:  # the band holds its estimate: lower (threshold) <= value <= upper
+        assert s.threshold <= s.score <= bands[(s.run_id, s.method)]
+
+
 def test_feedback_and_alert_history(engine, settings, filled, frozen):
     from monitor.policies import apply_feedback
     from monitor.store.alerts import get_alert
