@@ -252,3 +252,21 @@ def estimate_bands(
         )
     ).all()
     return {(int(r), str(m)): float(d["upper"]) for r, m, d in rows if d and d.get("upper") is not None}
+
+
+def latest_revisions(
+    session: Session, model: str, since: datetime, until: datetime
+) -> dict[int, tuple[int, dict[str, Any]]]:
+    """run id -> (revision, realized metrics) of the latest revision (> 0) of each run of
+    the range whose performance was revised as labels arrived."""
+    from monitor.store.tables import PerformanceRevision
+
+    rows = session.execute(
+        select(PerformanceRevision.run_id, PerformanceRevision.revision, PerformanceRevision.metrics)
+        .where(
+            PerformanceRevision.run_id.in_(_runs_of_range(model, since, until)),
+            PerformanceRevision.revision > 0,
+        )
+        .order_by(PerformanceRevision.run_id, PerformanceRevision.revision)
+    ).all()
+    return {int(r): (int(k), dict((m or {}).get("realized") or {})) for r, k, m in rows}

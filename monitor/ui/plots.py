@@ -163,25 +163,37 @@ def importance_figure(points: Sequence[ImportancePoint], ends: dict[int, datetim
 
 
 def performance_figure(scores: Sequence[ScorePoint], ends: dict[int, datetime], since: datetime,
-                       until: datetime, shapes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Realized metrics per window (solid) against the baseline's value (dashed)."""
-    series: dict[str, list[ScorePoint]] = defaultdict(list)
+                       until: datetime, shapes: list[dict[str, Any]],
+                       revisions: dict[int, tuple[int, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Realized metrics per window (solid) against the baseline's value (dashed): each
+    window's latest revision (labels that arrived later revise it)."""
+    # metric -> run id -> (value, baseline, degraded, revision)
+    series: dict[str, dict[int, tuple[Any, Any, bool, int]]] = defaultdict(dict)
     for s in scores:
         if s.scope == "performance" and s.score is not None and s.run_id in ends:
-            series[s.feature or s.method].append(s)
+            series[s.feature or s.method][s.run_id] = (s.score, s.threshold, s.drifted, 0)
+    for run_id, (revision, realized) in (revisions or {}).items():
+        if run_id not in ends:
+            continue
+        for name, m in realized.items():
+            if isinstance(m, dict) and m.get("current") is not None:
+                series[name][run_id] = (m["current"], m.get("baseline"), bool(m.get("degraded")), revision)
     times = {r: t(e) for r, e in ends.items()}
     data: list[dict[str, Any]] = []
-    for name, ps in sorted(series.items()):
-        data.append({"type": "scatter", "mode": _mode(len(ps)), "name": name, "legendgroup": name,
-                     "x": [times[p.run_id] for p in ps], "y": [p.score for p in ps], "marker": {"size": 4,
-                     "color": ["#d62728" if p.drifted else "#1f77b4" for p in ps]},
-                     "customdata": [p.run_id for p in ps],
-                     "hovertemplate": f"{name}<br>%{{x}}<br>window %{{y:.4g}}<extra>click: run</extra>"})
+    for name, points in sorted(series.items()):
+        ids = sorted(points, key=lambda r: times[r])
+        x = [times[r] for r in ids]
+        data.append({"type": "scatter", "mode": _mode(len(ids)), "name": name, "legendgroup": name,
+                     "x": x, "y": [points[r][0] for r in ids], "marker": {"size": 4,
+                     "color": ["#d62728" if points[r][2] else "#1f77b4" for r in ids]},
+                     "customdata": ids, "text": [f"revision {points[r][3]}" for r in ids],
+                     "hovertemplate": f"{name}<br>%{{x}}<br>window %{{y:.4g}} (%{{text}})"
+                                      "<extra>click: run</extra>"})
         data.append({"type": "scatter", "mode": "lines", "name": f"{name} (baseline)", "legendgroup": name,
-                     "x": [times[p.run_id] for p in ps], "y": [p.threshold for p in ps],
+                     "x": x, "y": [points[r][1] for r in ids],
                      "line": {"dash": "dash", "width": 1}, "hoverinfo": "skip"})
-    layout = _layout("Performance per window (realized, red = degraded) against the baseline (dashed)",
-                     since, until, 300, shapes=shapes)
+    layout = _layout("Performance per window (realized, latest revision; red = degraded) "
+                     "against the baseline (dashed)", since, until, 300, shapes=shapes)
     return {"data": data, "layout": layout}
 
 

@@ -87,6 +87,7 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
         alerts = dash.alerts_between(session, name, since, until)
         feedback = dash.feedback_between(session, name, since, until)
         bands = dash.estimate_bands(session, name, since, until)
+        revisions = dash.latest_revisions(session, name, since, until)
         alert_rows = [[link(f"/ui/alerts/{a.id}", a.id), e(a.opened_at.isoformat()),
                        f"<span class='pill {e(a.severity)}'>{e(a.severity)}</span>", e(a.kind),
                        e(a.title), e(a.status)] for a in alerts[::-1][:50]]
@@ -107,8 +108,8 @@ def model_page(settings: Settings, engine: Engine, name: str, days: int) -> str:
         + figure("drift", plots.drift_figure(scores, ends, since, until, shapes))
         + (figure("importance", plots.importance_figure(importance, ends, since, until, shapes))
            if importance else "<p class='muted'>no attributions in this range</p>")
-        + (figure("performance", plots.performance_figure(scores, ends, since, until, shapes))
-           if any(s.scope == "performance" for s in scores)
+        + (figure("performance", plots.performance_figure(scores, ends, since, until, shapes, revisions))
+           if any(s.scope == "performance" for s in scores) or revisions
            else "<p class='muted'>no realized performance in this range (no labels)</p>")
         + (figure("estimated", plots.estimated_figure(scores, bands, ends, since, until, shapes))
            if any(s.scope == "estimated" for s in scores) else "")

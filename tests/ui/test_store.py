@@ -61,3 +61,21 @@ def test_feedback_and_alert_history(engine, settings, filled, frozen):
     assert [(p.alert_id, p.who, p.verdict, p.source) for p in points] == [(alert_id, "Ann", "comment", "ui")]
     assert none_yet == []
     assert [f.comment for f in history] == ["looking"]
+
+
+def test_the_performance_timeline_shows_each_windows_latest_revision(engine, filled, frozen):
+    from monitor.store.revisions import save_revision
+    from monitor.ui.plots import performance_figure
+
+    revised = {"realized": {"accuracy": {"current": 0.42, "baseline": 0.9, "degraded": True}}}
+    with transaction(engine) as session:
+        save_revision(session, filled.clean, 1, 150, 0.75, revised, frozen.now)
+        runs = dash.runs_between(session, "cancer", T0, T0 + 3 * WINDOW)
+        scores = dash.scores_between(session, "cancer", T0, T0 + 3 * WINDOW)
+        revisions = dash.latest_revisions(session, "cancer", T0, T0 + 3 * WINDOW)
+    assert revisions == {filled.clean: (1, revised["realized"])}
+    ends = {r.id: r.end for r in runs}
+    figure = performance_figure(scores, ends, T0, T0 + 3 * WINDOW, [], revisions)
+    [accuracy] = [d for d in figure["data"] if d["name"] == "accuracy"]
+    first = accuracy["customdata"].index(filled.clean)
+    assert accuracy["y"][first] == 0.42 and accuracy["text"][first] == "revision 1"
