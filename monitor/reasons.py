@@ -103,12 +103,22 @@ def decisions(model: Any, output: np.ndarray, scores: np.ndarray | None = None,
     return Decisions(toward, predicted != index, rule)
 
 
+def pushed_order(matrix: np.ndarray, toward: Any, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the indices of its `top` largest contributions in the direction `toward`
+    (+1/-1, per row or one for all), largest first, and those signed contributions
+    (non-finite ones count as 0). Shared by the reasons of a decision and explanation
+    disparity (`monitor.fairness.disparity`)."""
+    matrix = np.asarray(matrix, dtype=float)
+    toward = np.broadcast_to(np.asarray(toward, dtype=float), (matrix.shape[0],))
+    pushed = np.nan_to_num(matrix * toward[:, None], nan=0.0, posinf=0.0, neginf=0.0)
+    return np.argsort(-pushed, axis=1, kind="stable")[:, :top], pushed
+
+
 def top_reasons(values: pd.DataFrame, toward: np.ndarray, top: int) -> list[list[tuple[str, float]]]:
     """Per row: up to `top` (feature, contribution) that pushed toward its decision, most first."""
     matrix = values.to_numpy(dtype=float)
     names = [str(c) for c in values.columns]
-    pushed = np.nan_to_num(matrix * np.asarray(toward, dtype=float)[:, None], nan=0.0)
-    order = np.argsort(-pushed, axis=1, kind="stable")[:, :top]
+    order, pushed = pushed_order(matrix, toward, top)
     out = []
     for i in range(len(matrix)):
         out.append([(names[j], float(matrix[i, j])) for j in order[i] if pushed[i, j] > 0])

@@ -138,11 +138,11 @@ class DisparityReport:
 
 
 def top_reasons(attributions: np.ndarray, sign: float | np.ndarray, top_k: int = 3) -> np.ndarray:
-    """(n, features) 0/1: the `top_k` features with the largest ``sign * attribution`` > 0."""
-    against = np.asarray(attributions, dtype=float) * np.asarray(sign, dtype=float).reshape(-1, 1)
-    against = np.where(np.isfinite(against), against, 0.0)
-    k = min(top_k, against.shape[1])
-    top = np.argpartition(-against, k - 1, axis=1)[:, :k]
+    """(n, features) 0/1: the `top_k` features with the largest ``sign * attribution`` > 0
+    (the same ranking as a decision's stored reasons, `monitor.reasons.pushed_order`)."""
+    from monitor.reasons import pushed_order
+
+    top, against = pushed_order(attributions, sign, top_k)
     out = np.zeros(against.shape)
     np.put_along_axis(out, top, 1.0, axis=1)
     return out * (against > 0)
