@@ -4,6 +4,10 @@ Each source (`LogSource`, `FileSource`, `SqlSource`; `source_for` picks the mode
 streams record-shaped rows; `read_window` validates them, keeps the ones
 whose timestamp falls in [start, end), and samples them into a bounded reservoir, so
 memory does not grow with the window.
+
+The log is read differently when the sample is uniform (no `stratify`): the database
+counts the window and hands over only its sample (the rows with the smallest seeded
+sampling key), so a run costs the same on a window of two thousand rows or a million.
 """
 
 from __future__ import annotations
@@ -54,19 +58,34 @@ class LogSource:
 
     def rows(self, start: datetime, end: datetime) -> Iterator[Row]:
         with_attributes = bool(self.model.segments.attributes)
-        for request_id, ts, features, prediction, label, attributes in store.iter_log_window(
+        for logged in store.iter_log_window(
             self.engine, self.model.name, start, end, attributes=with_attributes
         ):
-            row = {
-                "request_id": request_id,
-                "timestamp": ts,
-                "features": features,
-                "prediction": prediction,
-                "label": label,
-            }
-            if with_attributes:
-                row["attributes"] = attributes
-            yield row, None
+            yield self._row(logged, with_attributes), None
+
+    def sample(self, start: datetime, end: datetime) -> tuple[int, list[Row]]:
+        """(rows in the window, the window's uniform sample), both from the database.
+
+        The sample is the `sample_size` rows with the smallest seeded sampling key
+        (`store.sample_log_window`): reading a window of a million rows moves
+        `sample_size` rows out of the database, not a million.
+        """
+        with_attributes = bool(self.model.segments.attributes)
+        count = store.window_count(self.engine, self.model.name, start, end)
+        picked = store.sample_log_window(
+            self.engine, self.model.name, start, end, self.model.sample_size,
+            seed=self.model.seed, attributes=with_attributes,
+        )
+        return count, [(self._row(logged, with_attributes), None) for logged in picked]
+
+    @staticmethod
+    def _row(logged: tuple[Any, ...], with_attributes: bool) -> dict[str, Any]:
+        request_id, ts, features, prediction, label, attributes = logged
+        row = {"request_id": request_id, "timestamp": ts, "features": features,
+               "prediction": prediction, "label": label}
+        if with_attributes:
+            row["attributes"] = attributes
+        return row
 
 
 class FileSource:
@@ -141,19 +160,31 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
     """
     validator = Validator(model)
     stratify = model.stratify and model.task != Task.REGRESSION
+    source = source_for(model, engine)
+    if isinstance(source, LogSource) and not stratify:
+        sample = _sampled_in_database(model, source, validator, start, end)
+        strata = _strata(model)
+        if strata is None:
+            return sample
+        # the attribute strata still read the window's rows (their drift sample does not)
+        for obj, _raw in source.rows(start, end):
+            try:
+                strata.offer(validator.check(obj))
+            except Invalid:
+                continue
+        return _with_stratified(model, validator.k, sample, strata)
     reservoir: Any = (StratifiedReservoir if stratify else Reservoir)(model.sample_size, model.seed)
     rejected: list[Rejection] = []
     reasons: Counter[str] = Counter()
     rows = 0
-    source = model.source
     strata = _strata(model)
-    for obj, raw in source_for(model, engine).rows(start, end):
+    for obj, raw in source.rows(start, end):
         try:
             record = validator.check(obj)
         except Invalid as bad:
             reasons[bad.reason] += 1
             if len(rejected) < MAX_REJECTED:
-                rejected.append(rejection(obj, raw, bad, source, model.name))
+                rejected.append(rejection(obj, raw, bad, model.source, model.name))
             continue
         if not start <= record.ts < end:
             continue
@@ -175,6 +206,34 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
     if strata is None:
         return sample
     return _with_stratified(model, validator.k, sample, strata)
+
+
+def _sampled_in_database(
+    model: ModelConfig, source: LogSource, validator: Validator, start: datetime, end: datetime
+) -> WindowSample:
+    """The log's window: rows counted and sampled by the database (`LogSource.sample`).
+
+    The log holds rows validated at ingest, so the window's other rows are never read
+    again. The sampled ones are checked against today's schema (a constant cost): a row
+    that no longer fits (a feature removed from the config since) is quarantined by the
+    run with its reason and left out of the sample and of the count.
+    """
+    count, picked = source.sample(start, end)
+    records: list[PredictionRecord] = []
+    rejected: list[Rejection] = []
+    reasons: Counter[str] = Counter()
+    for obj, raw in picked:
+        try:
+            records.append(validator.check(obj))
+        except Invalid as bad:
+            reasons[bad.reason] += 1
+            rejected.append(rejection(obj, raw, bad, model.source, model.name))
+    if rejected:
+        log.warning(
+            "model %s: %d of %d sampled log rows no longer fit the model's schema (%s)",
+            model.name, len(rejected), len(picked), ", ".join(sorted(reasons)),
+        )
+    return build_sample(model, validator.k, records, count - len(rejected), rejected, reasons)
 
 
 def _strata(model: ModelConfig) -> Any:

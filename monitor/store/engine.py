@@ -79,6 +79,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+    from monitor.store.predictions import rehash_key
+
+    # PostgreSQL has hashint8extended; SQLite gets the same role from Python
+    dbapi_connection.create_function("monitor_rehash", 2, rehash_key, deterministic=True)
 
 
 #: one sessionmaker per engine: making one builds a Session subclass and its event

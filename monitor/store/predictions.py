@@ -17,6 +17,7 @@ RETURNING`` on the keys, then the new rows.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from monitor import clock
 from monitor.errors import DatabaseError
+from monitor.store.copy import COLUMNS as _ROW_COLUMNS
 from monitor.store.copy import copy_payload
 from monitor.store.tables import Label, LabelAudit, Prediction, PredictionKey, Quarantine
 
@@ -46,6 +48,19 @@ _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=_OPTS)
+
+
+def sample_key(model: str, request_id: str) -> int:
+    """The row's sampling key: the first 8 bytes of md5(model, U+001F, request_id) as a
+    signed big-endian integer (migration 0005 computes the same in SQL).
+
+    Uniform over 64 bits whatever the ids look like, and a function of the request
+    alone: a window's sample (its rows with the smallest keys) is reproducible.
+    """
+    digest = hashlib.md5(
+        f"{model}\x1f{request_id}".encode("utf-8", "surrogatepass"), usedforsecurity=False
+    ).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _sqlite_ts(ts: datetime) -> str:
@@ -78,7 +93,6 @@ def insert_log_rows(session: Session, rows: Sequence[LogRow]) -> int:
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _KEY_COPY = "COPY prediction_key (ts, model, request_id) FROM STDIN (FORMAT BINARY)"
-_ROW_COLUMNS = "ts, received_at, model, request_id, features, prediction, attributes"
 _ROW_COPY = "COPY {table} (" + _ROW_COLUMNS + ") FROM STDIN (FORMAT BINARY)"
 _KEY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _KEY_FIXED = struct.Struct("!hiqi")  # 3 fields; ts; length of model
@@ -129,7 +143,7 @@ def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
     """Log the rows whose key is new (the first row of a key repeated in the batch)."""
     cur.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} (ts timestamptz,"
-        " received_at timestamptz, model text, request_id text, features text,"
+        " received_at timestamptz, sample_key bigint, model text, request_id text, features text,"
         " prediction text, attributes text, n bigint GENERATED ALWAYS AS IDENTITY)"
         " ON COMMIT DELETE ROWS"
     )
@@ -142,7 +156,7 @@ def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
         f" ORDER BY model, request_id, n"
         f" ON CONFLICT DO NOTHING RETURNING model, request_id)"
         f" INSERT INTO prediction ({_ROW_COLUMNS})"
-        f" SELECT DISTINCT ON (b.model, b.request_id) b.ts, b.received_at, b.model,"
+        f" SELECT DISTINCT ON (b.model, b.request_id) b.ts, b.received_at, b.sample_key, b.model,"
         f" b.request_id, b.features::json, b.prediction::json, b.attributes::json"
         f" FROM {_BATCH_TABLE} b JOIN fresh f"
         f" ON f.model = b.model AND f.request_id = b.request_id"
@@ -183,11 +197,11 @@ def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> int:
                 fresh.discard((model, request_id))  # the first row of a repeated key wins
                 values.append(
                     (model, request_id, ts, received, str(features, "utf-8"), str(prediction, "utf-8"),
-                     None if attrs is None else str(attrs, "utf-8"))
+                     None if attrs is None else str(attrs, "utf-8"), sample_key(model, request_id))
                 )
         cursor.executemany(
             "INSERT INTO prediction (model, request_id, ts, received_at, features,"
-            " prediction, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " prediction, attributes, sample_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             values,
         )
         return len(values)
@@ -357,6 +371,83 @@ def iter_log_window(
         for row in result:
             extra = row[5] if attributes else None
             yield row[0], row[1], row[2], row[3], row[4], extra
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def rehash_key(key: int | None, seed: int) -> int | None:
+    """SQLite's ``monitor_rehash``: `key` mixed with `seed` (splitmix64's finalizer), as
+    a signed 64-bit integer. PostgreSQL uses its own ``hashint8extended`` instead: each
+    database draws a reproducible sample per seed, not the same one."""
+    if key is None:
+        return None
+    z = (key + (seed + 1) * 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z ^= z >> 31
+    return z - (1 << 64) if z >> 63 else z
+
+
+def _sample_order(engine: Engine, seed: int) -> Any:
+    """What a window's sample is ordered by: the key itself for seed 0 (the default),
+    else the key re-hashed with the seed (another, independent uniform sample)."""
+    if not seed:
+        return Prediction.sample_key
+    function = "hashint8extended" if engine.dialect.name == "postgresql" else "monitor_rehash"
+    return getattr(func, function)(Prediction.sample_key, int(seed))
+
+
+def window_count(engine: Engine, model: str, start: datetime, end: datetime) -> int:
+    """Rows logged for `model` with ts in [start, end), counted in the database."""
+    stmt = select(func.count()).select_from(Prediction).where(
+        Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+def sample_log_window(
+    engine: Engine,
+    model: str,
+    start: datetime,
+    end: datetime,
+    size: int,
+    *,
+    seed: int = 0,
+    attributes: bool = False,
+) -> list[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]:
+    """The window's sample drawn in the database, labels joined, in log order.
+
+    The `size` rows of [start, end) with the smallest `sample_key` (re-hashed with a
+    non-zero `seed`): a uniform sample without replacement (the keys are uniform hashes of the request
+    ids), the same one every time the window is read. Only those rows leave the
+    database; the label join runs on them alone.
+    """
+    order = _sample_order(engine, seed)
+    picked = (
+        select(
+            Prediction.id, Prediction.request_id, Prediction.ts, Prediction.features,
+            Prediction.prediction, Prediction.attributes, Prediction.model,
+        )
+        .where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
+        .order_by(order, Prediction.id)
+        .limit(size)
+        .subquery("picked")
+    )
+    columns = [picked.c.request_id, picked.c.ts, picked.c.features, picked.c.prediction, Label.label]
+    if attributes:
+        columns.append(picked.c.attributes)
+    stmt = (
+        select(*columns)
+        .outerjoin(Label, and_(Label.model == picked.c.model, Label.request_id == picked.c.request_id))
+        .order_by(picked.c.ts, picked.c.id)
+    )
+    with engine.connect() as conn:
+        return [
+            (row[0], row[1], row[2], row[3], row[4], row[5] if attributes else None)
+            for row in conn.execute(stmt)
+        ]
 
 
 def find_logged(session: Session, model: str, request_id: str) -> Prediction | None:

@@ -162,6 +162,9 @@ class Prediction(Base):
     #: attributes that are not model inputs ({"sex": "F"}), those `[models.segments]
     #: attributes` declares; NULL when the row carries none
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: a deterministic uniform 64-bit key of (model, request_id): a window's sample is
+    #: its rows with the smallest keys (`predictions.sample_key`, migration 0005)
+    sample_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class PredictionKey(Base):

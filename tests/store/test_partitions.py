@@ -19,7 +19,7 @@ from monitor.store import make_engine, transaction, upgrade
 from monitor.store.copy import copy_payload
 from monitor.store.maintenance import ensure_partitions, partition_days, partition_name
 from monitor.store.migrate import alembic_config
-from monitor.store.predictions import find_logged, insert_log_rows, purge_before
+from monitor.store.predictions import find_logged, insert_log_rows, purge_before, sample_key
 from monitor.store.tables import DEFAULT_PARTITION
 from tests.intake.helpers import cancer_rows, model_config
 
@@ -62,7 +62,7 @@ def _log_at_0001(engine: Engine, rows: list[dict[str, Any]]) -> int:
             with raw.cursor() as cur, cur.copy(
                 f"COPY prediction ({columns}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.write(copy_payload(prepared, now, attributes=False))
+                copy.write(copy_payload(prepared, now, attributes=False, keys=False))
         else:
             stamp = "%Y-%m-%d %H:%M:%S.%f"
             raw.executemany(
@@ -155,6 +155,11 @@ def test_upgrade_keeps_every_row_of_a_populated_log_and_round_trips(empty_engine
     assert fresh.accepted == 5 + 2
     after = _snapshot(engine)
     assert after[: len(before)] == before
+    # 0005 gave every row logged before its sampling key, computed in SQL as ingest does
+    with engine.connect() as conn:
+        keyed = conn.execute(text("SELECT model, request_id, sample_key FROM prediction")).all()
+    assert len(keyed) == len(after)
+    assert all(key == sample_key(model, rid) for model, rid, key in keyed)
     assert min(row[0] for row in after[len(before) :]) > max(row[0] for row in before)
 
     command.downgrade(alembic_config(engine), "0001")

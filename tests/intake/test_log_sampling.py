@@ -1,0 +1,110 @@
+"""The log's window sampled in the database: uniform, reproducible, seeded, counted by
+aggregate, and without reading (or validating again) the rows it does not keep."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, text
+
+from monitor.intake import read_window
+from monitor.intake.ingest import ingest_predictions, parse_body
+from monitor.intake.validate import Validator
+from monitor.store.predictions import sample_key
+from tests.intake.helpers import NUMERIC, T0, cancer_rows, model_config
+
+HOUR = timedelta(hours=1)
+
+
+def _log(engine: Engine, n: int, **kw) -> list[dict]:
+    rows = cancer_rows(n, step=timedelta(seconds=3600 / n), **kw)
+    for i in range(0, n, 1000):
+        ingest_predictions(engine, [model_config()], parse_body(json.dumps(rows[i:i + 1000]).encode()),
+                           source="http")
+    return rows
+
+
+def test_the_sample_is_the_rows_with_the_smallest_keys_and_the_count_is_the_window(engine):
+    rows = _log(engine, 3000)
+    window = read_window(model_config(sample_size=200), engine, T0, T0 + HOUR)
+    assert window.rows == 3000 and len(window.frame) == 200
+    keys = sorted((sample_key("cancer", r["request_id"]), r["request_id"]) for r in rows)
+    assert set(window.frame.index) == {rid for _, rid in keys[:200]}
+    # log order, labels joined, every value as sent
+    stamps = window.timestamps.astype("datetime64[us]")
+    assert np.all(stamps[1:] >= stamps[:-1])
+    by_id = {r["request_id"]: r for r in rows}
+    for rid, label in zip(window.frame.index, window.labels, strict=True):
+        assert label == by_id[rid]["label"]
+        assert window.frame.loc[rid, "mean_radius"] == by_id[rid]["features"]["mean_radius"]
+
+
+def test_the_sample_is_reproducible_and_another_seed_draws_another(engine):
+    _log(engine, 2000)
+    first = read_window(model_config(sample_size=300), engine, T0, T0 + HOUR)
+    again = read_window(model_config(sample_size=300), engine, T0, T0 + HOUR)
+    other = read_window(model_config(sample_size=300, seed=7), engine, T0, T0 + HOUR)
+    assert list(first.frame.index) == list(again.frame.index)
+    overlap = len(set(first.frame.index) & set(other.frame.index))
+    # independent draws of 300 of 2,000 share 45 rows on average (sd ~6)
+    assert 15 < overlap < 90
+
+
+def test_the_sample_is_uniform_over_the_window(engine):
+    """Every part of the window is drawn at its share: by time (quarters of the hour)
+    and by value (the feature's mean within its sampling error)."""
+    rows = _log(engine, 4000)
+    window = read_window(model_config(sample_size=800), engine, T0, T0 + HOUR)
+    minutes = (window.timestamps - np.datetime64(T0.replace(tzinfo=None), "us")) / np.timedelta64(1, "m")
+    counts = np.histogram(minutes, bins=4, range=(0, 60))[0]
+    expected = 800 / 4
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 16.3  # p = 0.001 for 3 degrees of freedom
+    values = np.array([r["features"][NUMERIC[0]] for r in rows])
+    se = values.std() / np.sqrt(800) * np.sqrt(1 - 800 / 4000)
+    assert abs(window.frame[NUMERIC[0]].mean() - values.mean()) < 4 * se
+
+
+def test_rows_not_sampled_are_neither_read_nor_validated_again(engine, monkeypatch):
+    _log(engine, 3000)
+    checked = []
+    original = Validator.check
+
+    def counting(self, obj):
+        checked.append(obj["request_id"])
+        return original(self, obj)
+
+    monkeypatch.setattr(Validator, "check", counting)
+    window = read_window(model_config(sample_size=250), engine, T0, T0 + HOUR)
+    assert window.rows == 3000
+    assert sorted(checked) == sorted(window.frame.index)
+
+
+def test_a_sampled_row_that_no_longer_fits_the_schema_is_quarantined_not_sampled(engine):
+    _log(engine, 300)
+    # the config gained a feature after these rows were logged
+    grown = model_config(
+        sample_size=50,
+        features={"numeric": [*NUMERIC, "mean_perimeter"], "categorical": ["clinic"]},
+    )
+    window = read_window(grown, engine, T0, T0 + HOUR)
+    assert len(window.frame) == 0 and len(window.rejected) == 50
+    assert set(window.reasons) == {"missing_feature"}
+    assert window.rows == 300 - 50
+
+
+@pytest.mark.postgres
+def test_postgres_samples_through_one_query_without_moving_the_window(engine):
+    """The plan keeps the window in the database: a top-N sort, then the label join."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL plan")
+    _log(engine, 2000)
+    with engine.connect() as conn:
+        plan = "\n".join(r[0] for r in conn.execute(text(
+            "EXPLAIN ANALYZE SELECT p.id FROM prediction p WHERE p.model = 'cancer'"
+            " ORDER BY p.sample_key, p.id LIMIT 100"
+        )))
+    assert "top-N heapsort" in plan
