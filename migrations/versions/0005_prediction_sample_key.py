@@ -48,7 +48,9 @@ def upgrade() -> None:
         op.execute(f"UPDATE prediction SET sample_key = {PG_KEY} WHERE sample_key IS NULL")
         return
     bind.connection.driver_connection.create_function("monitor_sample_key", 2, _key, deterministic=True)
-    op.execute("UPDATE prediction SET sample_key = monitor_sample_key(model, request_id) WHERE sample_key IS NULL")
+    op.execute(
+        "UPDATE prediction SET sample_key = monitor_sample_key(model, request_id) WHERE sample_key IS NULL"
+    )
 
 
 def downgrade() -> None:

@@ -28,7 +28,9 @@ _OLD_FIXED = struct.Struct("!hiqiqi")  # the same without sample_key (revision 0
 _LENGTH = struct.Struct("!i").pack
 
 
-def copy_payload(rows: Sequence[LogRow], now: datetime, *, attributes: bool = True, keys: bool = True) -> bytes:
+def copy_payload(
+    rows: Sequence[LogRow], now: datetime, *, attributes: bool = True, keys: bool = True
+) -> bytes:
     """The binary COPY data of `rows` (columns as in `COLUMNS`).
 
     For a log at an older revision: `keys=False` leaves `sample_key` out (0004 and
