@@ -8,7 +8,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-slow lint demo bench bench-alerts bench-attribution bench-drift bench-ingest bench-estimation bench-ui clean
+.PHONY: install test test-slow lint demo bench bench-alerts bench-attribution bench-drift bench-ingest bench-estimation bench-ui bench-window clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ demo: $(STAMP)
 # every benchmark exits 1 when it misses a target: run them all, then fail if one did
 bench: $(STAMP)
 	status=0; \
-	for b in alerts attribution drift ingest estimation ui; do $(MAKE) --no-print-directory bench-$$b || status=1; done; \
+	for b in alerts attribution drift ingest estimation ui window; do $(MAKE) --no-print-directory bench-$$b || status=1; done; \
 	exit $$status
 
 bench-alerts: $(STAMP)
@@ -56,6 +56,9 @@ bench-ingest: $(STAMP)
 
 bench-ui: $(STAMP)
 	$(BIN)/python benchmarks/ui.py
+
+bench-window: $(STAMP)
+	$(BIN)/python benchmarks/window.py
 
 # NannyML 0.13, the reference for label-free estimation, in its own virtualenv: it pins
 # plotly<6 and pulls lightgbm, and needs statsmodels without declaring it.

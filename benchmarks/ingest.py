@@ -42,7 +42,7 @@ from monitor.config import settings_from_dict  # noqa: E402
 from monitor.intake.ingest import parse_body, validators_for  # noqa: E402
 from monitor.intake.prepare import prepare_predictions  # noqa: E402
 from monitor.store import make_engine, upgrade  # noqa: E402
-from monitor.store.copy import copy_payload  # noqa: E402
+from monitor.store.copy import COLUMNS, copy_payload  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 FEATURES = [f"f{i:02d}" for i in range(30)]
@@ -198,7 +198,7 @@ def copy_rate(url: str, bodies: list[bytes], senders: int) -> float:
         copy_payload(prepare_predictions(parse_body(b), validators, source="bench").rows, now)
         for b in bodies
     ]
-    columns = "ts, received_at, model, request_id, features, prediction"
+    columns = COLUMNS  # the same columns the server loads, sampling key included
     dsn = url.replace("+psycopg", "")
 
     def send(_index: int, mine: list[bytes]) -> None:
