@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor import __version__, metrics
 from monitor.config import CONFIG_ENV, Settings
 from monitor.errors import ConfigError, DatabaseError
-from monitor.intake.ingest import ingest_body, ingest_labels, parse_body
+from monitor.intake.ingest import group_commit, ingest_body, ingest_labels, parse_body
 from monitor.store import predictions as store
 
 log = logging.getLogger(__name__)
@@ -153,12 +153,14 @@ def create_app(
                             status_code=503, headers={"Retry-After": "5"})
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(_token_check(settings))])
+    # batches posted at the same time share a transaction (one commit for all of them)
+    group = group_commit(engine, "http")
 
     @router.post("/predictions")
     async def post_predictions(request: Request) -> Response:
         body = await read_body(request, limit)
         result = await run_in_threadpool(
-            lambda: ingest_body(engine, models, body, source="http")
+            lambda: ingest_body(engine, models, body, source="http", group=group)
         )
         metrics.observe_ingest("http", result.accepted, result.reasons)
         return _json_answer(result.as_json())

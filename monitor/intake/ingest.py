@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from monitor.config import ModelConfig
 from monitor.intake.decode import decode_predictions
+from monitor.intake.group import GroupCommit
 from monitor.intake.prepare import LogRow, Prepared, prepare_predictions
 from monitor.intake.records import DUPLICATE, IngestResult, LabelRecord, Rejection
 from monitor.intake.validate import Unparsed, Validator, check_labels, raw_text
@@ -149,15 +150,33 @@ def ingest_body(
     *,
     source: str,
     default_model: str | None = None,
+    group: GroupCommit | None = None,
 ) -> IngestResult:
     """`ingest_predictions(engine, models, parse_body(body), ...)`, decoding a JSON-array
-    body against the models' schemas in C (`decode_predictions`): the same verdicts."""
+    body against the models' schemas in C (`decode_predictions`): the same verdicts.
+
+    With `group` (the HTTP server's), the batch may share its transaction with batches
+    other requests sent at the same time (`group_commit`); its answer is its own."""
     validators = validators_for(models)
     checked = decode_predictions(body, validators, source=source, default_model=default_model)
     if checked is None:
         checked = prepare_predictions(parse_body(body), validators, source=source,
                                       default_model=default_model)
+    if group is not None:
+        return group.store(checked)
     return _store_predictions(engine, checked, source, False)
+
+
+def group_commit(engine: Engine, source: str) -> GroupCommit:
+    """A `GroupCommit` storing prediction batches from `source` as `ingest_body` does."""
+    return GroupCommit(
+        engine,
+        source,
+        alone=lambda eng, checked, src: _store_predictions(eng, checked, src, False),
+        result=_result,
+        row_errors=_ROW_ERRORS,
+        unavailable=_unavailable,
+    )
 
 
 def _store_predictions(

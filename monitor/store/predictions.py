@@ -78,8 +78,15 @@ def insert_log_rows(session: Session, rows: Sequence[LogRow]) -> int:
     Returns how many were new; a (model, request_id) already logged, or repeated in
     `rows`, is kept once (its first row), not replaced.
     """
+    stored = log_rows(session, rows)
+    return len(rows) if stored is None else len(stored)
+
+
+def log_rows(session: Session, rows: Sequence[LogRow]) -> set[tuple[str, str]] | None:
+    """`insert_log_rows`, telling which rows were new: the (model, request_id) keys
+    logged, or None when every row was (no key repeated, none logged before)."""
     if not rows:
-        return 0
+        return set()
     conn = session.connection()
     raw = conn.connection.driver_connection
     now = clock.utcnow()
@@ -122,7 +129,9 @@ def _key_payload(rows: Sequence[LogRow]) -> bytes:
     return b"".join(parts)
 
 
-def _insert_postgres(raw: psycopg.Connection[Any], rows: Sequence[LogRow], now: datetime) -> int:
+def _insert_postgres(
+    raw: psycopg.Connection[Any], rows: Sequence[LogRow], now: datetime
+) -> set[tuple[str, str]] | None:
     keys = _key_payload(rows)
     with raw.cursor() as cur:
         cur.execute(f"SAVEPOINT {_SAVEPOINT}")
@@ -136,10 +145,10 @@ def _insert_postgres(raw: psycopg.Connection[Any], rows: Sequence[LogRow], now: 
         cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
         with cur.copy(_ROW_COPY.format(table="prediction")) as copy:
             copy.write(copy_payload(rows, now))
-        return cur.rowcount
+        return None
 
 
-def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
+def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> set[tuple[str, str]]:
     """Log the rows whose key is new (the first row of a key repeated in the batch)."""
     cur.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} (ts timestamptz,"
@@ -161,10 +170,11 @@ def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
         f" FROM {_BATCH_TABLE} b JOIN fresh f"
         f" ON f.model = b.model AND f.request_id = b.request_id"
         f" ORDER BY b.model, b.request_id, b.n"
+        f" RETURNING model, request_id"
     )
-    inserted = cur.rowcount
+    fresh = {(model, request_id) for model, request_id in cur.fetchall()}
     cur.execute(f"TRUNCATE {_BATCH_TABLE}")
-    return inserted
+    return fresh
 
 
 # -- SQLite ---------------------------------------------------------------------------
@@ -173,7 +183,7 @@ def _insert_new_postgres(cur: psycopg.Cursor[Any], payload: bytes) -> int:
 _SQLITE_CHUNK = 2000
 
 
-def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> int:
+def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> set[tuple[str, str]]:
     received = _sqlite_ts(now)
     stamps = [_sqlite_ts(row[2]) for row in rows]
     cursor = raw.cursor()
@@ -204,7 +214,7 @@ def _insert_sqlite(raw: Any, rows: Sequence[LogRow], now: datetime) -> int:
             " prediction, attributes, sample_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             values,
         )
-        return len(values)
+        return {(value[0], value[1]) for value in values}
     finally:
         cursor.close()
 
