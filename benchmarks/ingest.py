@@ -214,6 +214,51 @@ def copy_rate(url: str, bodies: list[bytes], senders: int) -> float:
     return len(bodies) * BATCH / concurrently(payloads, senders, send)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by every postgres process on this machine (backends and
+    background writers): what the database spends, whoever asked."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", encoding="ascii") as comm:
+                    if comm.read().strip() != "postgres":
+                        continue
+            except OSError:
+                continue
+            total += _cpu(int(entry))
+    return total
+
+
+class CpuMeter:
+    """CPU seconds the server process and PostgreSQL use while a block runs."""
+
+    def __init__(self, server_pid: int | None = None):
+        self.server_pid = server_pid
+        self.server = self.database = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self._start = (_cpu(self.server_pid) if self.server_pid else 0.0, postgres_cpu())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server = (_cpu(self.server_pid) if self.server_pid else 0.0) - self._start[0]
+        self.database = postgres_cpu() - self._start[1]
+
+
 def clear(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -227,7 +272,9 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(args: argparse.Namespace, results: dict[str, list[float]], load: str) -> bool:
+def report(
+    args: argparse.Namespace, results: dict[str, list[float]], load: str, cpu: dict[str, list[float]]
+) -> bool:
     """Print the medians and targets; True when every target is met."""
     med = {k: statistics.median(v) for k, v in results.items()}
     floor = med["copy"]
@@ -244,6 +291,13 @@ def report(args: argparse.Namespace, results: dict[str, list[float]], load: str)
         print(f"  {label:<32}  {med[key]:>9,.0f} rows/s   {med[key] / floor:.2f}x floor")
     small = med["pg_small"]
     print(f"  HTTP -> PostgreSQL, batches of {SMALL} (1 process) {small:>9,.0f} rows/s")
+    print(f"  the same from {args.many_senders} senders (group commit)  {med['pg_small_many']:>9,.0f} rows/s")
+    server_ms = statistics.median(cpu["pg_server"]) * 1000
+    db_ms, floor_db_ms = statistics.median(cpu["pg_db"]) * 1000, statistics.median(cpu["copy_db"]) * 1000
+    print(f"  CPU per {BATCH:,}-row batch: HTTP server {server_ms:.1f} ms + PostgreSQL {db_ms:.1f} ms"
+          f" (the floor: PostgreSQL {floor_db_ms:.1f} ms); on {os.cpu_count()} cores shared by"
+          f" both, that work bounds HTTP ingest at"
+          f" {os.cpu_count() * BATCH / (server_ms + db_ms) * 1000:,.0f} rows/s")
     ok_ratio = med["pg"] >= TARGET_RATIO * floor
     ok_small = small >= TARGET_SMALL_RPS
     print(
@@ -267,6 +321,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--small-batches", type=int, default=400,
                         help=f"batches of {SMALL} records in the small-batch case")
+    parser.add_argument("--many-senders", type=int, default=8,
+                        help=f"concurrent senders of {SMALL}-record batches in the 'many clients' case")
     parser.add_argument("--workers", type=int, default=2,
                         help="also measure `monitor serve --workers N` into PostgreSQL (0: skip)")
     args = parser.parse_args()
@@ -288,7 +344,9 @@ def main() -> None:
         servers += [pg_server, sqlite_server]
         pg_server.warm_up(pg_url)
         sqlite_server.warm_up(sqlite_url)
-        results: dict[str, list[float]] = {"copy": [], "pg": [], "sqlite": [], "pg_small": []}
+        results: dict[str, list[float]] = {"copy": [], "pg": [], "sqlite": [], "pg_small": [],
+                                           "pg_small_many": []}
+        cpu: dict[str, list[float]] = {"copy_db": [], "pg_server": [], "pg_db": []}
         workers_server = None
         if args.workers > 1:
             workers_server = WorkersServer(pg_url, args.workers, tmp.name)
@@ -297,20 +355,29 @@ def main() -> None:
             results["pg_workers"] = []
         for repeat in range(args.repeats):
             bodies = make_batches(args.batches, f"r{repeat}")
-            results["copy"].append(copy_rate(pg_url, bodies, args.senders))
+            with CpuMeter() as meter:
+                results["copy"].append(copy_rate(pg_url, bodies, args.senders))
+            cpu["copy_db"].append(meter.database / len(bodies))
             clear(pg_url)
-            results["pg"].append(pg_server.rate(bodies, args.senders))
+            with CpuMeter(pg_server.proc.pid) as meter:
+                results["pg"].append(pg_server.rate(bodies, args.senders))
+            cpu["pg_server"].append(meter.server / len(bodies))
+            cpu["pg_db"].append(meter.database / len(bodies))
             clear(pg_url)
             results["sqlite"].append(sqlite_server.rate(bodies, args.senders))
             clear(sqlite_url)
             small = make_batches(args.small_batches, f"s{repeat}", SMALL)
             results["pg_small"].append(pg_server.rate(small, args.senders, SMALL))
             clear(pg_url)
+            # many clients each sending a few records: batches share commits (group commit)
+            many = make_batches(args.small_batches, f"m{repeat}", SMALL)
+            results["pg_small_many"].append(pg_server.rate(many, args.many_senders, SMALL))
+            clear(pg_url)
             if workers_server is not None:
                 # one sender per worker and one more, so every process has work queued
                 results["pg_workers"].append(workers_server.rate(bodies, args.workers + 1))
                 clear(pg_url)
-        ok = report(args, results, f"{load_start} / {os.getloadavg()[0]:.2f}")
+        ok = report(args, results, f"{load_start} / {os.getloadavg()[0]:.2f}", cpu)
     finally:
         for server in servers:
             server.close()

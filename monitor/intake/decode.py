@@ -47,6 +47,8 @@ _NUMBER = Union[_INT, _FLOAT]  # noqa: UP007 - msgspec reads typing unions
 _CATEGORY = Union[str, bool, _INT]  # noqa: UP007
 _PREDICTION = Union[_INT, _FLOAT, list[_NUMBER], dict[str, _NUMBER]]  # noqa: UP007
 _LABEL = Union[None, bool, _INT, _FLOAT, str]  # noqa: UP007
+#: declared attributes are scalars: anything else (nested, huge integers) is judged in Python
+_ATTRIBUTES = Union[None, dict[str, Union[None, str, bool, _INT, _FLOAT]]]  # noqa: UP007
 #: ISO text is parsed by the same `parse_timestamp` as the detailed path (exact parity);
 #: epoch seconds arrive as a float
 _TIMESTAMP = Union[None, str, float]  # noqa: UP007
@@ -61,15 +63,16 @@ class _Restart(Exception):
     """A row of the whole-batch decode needs the detailed path: decode row by row."""
 
 
-Schema = tuple[str, tuple[str, ...], tuple[str, ...]]
+Schema = tuple[str, tuple[str, ...], tuple[str, ...], bool]
 
 
 def _schema(validator: Validator) -> Schema:
-    return validator.model, tuple(validator.numeric), tuple(validator.categorical)
+    return (validator.model, tuple(validator.numeric), tuple(validator.categorical),
+            bool(validator.attributes))
 
 
 def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
-    name, numeric, categorical = schema
+    name, numeric, categorical, attributes = schema
     names = numeric + categorical
     # positional attribute names, renamed to the feature names: any text is a valid name
     # gc=False: decoded JSON holds no reference cycles, and a batch makes thousands of
@@ -87,6 +90,8 @@ def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
         ("timestamp", _TIMESTAMP, None),
         ("label", _LABEL, None),
     ]
+    if attributes:
+        row.append(("attributes", _ATTRIBUTES, None))
     if tagged:
         return msgspec.defstruct("Row", row, tag_field="model", tag=name, gc=False)
     return msgspec.defstruct("Row", [*row, ("model", Union[str, msgspec.UnsetType],  # noqa: UP007
@@ -149,12 +154,16 @@ class _Batch:
         label = row.label
         if label is not None:
             label = validator.check_label(label)
+        attributes = None
+        if validator.attributes:  # the same check and bytes as the detailed path's
+            attributes = orjson.dumps(validator.check_attributes(row.attributes))
         key = (model, request_id)
         if key in self.seen:
             self.duplicates += 1
             return
         self.seen.add(key)
-        self.rows.append((model, request_id, ts, _encode(row.features), orjson.dumps(prediction), None))
+        self.rows.append((model, request_id, ts, _encode(row.features), orjson.dumps(prediction),
+                          attributes))
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))
 
@@ -164,6 +173,7 @@ class _Batch:
         try:
             validator = validator_for(obj, model, self.default_model, self.fast)
             request_id, ts, features, prediction, label = validator.prepare(obj, False)
+            attributes = validator.attributes(obj)
         except Invalid as bad:
             self.rejected.append(rejection(obj, None, bad, self.source, model))
             return
@@ -171,16 +181,16 @@ class _Batch:
             log.exception("a row failed unexpectedly; quarantined as internal_error")
             self.rejected.append(rejection(obj, None, internal_error(err), self.source, model))
             return
-        self._add(model, request_id, ts, features, prediction, label)
+        self._add(model, request_id, ts, features, prediction, label, attributes)
 
     def _add(self, model: str, request_id: str, ts: Any, features: bytes, prediction: bytes,
-             label: Any) -> None:
+             label: Any, attributes: bytes | None) -> None:
         key = (model, request_id)
         if key in self.seen:
             self.duplicates += 1
             return
         self.seen.add(key)
-        self.rows.append((model, request_id, ts, features, prediction, None))
+        self.rows.append((model, request_id, ts, features, prediction, attributes))
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))
 
@@ -201,8 +211,6 @@ def decode_predictions(
     stripped = body.strip()
     if stripped[:1] != b"[" or not validators:
         return None
-    if any(getattr(v, "attributes", None) for v in validators.values()):
-        return None  # attributes ([models.segments]) are validated on the general path
     if not stripped.isascii():
         try:
             stripped.decode()  # orjson refuses invalid UTF-8 anywhere; msgspec may skip it

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: rows one shared transaction takes at most (more wait for the next one)
 MAX_GROUP_ROWS = 20_000
+#: a batch this large is stored in its own transaction, concurrently with others: its
+#: commit is a small part of its cost, and two COPYs overlap better than one after another
+ALONE_FROM = 500
 
 
 @dataclass
@@ -65,6 +68,7 @@ class GroupCommit:
         max_rows: int = MAX_GROUP_ROWS,
     ):
         self.engine, self.source, self.max_rows = engine, source, max_rows
+        self.alone_from = ALONE_FROM
         self._alone, self._result = alone, result
         self._row_errors, self._unavailable = row_errors, unavailable
         self._lock = threading.Lock()
@@ -75,6 +79,8 @@ class GroupCommit:
 
     def store(self, checked: Prepared) -> IngestResult:
         """Store one checked batch (with others that are waiting); its own answer."""
+        if len(checked.rows) >= self.alone_from:
+            return self._alone(self.engine, checked, self.source)
         mine = _Batch(checked)
         with self._lock:
             self._queue.append(mine)
