@@ -9,11 +9,15 @@ The floor is the fastest straightforward bulk load of the same rows into the sam
 table: the rows pre-serialized (outside the timing) into one binary COPY buffer per
 batch, ``COPY prediction .. FROM STDIN (FORMAT BINARY)`` and a commit per batch,
 with as many connections as there are HTTP senders. Each server is warmed up with a real
-batch first. A second case POSTs batches of 10 records (the per-request cost). Prints
+batch first. A second case POSTs batches of 10 records (the per-request cost), from the
+same senders and from `--many-senders` (where batches share commits). The CPU time the
+server process and PostgreSQL spend per 1,000-row batch is read from /proc, so the
+bound the machine's cores put on the HTTP path is printed beside the rates. Prints
 medians of the repeats, the targets (HTTP -> PostgreSQL >= 0.6x the COPY floor at 1,000-record
 batches, >= 5,000 rows/s at 10-record batches) and exits 1 on a miss.
 
     python benchmarks/ingest.py [--batches 40] [--small-batches 400] [--repeats 3] [--senders 2]
+                                [--many-senders 8] [--workers 2]
 """
 
 from __future__ import annotations

@@ -112,3 +112,13 @@ def test_a_busy_server_stores_every_row_once_with_fewer_commits(engine):
     assert group.groups < group.batches
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Prediction)) == 800
+
+
+def test_a_large_batch_takes_its_own_transaction_beside_the_group(engine):
+    group = group_commit(engine, "http")
+    rows = cancer_rows(group.alone_from + 10, prefix="big")
+    answer = ingest_body(engine, MODELS, _body(rows), source="http", group=group)
+    assert answer.accepted == len(rows)
+    assert (group.groups, group.batches) == (0, 0)  # never queued
+    small = ingest_body(engine, MODELS, _body(cancer_rows(5, prefix="small")), source="http", group=group)
+    assert small.accepted == 5 and (group.groups, group.batches) == (1, 1)
