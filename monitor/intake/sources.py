@@ -71,8 +71,7 @@ class LogSource:
         `sample_size` rows out of the database, not a million.
         """
         with_attributes = bool(self.model.segments.attributes)
-        count = store.window_count(self.engine, self.model.name, start, end)
-        picked = store.sample_log_window(
+        count, picked = store.sample_log_window(
             self.engine, self.model.name, start, end, self.model.sample_size,
             seed=self.model.seed, attributes=with_attributes,
         )

@@ -450,15 +450,6 @@ def _sample_order(engine: Engine, seed: int) -> Any:
     return getattr(func, function)(Prediction.sample_key, int(seed))
 
 
-def window_count(engine: Engine, model: str, start: datetime, end: datetime) -> int:
-    """Rows logged for `model` with ts in [start, end), counted in the database."""
-    stmt = select(func.count()).select_from(Prediction).where(
-        Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
-    )
-    with engine.connect() as conn:
-        return int(conn.execute(stmt).scalar_one())
-
-
 def sample_log_window(
     engine: Engine,
     model: str,
@@ -468,13 +459,14 @@ def sample_log_window(
     *,
     seed: int = 0,
     attributes: bool = False,
-) -> list[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]:
-    """The window's sample drawn in the database, labels joined, in log order.
+) -> tuple[int, list[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]]:
+    """(rows logged in [start, end), the window's sample drawn in the database with its
+    labels joined, in log order), on one connection.
 
-    The `size` rows of [start, end) with the smallest `sample_key` (re-hashed with a
-    non-zero `seed`): a uniform sample without replacement (the keys are uniform hashes of the request
-    ids), the same one every time the window is read. Only those rows leave the
-    database; the label join runs on them alone.
+    The sample is the `size` rows of [start, end) with the smallest `sample_key`
+    (re-hashed with a non-zero `seed`): a uniform sample without replacement, as the
+    keys are uniform hashes of the request ids, and the same one every time the window
+    is read. Only those rows leave the database; the label join runs on them alone.
     """
     order = _sample_order(engine, seed)
     picked = (
@@ -495,11 +487,17 @@ def sample_log_window(
         .outerjoin(Label, and_(Label.model == picked.c.model, Label.request_id == picked.c.request_id))
         .order_by(picked.c.ts, picked.c.id)
     )
+    count = select(func.count()).select_from(Prediction).where(
+        Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
+    )
     with engine.connect() as conn:
-        return [
+        rows = int(conn.execute(count).scalar_one())
+        sample = [
             (row[0], row[1], row[2], row[3], row[4], row[5] if attributes else None)
             for row in conn.execute(stmt)
         ]
+    # a row logged between the two statements may be sampled but not counted
+    return max(rows, len(sample)), sample
 
 
 def find_logged(session: Session, model: str, request_id: str) -> Prediction | None:
