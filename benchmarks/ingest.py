@@ -23,6 +23,7 @@ batches, >= 5,000 rows/s at 10-record batches) and exits 1 on a miss.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import multiprocessing as mp
 import os
@@ -192,8 +193,11 @@ class WorkersServer(Server):
         self.proc.wait(timeout=30)
 
 
-def copy_rate(url: str, bodies: list[bytes], senders: int) -> float:
-    """Rows/s of binary COPY of the same rows, pre-serialized, one commit per batch."""
+def copy_rate(url: str, bodies: list[bytes], senders: int, meter: CpuMeter | None = None) -> float:
+    """Rows/s of binary COPY of the same rows, pre-serialized, one commit per batch.
+
+    The connections are opened before `meter` starts and closed after it stops, so
+    their backends' CPU is read while they still exist."""
     import psycopg
 
     validators = validators_for(settings_for(url).models)
@@ -204,18 +208,24 @@ def copy_rate(url: str, bodies: list[bytes], senders: int) -> float:
     ]
     columns = COLUMNS  # the same columns the server loads, sampling key included
     dsn = url.replace("+psycopg", "")
+    conns = [psycopg.connect(dsn) for _ in range(senders)]
 
-    def send(_index: int, mine: list[bytes]) -> None:
-        with psycopg.connect(dsn) as conn:
-            for payload in mine:
-                with (
-                    conn.cursor() as cur,
-                    cur.copy(f"COPY prediction ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
-                ):
-                    copy.write(payload)
-                conn.commit()
+    def send(index: int, mine: list[bytes]) -> None:
+        conn = conns[index]
+        for payload in mine:
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY prediction ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.write(payload)
+            conn.commit()
 
-    return len(bodies) * BATCH / concurrently(payloads, senders, send)
+    try:
+        with meter or contextlib.nullcontext():
+            return len(bodies) * BATCH / concurrently(payloads, senders, send)
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -359,8 +369,8 @@ def main() -> None:
             results["pg_workers"] = []
         for repeat in range(args.repeats):
             bodies = make_batches(args.batches, f"r{repeat}")
-            with CpuMeter() as meter:
-                results["copy"].append(copy_rate(pg_url, bodies, args.senders))
+            meter = CpuMeter()
+            results["copy"].append(copy_rate(pg_url, bodies, args.senders, meter))
             cpu["copy_db"].append(meter.database / len(bodies))
             clear(pg_url)
             with CpuMeter(pg_server.proc.pid) as meter:

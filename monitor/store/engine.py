@@ -79,9 +79,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
-    from monitor.store.predictions import rehash_key
+    from monitor.store.predictions import rehash_key, sample_key
 
-    # PostgreSQL has hashint8extended; SQLite gets the same role from Python
+    # what PostgreSQL computes in SQL (md5, hashint8extended), SQLite gets from Python
+    dbapi_connection.create_function("monitor_sample_key", 2, sample_key, deterministic=True)
     dbapi_connection.create_function("monitor_rehash", 2, rehash_key, deterministic=True)
 
 

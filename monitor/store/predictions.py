@@ -441,13 +441,29 @@ def rehash_key(key: int | None, seed: int) -> int | None:
     return z - (1 << 64) if z >> 63 else z
 
 
+#: PostgreSQL's `sample_key` of a row logged before revision 0005 (same value as ingest's)
+_PG_KEY = "('x' || left(md5(model || chr(31) || request_id), 16))::bit(64)::bigint"
+
+
+def effective_key(dialect: str) -> Any:
+    """A row's sampling key in SQL: the stored one, or for a row logged before revision
+    0005 (which added the column without rewriting the log) the same value computed
+    from its model and request id: md5 in PostgreSQL, `sample_key` itself in SQLite."""
+    if dialect == "postgresql":
+        computed: Any = text(_PG_KEY)
+    else:
+        computed = func.monitor_sample_key(Prediction.model, Prediction.request_id)
+    return func.coalesce(Prediction.sample_key, computed)
+
+
 def _sample_order(engine: Engine, seed: int) -> Any:
     """What a window's sample is ordered by: the key itself for seed 0 (the default),
     else the key re-hashed with the seed (another, independent uniform sample)."""
+    key = effective_key(engine.dialect.name)
     if not seed:
-        return Prediction.sample_key
+        return key
     function = "hashint8extended" if engine.dialect.name == "postgresql" else "monitor_rehash"
-    return getattr(func, function)(Prediction.sample_key, int(seed))
+    return getattr(func, function)(key, int(seed))
 
 
 def sample_log_window(
@@ -468,6 +484,25 @@ def sample_log_window(
     keys are uniform hashes of the request ids, and the same one every time the window
     is read. Only those rows leave the database; the label join runs on them alone.
     """
+    stmt = sample_statement(engine, model, start, end, size, seed=seed, attributes=attributes)
+    count = select(func.count()).select_from(Prediction).where(
+        Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
+    )
+    with engine.connect() as conn:
+        rows = int(conn.execute(count).scalar_one())
+        sample = [
+            (row[0], row[1], row[2], row[3], row[4], row[5] if attributes else None)
+            for row in conn.execute(stmt)
+        ]
+    # a row logged between the two statements may be sampled but not counted
+    return max(rows, len(sample)), sample
+
+
+def sample_statement(
+    engine: Engine, model: str, start: datetime, end: datetime, size: int, *, seed: int = 0,
+    attributes: bool = False,
+) -> Any:
+    """The SELECT of `sample_log_window`: the window's `size` smallest keys, then labels."""
     order = _sample_order(engine, seed)
     picked = (
         select(
@@ -487,17 +522,7 @@ def sample_log_window(
         .outerjoin(Label, and_(Label.model == picked.c.model, Label.request_id == picked.c.request_id))
         .order_by(picked.c.ts, picked.c.id)
     )
-    count = select(func.count()).select_from(Prediction).where(
-        Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
-    )
-    with engine.connect() as conn:
-        rows = int(conn.execute(count).scalar_one())
-        sample = [
-            (row[0], row[1], row[2], row[3], row[4], row[5] if attributes else None)
-            for row in conn.execute(stmt)
-        ]
-    # a row logged between the two statements may be sampled but not counted
-    return max(rows, len(sample)), sample
+    return stmt
 
 
 def find_logged(session: Session, model: str, request_id: str) -> Prediction | None:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from monitor.intake import read_window
 from monitor.intake.ingest import ingest_predictions, parse_body
 from monitor.intake.validate import Validator
-from monitor.store.predictions import sample_key
+from monitor.store.predictions import sample_key, sample_statement
 from tests.intake.helpers import NUMERIC, T0, cancer_rows, model_config
 
 HOUR = timedelta(hours=1)
@@ -40,6 +40,18 @@ def test_the_sample_is_the_rows_with_the_smallest_keys_and_the_count_is_the_wind
     for rid, label in zip(window.frame.index, window.labels, strict=True):
         assert label == by_id[rid]["label"]
         assert window.frame.loc[rid, "mean_radius"] == by_id[rid]["features"]["mean_radius"]
+
+
+def test_rows_logged_before_the_key_existed_are_sampled_as_if_they_had_one(engine):
+    """Migration 0005 leaves old rows without a stored key: the database computes it."""
+    _log(engine, 1500)
+    configs = [model_config(sample_size=150, seed=seed) for seed in (0, 5)]
+    keyed = [list(read_window(c, engine, T0, T0 + HOUR).frame.index) for c in configs]
+    assert keyed[0] != keyed[1]
+    for stale in ("id % 2 = 0", "1 = 1"):  # half the rows, then all of them
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE prediction SET sample_key = NULL WHERE {stale}"))
+        assert [list(read_window(c, engine, T0, T0 + HOUR).frame.index) for c in configs] == keyed
 
 
 def test_the_sample_is_reproducible_and_another_seed_draws_another(engine):
@@ -97,14 +109,17 @@ def test_a_sampled_row_that_no_longer_fits_the_schema_is_quarantined_not_sampled
 
 
 @pytest.mark.postgres
-def test_postgres_samples_through_one_query_without_moving_the_window(engine):
-    """The plan keeps the window in the database: a top-N sort, then the label join."""
+def test_postgres_keeps_the_window_in_the_database(engine):
+    """The product's statement: a top-N sort over the window, the label join after it
+    on the sampled rows only."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL plan")
     _log(engine, 2000)
-    with engine.connect() as conn:
-        plan = "\n".join(r[0] for r in conn.execute(text(
-            "EXPLAIN ANALYZE SELECT p.id FROM prediction p WHERE p.model = 'cancer'"
-            " ORDER BY p.sample_key, p.id LIMIT 100"
-        )))
-    assert "top-N heapsort" in plan
+    for seed in (0, 3):
+        stmt = sample_statement(engine, "cancer", T0, T0 + HOUR, 100, seed=seed)
+        sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN ANALYZE " + sql)))
+        assert "top-N heapsort" in plan
+        join = plan.index("Join")
+        assert "Limit" in plan[join:]  # the limit is below (inside) the label join

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from alembic import command
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from monitor.intake.ingest import ingest_predictions, parse_body, validators_for
 from monitor.intake.prepare import prepare_predictions
@@ -19,8 +19,14 @@ from monitor.store import make_engine, transaction, upgrade
 from monitor.store.copy import copy_payload
 from monitor.store.maintenance import ensure_partitions, partition_days, partition_name
 from monitor.store.migrate import alembic_config
-from monitor.store.predictions import find_logged, insert_log_rows, purge_before, sample_key
-from monitor.store.tables import DEFAULT_PARTITION
+from monitor.store.predictions import (
+    effective_key,
+    find_logged,
+    insert_log_rows,
+    purge_before,
+    sample_key,
+)
+from monitor.store.tables import DEFAULT_PARTITION, Prediction
 from tests.intake.helpers import cancer_rows, model_config
 
 MODELS = [model_config(), model_config("other")]
@@ -155,11 +161,17 @@ def test_upgrade_keeps_every_row_of_a_populated_log_and_round_trips(empty_engine
     assert fresh.accepted == 5 + 2
     after = _snapshot(engine)
     assert after[: len(before)] == before
-    # 0005 gave every row logged before its sampling key, computed in SQL as ingest does
+    # 0005 did not rewrite the log: rows logged before have no stored sampling key, and
+    # the database computes the same key ingest stores for the rows logged after it
     with engine.connect() as conn:
-        keyed = conn.execute(text("SELECT model, request_id, sample_key FROM prediction")).all()
+        keyed = conn.execute(
+            select(Prediction.model, Prediction.request_id, Prediction.sample_key,
+                   effective_key(engine.dialect.name))
+        ).all()
     assert len(keyed) == len(after)
-    assert all(key == sample_key(model, rid) for model, rid, key in keyed)
+    assert sum(stored is None for _, _, stored, _ in keyed) == len(before)
+    assert all(key == sample_key(model, rid) for model, rid, _, key in keyed)
+    assert all(stored == key for _, _, stored, key in keyed if stored is not None)
     assert min(row[0] for row in after[len(before) :]) > max(row[0] for row in before)
 
     command.downgrade(alembic_config(engine), "0001")
