@@ -96,15 +96,7 @@ class StratifiedReservoir(Generic[T]):
 
     def allocation(self) -> dict[Hashable, int]:
         """Slots per stratum: proportional to how many items each had, summing to the sample."""
-        total = min(self.size, self.seen)
-        if not self.seen:
-            return {}
-        exact = {k: total * r.seen / self.seen for k, r in self._strata.items()}
-        slots = {k: int(v) for k, v in exact.items()}
-        spare = total - sum(slots.values())
-        for key in sorted(exact, key=lambda k: slots[k] - exact[k])[:spare]:
-            slots[key] += 1
-        return slots
+        return proportional_slots({k: r.seen for k, r in self._strata.items()}, self.size)
 
     def items(self) -> list[T]:
         """The stratified sample, in stream order."""
@@ -114,6 +106,22 @@ class StratifiedReservoir(Generic[T]):
             pool = self._strata[key].items()
             chosen.extend(pool if count >= len(pool) else rng.sample(pool, count))
         return [item for _, item in sorted(chosen, key=lambda pair: pair[0])]
+
+
+def proportional_slots(counts: dict[Hashable, int], size: int) -> dict[Hashable, int]:
+    """Slots per stratum for a sample of at most `size`: proportional to each stratum's
+    count, summing to min(size, total); the largest remainders (first seen on a tie)
+    get the spare slots."""
+    seen = sum(counts.values())
+    if not seen:
+        return {}
+    total = min(size, seen)
+    exact = {k: total * n / seen for k, n in counts.items()}
+    slots = {k: int(v) for k, v in exact.items()}
+    spare = total - sum(slots.values())
+    for key in sorted(exact, key=lambda k: slots[k] - exact[k])[:spare]:
+        slots[key] += 1
+    return slots
 
 
 def sample(items: Iterable[Any], size: int, seed: int | None = 0) -> list[Any]:

@@ -5,9 +5,11 @@ streams record-shaped rows; `read_window` validates them, keeps the ones
 whose timestamp falls in [start, end), and samples them into a bounded reservoir, so
 memory does not grow with the window.
 
-The log is read differently when the sample is uniform (no `stratify`): the database
-counts the window and hands over only its sample (the rows with the smallest seeded
-sampling key), so a run costs the same on a window of two thousand rows or a million.
+The log is read differently: the database counts the window and hands over only its
+sample (the rows with the smallest seeded sampling key, per predicted class with
+`stratify`), so a run costs about the same on a window of two thousand rows or a
+million. Only `[models.segments] stratify` still reads the window's rows, for the
+attribute strata.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from monitor.config import ModelConfig, mask_url
 from monitor.errors import IntakeError
 from monitor.intake.files import Columns, Row, flat_to_record, iter_window_file
 from monitor.intake.records import PredictionRecord, Rejection, WindowSample
-from monitor.intake.sampling import Reservoir, StratifiedReservoir
+from monitor.intake.sampling import Reservoir, StratifiedReservoir, proportional_slots
 from monitor.intake.validate import Invalid, Validator, rejection
 from monitor.store import predictions as store
 from monitor.store.engine import normalize_url
@@ -63,17 +65,24 @@ class LogSource:
         ):
             yield self._row(logged, with_attributes), None
 
-    def sample(self, start: datetime, end: datetime) -> tuple[int, list[Row]]:
-        """(rows in the window, the window's uniform sample), both from the database.
+    def sample(self, start: datetime, end: datetime, *, stratify: bool = False) -> tuple[int, list[Row]]:
+        """(rows in the window, the window's sample), both from the database.
 
         The sample is the `sample_size` rows with the smallest seeded sampling key
         (`store.sample_log_window`): reading a window of a million rows moves
-        `sample_size` rows out of the database, not a million.
+        `sample_size` rows out of the database, not a million. With `stratify`, each
+        predicted class gets its share of the sample (`proportional_slots` of the
+        classes' counts) and gives its rows with the smallest keys.
         """
         with_attributes = bool(self.model.segments.attributes)
+        quotas = None
+        if stratify:
+            counts = store.class_counts(self.engine, self.model.name, self.model.task, start, end)
+            quotas = (self.model.task, proportional_slots(dict(sorted(counts.items())),
+                                                          self.model.sample_size))
         count, picked = store.sample_log_window(
             self.engine, self.model.name, start, end, self.model.sample_size,
-            seed=self.model.seed, attributes=with_attributes,
+            seed=self.model.seed, attributes=with_attributes, quotas=quotas,
         )
         return count, [(self._row(logged, with_attributes), None) for logged in picked]
 
@@ -160,8 +169,8 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
     validator = Validator(model)
     stratify = model.stratify and model.task != Task.REGRESSION
     source = source_for(model, engine)
-    if isinstance(source, LogSource) and not stratify:
-        sample = _sampled_in_database(model, source, validator, start, end)
+    if isinstance(source, LogSource):
+        sample = _sampled_in_database(model, source, validator, start, end, stratify)
         strata = _strata(model)
         if strata is None:
             return sample
@@ -208,7 +217,8 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
 
 
 def _sampled_in_database(
-    model: ModelConfig, source: LogSource, validator: Validator, start: datetime, end: datetime
+    model: ModelConfig, source: LogSource, validator: Validator, start: datetime, end: datetime,
+    stratify: bool,
 ) -> WindowSample:
     """The log's window: rows counted and sampled by the database (`LogSource.sample`).
 
@@ -217,7 +227,7 @@ def _sampled_in_database(
     that no longer fits (a feature removed from the config since) is quarantined by the
     run with its reason and left out of the sample and of the count.
     """
-    count, picked = source.sample(start, end)
+    count, picked = source.sample(start, end, stratify=stratify)
     records: list[PredictionRecord] = []
     rejected: list[Rejection] = []
     reasons: Counter[str] = Counter()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, and_, delete, func, insert, select, text, update
+from sqlalchemy import Engine, and_, case, delete, func, insert, literal_column, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -475,6 +475,7 @@ def sample_log_window(
     *,
     seed: int = 0,
     attributes: bool = False,
+    quotas: tuple[str, dict[int, int]] | None = None,
 ) -> tuple[int, list[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]]:
     """(rows logged in [start, end), the window's sample drawn in the database with its
     labels joined, in log order), on one connection.
@@ -484,7 +485,8 @@ def sample_log_window(
     keys are uniform hashes of the request ids, and the same one every time the window
     is read. Only those rows leave the database; the label join runs on them alone.
     """
-    stmt = sample_statement(engine, model, start, end, size, seed=seed, attributes=attributes)
+    stmt = sample_statement(engine, model, start, end, size, seed=seed, attributes=attributes,
+                            quotas=quotas)
     count = select(func.count()).select_from(Prediction).where(
         Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
     )
@@ -498,22 +500,68 @@ def sample_log_window(
     return max(rows, len(sample)), sample
 
 
+#: the predicted class of a logged prediction, as `intake.sources._stratum` computes it
+#: from the validated one: binary, P(positive) >= 0.5; multiclass, the class index or the
+#: first highest score
+_CLASS_SQL = {
+    ("postgresql", "binary_classification"):
+        "CASE WHEN (prediction::text)::float8 >= 0.5 THEN 1 ELSE 0 END",
+    ("sqlite", "binary_classification"):
+        "CASE WHEN CAST(prediction AS REAL) >= 0.5 THEN 1 ELSE 0 END",
+    ("postgresql", "multiclass_classification"):
+        "CASE WHEN json_typeof(prediction) = 'number' THEN (prediction::text)::int"
+        " ELSE (SELECT (e.o - 1)::int FROM json_array_elements_text(prediction)"
+        " WITH ORDINALITY AS e(v, o) ORDER BY e.v::float8 DESC, e.o LIMIT 1) END",
+    ("sqlite", "multiclass_classification"):
+        "CASE WHEN json_type(prediction) = 'integer' THEN CAST(prediction AS INTEGER)"
+        " ELSE (SELECT CAST(e.key AS INTEGER) FROM json_each(prediction) AS e"
+        " ORDER BY CAST(e.value AS REAL) DESC, e.key LIMIT 1) END",
+}
+
+
+def predicted_class(dialect: str, task: str) -> Any:
+    """The SQL expression of a logged row's predicted class (classification tasks)."""
+    return literal_column(_CLASS_SQL[(dialect, task)])
+
+
+def class_counts(engine: Engine, model: str, task: str, start: datetime, end: datetime) -> dict[int, int]:
+    """Rows of [start, end) per predicted class, counted in the database."""
+    stratum = predicted_class(engine.dialect.name, task).label("stratum")
+    stmt = (
+        select(stratum, func.count())
+        .where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
+        .group_by(literal_column("stratum"))
+    )
+    with engine.connect() as conn:
+        return {int(k): int(n) for k, n in conn.execute(stmt) if k is not None}
+
+
 def sample_statement(
     engine: Engine, model: str, start: datetime, end: datetime, size: int, *, seed: int = 0,
-    attributes: bool = False,
+    attributes: bool = False, quotas: tuple[str, dict[int, int]] | None = None,
 ) -> Any:
-    """The SELECT of `sample_log_window`: the window's `size` smallest keys, then labels."""
+    """The SELECT of `sample_log_window`: the window's `size` smallest keys, then labels.
+
+    With `quotas` (task, {class: rows}): the smallest keys of each predicted class, as
+    many as its quota (a stratified sample, still drawn in the database)."""
     order = _sample_order(engine, seed)
-    picked = (
-        select(
-            Prediction.id, Prediction.request_id, Prediction.ts, Prediction.features,
-            Prediction.prediction, Prediction.attributes, Prediction.model,
-        )
-        .where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
-        .order_by(order, Prediction.id)
-        .limit(size)
-        .subquery("picked")
+    columns = (
+        Prediction.id, Prediction.request_id, Prediction.ts, Prediction.features,
+        Prediction.prediction, Prediction.attributes, Prediction.model,
     )
+    window = (Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
+    if quotas is None:
+        picked = select(*columns).where(*window).order_by(order, Prediction.id).limit(size).subquery("picked")
+    else:
+        task, per_class = quotas
+        stratum = predicted_class(engine.dialect.name, task)
+        ranked = select(
+            *columns,
+            func.row_number().over(partition_by=stratum, order_by=(order, Prediction.id)).label("rank"),
+            stratum.label("stratum"),
+        ).where(*window).subquery("ranked")
+        quota = case({k: v for k, v in per_class.items()}, value=ranked.c.stratum, else_=0)
+        picked = select(*(ranked.c[c.key] for c in columns)).where(ranked.c.rank <= quota).subquery("picked")
     columns = [picked.c.request_id, picked.c.ts, picked.c.features, picked.c.prediction, Label.label]
     if attributes:
         columns.append(picked.c.attributes)

@@ -12,9 +12,10 @@ from sqlalchemy import Engine, text
 
 from monitor.intake import read_window
 from monitor.intake.ingest import ingest_predictions, parse_body
+from monitor.intake.sampling import proportional_slots
 from monitor.intake.validate import Validator
-from monitor.store.predictions import sample_key, sample_statement
-from tests.intake.helpers import NUMERIC, T0, cancer_rows, model_config
+from monitor.store.predictions import class_counts, sample_key, sample_statement
+from tests.intake.helpers import NUMERIC, T0, cancer_rows, iris_config, iris_rows, model_config
 
 HOUR = timedelta(hours=1)
 
@@ -106,6 +107,37 @@ def test_a_sampled_row_that_no_longer_fits_the_schema_is_quarantined_not_sampled
     assert len(window.frame) == 0 and len(window.rejected) == 50
     assert set(window.reasons) == {"missing_feature"}
     assert window.rows == 300 - 50
+
+
+def test_a_class_stratified_sample_is_drawn_in_the_database_per_predicted_class(engine):
+    """`stratify`: each predicted class gets its proportional share, filled with its rows
+    of smallest key, exactly what the reservoir path's allocation gives."""
+    rows = _log(engine, 1200)
+    config = model_config(sample_size=100, stratify=True)
+    window = read_window(config, engine, T0, T0 + HOUR)
+    by_class: dict[int, list] = {0: [], 1: []}
+    for r in rows:
+        by_class[int(r["prediction"] >= 0.5)].append((sample_key("cancer", r["request_id"]), r["request_id"]))
+    slots = proportional_slots({k: len(v) for k, v in by_class.items()}, 100)
+    expected = {rid for k, keyed in by_class.items() for _, rid in sorted(keyed)[: slots[k]]}
+    assert window.rows == 1200 and set(window.frame.index) == expected
+    assert sorted(slots.values()) != [50, 50]  # the classes are not balanced: shares matter
+
+
+def test_the_predicted_class_in_sql_is_the_validated_predictions_class(engine):
+    """Class indices and score lists (ties to the first highest, as numpy's argmax)."""
+    config = iris_config()
+    rows = iris_rows(12)
+    rows[1]["prediction"] = [0.4, 0.4, 0.2]
+    rows[3]["prediction"] = [0.2, 0.4, 0.4]
+    rows[5]["prediction"] = [0.0, 0.0, 1.0]
+    ingest_predictions(engine, [config], [(r, None) for r in rows], source="http")
+    expected: dict[int, int] = {}
+    for r in rows:
+        p = r["prediction"]
+        cls = p if isinstance(p, int) else int(np.argmax(p))
+        expected[cls] = expected.get(cls, 0) + 1
+    assert class_counts(engine, "iris", config.task, T0, T0 + HOUR) == expected
 
 
 @pytest.mark.postgres
