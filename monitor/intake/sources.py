@@ -8,8 +8,8 @@ memory does not grow with the window.
 The log is read differently: the database counts the window and hands over only its
 sample (the rows with the smallest seeded sampling key, per predicted class with
 `stratify`), so a run costs about the same on a window of two thousand rows or a
-million. Only `[models.segments] stratify` still reads the window's rows, for the
-attribute strata.
+million; with `[models.segments] stratify`, the attribute strata are counted and drawn
+there too.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import DateTime, Engine, bindparam, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -171,16 +172,10 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
     source = source_for(model, engine)
     if isinstance(source, LogSource):
         sample = _sampled_in_database(model, source, validator, start, end, stratify)
-        strata = _strata(model)
-        if strata is None:
+        if _strata(model) is None:
             return sample
-        # the attribute strata still read the window's rows (their drift sample does not)
-        for obj, _raw in source.rows(start, end):
-            try:
-                strata.offer(validator.check(obj))
-            except Invalid:
-                continue
-        return _with_stratified(model, validator.k, sample, strata)
+        drawn = _attribute_strata_in_database(model, engine, validator, start, end)
+        return _with_stratified(model, validator.k, sample, drawn)
     reservoir: Any = (StratifiedReservoir if stratify else Reservoir)(model.sample_size, model.seed)
     rejected: list[Rejection] = []
     reasons: Counter[str] = Counter()
@@ -213,7 +208,7 @@ def read_window(model: ModelConfig, engine: Engine, start: datetime, end: dateti
     sample = build_sample(model, validator.k, reservoir.items(), rows, rejected, reasons)
     if strata is None:
         return sample
-    return _with_stratified(model, validator.k, sample, strata)
+    return _with_stratified(model, validator.k, sample, strata.draw())
 
 
 def _sampled_in_database(
@@ -254,11 +249,62 @@ def _strata(model: ModelConfig) -> Any:
     return AttributeStrata(model.segments.attributes, model.sample_size, model.segments.min_rows, model.seed)
 
 
-def _with_stratified(model: ModelConfig, k: int | None, sample: WindowSample, strata: Any) -> WindowSample:
+def _attribute_strata_in_database(
+    model: ModelConfig, engine: Engine, validator: Validator, start: datetime, end: datetime
+) -> tuple[list[PredictionRecord], np.ndarray, Any]:
+    """The log's attribute-stratified sample, drawn in the database: the strata counted
+    by the attributes' values, `fairness.allocate` giving each its rows, each stratum's
+    rows of smallest key taken. (records in log order, weights, the StratifiedSample),
+    as `AttributeStrata.draw` gives them for the files and SQL sources."""
+    from monitor.fairness import StratifiedSample, Stratum, allocate
+    from monitor.fairness.records import group_keys
+
+    names = list(model.segments.attributes)
+    size, min_rows = model.sample_size, model.segments.min_rows
+
+    def key_of(texts: tuple[str | None, ...]) -> tuple[str, ...]:
+        values = [None if t is None else orjson.loads(t) for t in texts]
+        return tuple(group_keys(np.array(values, dtype=object)).tolist())
+
+    counts: Counter[tuple[str, ...]] = Counter()
+    for texts, rows in store.attribute_counts(engine, model.name, names, start, end):
+        counts[key_of(texts)] += rows
+    if not counts:
+        empty = StratifiedSample(tuple(names), np.empty(0, int), np.empty(0), (), size, min_rows)
+        return [], np.empty(0), empty
+    quotas = allocate(dict(counts), size, min_rows, model.seed)
+    candidates = store.attribute_candidates(
+        engine, model.name, names, start, end, max(quotas.values()), seed=model.seed
+    )
+    by_key: dict[tuple[str, ...], list[tuple[int, int, tuple[Any, ...]]]] = {}
+    for seq, candidate in enumerate(candidates):
+        by_key.setdefault(key_of(candidate[6]), []).append((candidate[7], seq, candidate))
+    chosen: list[tuple[int, PredictionRecord, float]] = []
+    strata = []
+    for key in sorted(counts):
+        picked = sorted(by_key.get(key, []), key=lambda c: (c[0], c[1]))[: quotas.get(key, 0)]
+        weight = counts[key] / len(picked) if picked else 0.0
+        for _key, seq, candidate in picked:
+            try:
+                record = validator.check(LogSource._row(candidate[:6], True))
+            except Invalid:  # no longer fits the schema: the uniform sample reports such rows
+                continue
+            chosen.append((seq, record, weight))
+        strata.append(Stratum(key, int(counts[key]), len(picked), float(weight)))
+    chosen.sort(key=lambda item: item[0])
+    weights = np.array([w for _, _, w in chosen], dtype=float)
+    described = StratifiedSample(tuple(names), np.arange(len(chosen)), weights, tuple(strata), size, min_rows)
+    return [record for _, record, _ in chosen], weights, described
+
+
+def _with_stratified(
+    model: ModelConfig, k: int | None, sample: WindowSample,
+    drawn: tuple[list[PredictionRecord], np.ndarray, Any],
+) -> WindowSample:
     """`sample` carrying the window's attribute-stratified sample and its weights."""
     from dataclasses import replace
 
-    records, weights, described = strata.draw()
+    records, weights, described = drawn
     by_id = {}
     for record, weight in zip(records, weights, strict=True):
         by_id.setdefault(record.request_id, weight)

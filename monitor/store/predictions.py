@@ -27,7 +27,21 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, and_, case, delete, func, insert, literal_column, select, text, update
+from sqlalchemy import (
+    Engine,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -534,6 +548,68 @@ def class_counts(engine: Engine, model: str, task: str, start: datetime, end: da
     )
     with engine.connect() as conn:
         return {int(k): int(n) for k, n in conn.execute(stmt) if k is not None}
+
+
+def _attribute_texts(dialect: str, names: Sequence[str]) -> list[Any]:
+    """Each declared attribute of a logged row as its JSON text ('"F"', '40', 'null'),
+    NULL when the row has none: the same text in both databases."""
+    if dialect == "postgresql":
+        return [cast(Prediction.attributes.op("->")(literal(name, Text)), Text) for name in names]
+    paths = ['$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"' for name in names]
+    return [Prediction.attributes.op("->", return_type=Text)(literal(path, Text)) for path in paths]
+
+
+def attribute_counts(
+    engine: Engine, model: str, names: Sequence[str], start: datetime, end: datetime
+) -> list[tuple[tuple[str | None, ...], int]]:
+    """Rows of [start, end) per combination of the attributes' JSON texts."""
+    texts = _attribute_texts(engine.dialect.name, names)
+    labelled = [t.label(f"a{i}") for i, t in enumerate(texts)]
+    stmt = (
+        select(*labelled, func.count())
+        .where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end)
+        .group_by(*(literal_column(f"a{i}") for i in range(len(texts))))
+    )
+    with engine.connect() as conn:
+        return [(tuple(row[:-1]), int(row[-1])) for row in conn.execute(stmt)]
+
+
+def attribute_candidates(
+    engine: Engine,
+    model: str,
+    names: Sequence[str],
+    start: datetime,
+    end: datetime,
+    per_value: int,
+    *,
+    seed: int = 0,
+) -> list[tuple[Any, ...]]:
+    """For each combination of the attributes' JSON texts, its `per_value` rows of smallest
+    (seeded) sampling key, labels joined: (request_id, ts, features, prediction, label,
+    attributes, texts, key), in log order."""
+    if per_value <= 0:
+        return []
+    texts = _attribute_texts(engine.dialect.name, names)
+    order = _sample_order(engine, seed)
+    ranked = select(
+        Prediction.id, Prediction.request_id, Prediction.ts, Prediction.features,
+        Prediction.prediction, Prediction.attributes, Prediction.model,
+        *(t.label(f"a{i}") for i, t in enumerate(texts)),
+        order.label("okey"),
+        func.row_number().over(partition_by=texts, order_by=(order, Prediction.id)).label("rank"),
+    ).where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end).subquery("ranked")
+    stmt = (
+        select(
+            ranked.c.request_id, ranked.c.ts, ranked.c.features, ranked.c.prediction, Label.label,
+            ranked.c.attributes, *(ranked.c[f"a{i}"] for i in range(len(texts))), ranked.c.okey,
+        )
+        .outerjoin(Label, and_(Label.model == ranked.c.model, Label.request_id == ranked.c.request_id))
+        .where(ranked.c.rank <= per_value)
+        .order_by(ranked.c.ts, ranked.c.id)
+    )
+    n = len(texts)
+    with engine.connect() as conn:
+        return [(*row[:6], tuple(row[6:6 + n]), row[6 + n]) for row in conn.execute(stmt)]
 
 
 def sample_statement(

@@ -124,6 +124,40 @@ def test_a_class_stratified_sample_is_drawn_in_the_database_per_predicted_class(
     assert sorted(slots.values()) != [50, 50]  # the classes are not balanced: shares matter
 
 
+def test_attribute_strata_are_counted_and_drawn_in_the_database(engine, monkeypatch):
+    """`[models.segments] stratify`: strata by attribute value (40 and 40.0 are one
+    value, a missing one its own), each filled with its rows of smallest key, weighted
+    by rows / drawn, and no row of the window validated beyond the two samples."""
+    model = model_config(segments={"attributes": ["band"], "stratify": True, "min_rows": 30},
+                         sample_size=120)
+    rows = cancer_rows(1500, step=timedelta(seconds=2))
+    for i, row in enumerate(rows):
+        band = 40 if i % 3 else 40.0
+        row["attributes"] = {"band": "rare" if i % 50 == 0 else band}
+    for i in range(0, 1500, 500):
+        ingest_predictions(engine, [model], parse_body(json.dumps(rows[i:i + 500]).encode()), source="http")
+    checked = []
+    original = Validator.check
+
+    def counting(self, obj):
+        checked.append(obj["request_id"])
+        return original(self, obj)
+
+    monkeypatch.setattr(Validator, "check", counting)
+    window = read_window(model, engine, T0, T0 + HOUR)
+    assert len(checked) <= 2 * 120
+    strat = window.stratified
+    bands = strat.attributes["band"].map(str).to_numpy()
+    assert (bands == "rare").sum() == 30 and len(strat.frame) == 120
+    described = {s["values"]["band"]: (s["rows"], s["sampled"]) for s in window.sampling.to_dict()["strata"]}
+    assert described == {"40": (1470, 90), "rare": (30, 30)}
+    assert strat.weights.sum() == pytest.approx(1500)
+    common = sorted((sample_key("cancer", r["request_id"]), r["request_id"])
+                    for r in rows if r["attributes"]["band"] != "rare")
+    assert {rid for rid, band in zip(strat.frame.index, bands, strict=True) if band != "rare"} == \
+        {rid for _, rid in common[:90]}
+
+
 def test_the_predicted_class_in_sql_is_the_validated_predictions_class(engine):
     """Class indices and score lists (ties to the first highest, as numpy's argmax)."""
     config = iris_config()
