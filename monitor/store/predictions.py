@@ -11,8 +11,14 @@ PostgreSQL: the keys and then the rows are loaded with binary COPY inside a save
 (the common case, no key seen before: two COPYs). When a key is refused (a retried
 batch, or a concurrent writer that logged it first) the savepoint is rolled back and
 the batch goes through a temporary table: ``INSERT .. ON CONFLICT DO NOTHING
-RETURNING`` on the keys decides which rows are new. SQLite: ``INSERT OR IGNORE ..
+RETURNING`` on the keys decides which rows are new. A batch of at most `SMALL_BATCH`
+rows takes one statement instead (the rows as one JSON document, the same ON CONFLICT
+decision): its cost is round trips, not rows. SQLite: ``INSERT OR IGNORE ..
 RETURNING`` on the keys, then the new rows.
+
+Every row carries its sampling key (`sample_key`); a window's sample is drawn here, in
+the database (`sample_log_window`, and per stratum `class_counts` /
+`attribute_candidates`), so a run reads `sample_size` rows whatever its window holds.
 """
 
 from __future__ import annotations
@@ -165,8 +171,9 @@ def _insert_small_postgres(
     raw: psycopg.Connection[Any], rows: Sequence[LogRow], now: datetime
 ) -> set[tuple[str, str]] | None:
     """A few rows in one statement, one round trip instead of a savepoint and two COPYs
-    (the rows travel as one JSON document, their features and prediction as sent): the
-    keys that are new decide which rows are logged, the first row of a repeated key."""
+    (the rows travel as one JSON document, their features and prediction JSON embedded
+    as they are): the keys that are new decide which rows are logged, the first row of
+    a repeated key."""
     fragment = orjson.Fragment
     document = _dumps([
         {
