@@ -9,6 +9,7 @@ wall time and peak RSS (``wait4``). Prints medians, the targets (the 1M-row wind
 most 1.5x the 2k-row window's time; peak RSS flat: at most 1.15x) and exits 1 on a miss.
 
     python benchmarks/window.py [--sizes 2000,100000,1000000] [--repeats 3] [--sample-size 2000]
+                                [--stratified]
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ label = "malignant"
 window = "1h"
 sample_size = {sample_size}
 source = "log"
+stratify = {stratify}
 
 [models.features]
 numeric = [
@@ -67,6 +69,13 @@ categorical = ["clinic"]
 
 [models.baseline]
 data = "{dir}/reference.parquet"
+{segments}"""
+
+#: `--stratified`: both stratified samples, by predicted class and by a declared attribute
+SEGMENTS = """
+[models.segments]
+attributes = ["sex"]
+stratify = true
 """
 
 
@@ -91,13 +100,16 @@ def load_hour(engine, settings, start: datetime, rows: int, pool) -> None:
             rid = f"{start:%H}-{done + i}"
             features = dict(zip(names, values[i], strict=True))
             features["clinic"] = clinics[i]
-            records.append({
+            record = {
                 "model": model.name,
                 "request_id": rid,
                 "timestamp": (start + timedelta(seconds=(done + i) * step)).isoformat(),
                 "features": features,
                 "prediction": float(rng.random()),
-            })
+            }
+            if model.segments.attributes:
+                record["attributes"] = {"sex": "F" if rng.random() < 0.1 else "M"}
+            records.append(record)
             if rng.random() < LABELLED:
                 label_rows.append({"model": model.name, "request_id": rid, "label": int(labels[i])})
         ingest_predictions(engine, settings.models, parse_body(orjson.dumps(records)), source="bench")
@@ -136,6 +148,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="2000,100000,1000000", help="rows per window, comma-separated")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sample-size", type=int, default=2000)
+    parser.add_argument("--stratified", action="store_true",
+                        help="sample by predicted class and by a declared attribute (sex, 10%% F)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     # a stopped benchmark still drops its database
@@ -148,20 +162,24 @@ def main() -> int:
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            return _bench(Path(tmp), url, sizes, args.repeats, args.sample_size)
+            return _bench(Path(tmp), url, sizes, args.repeats, args.sample_size, args.stratified)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-def _bench(tmp: Path, url: str, sizes: list[int], repeats: int, sample_size: int) -> int:
+def _bench(tmp: Path, url: str, sizes: list[int], repeats: int, sample_size: int, stratified: bool) -> int:
     from monitor.baseline import build_baseline
     from monitor.demo import SEED, breast_cancer_frame, jitter, train_model
     from monitor.store.maintenance import ensure_partitions
 
     config = tmp / "config.toml"
-    config.write_text(CONFIG.format(url=url, dir=tmp, sample_size=sample_size), encoding="utf-8")
+    config.write_text(
+        CONFIG.format(url=url, dir=tmp, sample_size=sample_size, stratify=str(stratified).lower(),
+                      segments=SEGMENTS if stratified else ""),
+        encoding="utf-8",
+    )
     settings = load_settings(config, env={})
     model = settings.models[0]
     engine = make_engine(url)

@@ -330,6 +330,20 @@ def _stored_labels(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[
     for model, request_id in keys:
         by_model.setdefault(model, []).append(request_id)
     found: dict[tuple[str, str], Any] = {}
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # never a prepared statement: its generic plan, made while the table was small,
+        # would scan the whole table long after (until an ANALYZE: seconds per batch on
+        # a large label table when autovacuum is off); planned each time, it probes the
+        # unique (model, request_id) index
+        with conn.connection.driver_connection.cursor() as cur:
+            for model, ids in by_model.items():
+                cur.execute(
+                    "SELECT request_id, label FROM label WHERE model = %s AND request_id = ANY(%s)",
+                    (model, ids), prepare=False,
+                )
+                found.update(((model, rid), value) for rid, value in cur.fetchall())
+        return found
     for model, ids in by_model.items():
         for i in range(0, len(ids), 500):
             stmt = select(Label.request_id, Label.label).where(

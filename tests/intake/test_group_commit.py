@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from monitor.intake.ingest import group_commit, ingest_body
@@ -122,3 +123,26 @@ def test_a_large_batch_takes_its_own_transaction_beside_the_group(engine):
     assert (group.groups, group.batches) == (0, 0)  # never queued
     small = ingest_body(engine, MODELS, _body(cancer_rows(5, prefix="small")), source="http", group=group)
     assert small.accepted == 5 and (group.groups, group.batches) == (1, 1)
+
+
+def test_label_lookups_are_never_prepared_statements(engine):
+    """A prepared statement keeps a generic plan made while `label` was small (a scan of
+    the whole table, seconds per batch later): the lookup is planned each time."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL prepared statements")
+    from sqlalchemy.pool import StaticPool
+
+    from monitor.intake.ingest import ingest_labels, parse_body
+    from monitor.store import make_engine
+
+    one = make_engine(engine.url.render_as_string(hide_password=False), poolclass=StaticPool)
+    try:
+        for i in range(8):  # psycopg prepares a query on its 5th run
+            body = json.dumps([{"model": "cancer", "request_id": f"r{j}", "label": (i + j) % 2}
+                               for j in range(20)]).encode()
+            assert ingest_labels(one, MODELS, parse_body(body), source="http").accepted == 20
+        with one.connect() as conn:
+            prepared = [s for (s,) in conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements")]
+    finally:
+        one.dispose()
+    assert not [s for s in prepared if "FROM label" in s and "request_id" in s]
