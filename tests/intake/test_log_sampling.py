@@ -28,6 +28,19 @@ def _log(engine: Engine, n: int, **kw) -> list[dict]:
     return rows
 
 
+def _count_validations(monkeypatch) -> list[str]:
+    """The request ids `Validator.check` is called on from now (a spy: the checks run)."""
+    checked: list[str] = []
+    original = Validator.check
+
+    def counting(self, obj):
+        checked.append(obj["request_id"])
+        return original(self, obj)
+
+    monkeypatch.setattr(Validator, "check", counting)
+    return checked
+
+
 def test_the_sample_is_the_rows_with_the_smallest_keys_and_the_count_is_the_window(engine):
     rows = _log(engine, 3000)
     window = read_window(model_config(sample_size=200), engine, T0, T0 + HOUR)
@@ -83,14 +96,7 @@ def test_the_sample_is_uniform_over_the_window(engine):
 
 def test_rows_not_sampled_are_neither_read_nor_validated_again(engine, monkeypatch):
     _log(engine, 3000)
-    checked = []
-    original = Validator.check
-
-    def counting(self, obj):
-        checked.append(obj["request_id"])
-        return original(self, obj)
-
-    monkeypatch.setattr(Validator, "check", counting)
+    checked = _count_validations(monkeypatch)
     window = read_window(model_config(sample_size=250), engine, T0, T0 + HOUR)
     assert window.rows == 3000
     assert sorted(checked) == sorted(window.frame.index)
@@ -136,14 +142,7 @@ def test_attribute_strata_are_counted_and_drawn_in_the_database(engine, monkeypa
         row["attributes"] = {"band": "rare" if i % 50 == 0 else band}
     for i in range(0, 1500, 500):
         ingest_predictions(engine, [model], parse_body(json.dumps(rows[i:i + 500]).encode()), source="http")
-    checked = []
-    original = Validator.check
-
-    def counting(self, obj):
-        checked.append(obj["request_id"])
-        return original(self, obj)
-
-    monkeypatch.setattr(Validator, "check", counting)
+    checked = _count_validations(monkeypatch)
     window = read_window(model, engine, T0, T0 + HOUR)
     assert len(checked) <= 2 * 120
     strat = window.stratified
