@@ -152,13 +152,7 @@ class FeedbackService:
             request_key(body),
             action.get("value"),
             messages.VERDICT_ACTIONS[action["action_id"]],
-            channel=(body.get("channel") or {}).get("id"),
-            user=body["user"]["id"],
-            user_name=body["user"].get("username") or body["user"].get("name"),
-            message_ts=(body.get("container") or {}).get("message_ts"),
-            comment=None,
-            source="button",
-            thread_ts=_thread_ts(body),
+            **_button_context(body),
         )
 
     def on_feature_verdict(self, body: dict[str, Any]) -> None:
@@ -173,13 +167,7 @@ class FeedbackService:
             request_key(body),
             alert_id,
             verdict,
-            channel=(body.get("channel") or {}).get("id"),
-            user=body["user"]["id"],
-            user_name=body["user"].get("username") or body["user"].get("name"),
-            message_ts=(body.get("container") or {}).get("message_ts"),
-            comment=None,
-            source="button",
-            thread_ts=_thread_ts(body),
+            **_button_context(body),
             feature=feature,
         )
 
@@ -333,6 +321,20 @@ class FeedbackService:
         if self.settings.slack.allowed_channels:
             return False
         return channel_has_alerts(session, channel)
+
+
+def _button_context(body: dict[str, Any]) -> dict[str, Any]:
+    """Who pressed a button or picked a menu option, and where: `record`'s context."""
+    user = body["user"]
+    return {
+        "channel": (body.get("channel") or {}).get("id"),
+        "user": user["id"],
+        "user_name": user.get("username") or user.get("name"),
+        "message_ts": (body.get("container") or {}).get("message_ts"),
+        "comment": None,
+        "source": "button",
+        "thread_ts": _thread_ts(body),
+    }
 
 
 def _thread_ts(body: dict[str, Any]) -> str | None:

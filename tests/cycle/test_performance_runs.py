@@ -112,12 +112,7 @@ def test_shifted_window_estimate_moves_with_the_realized_metric(engine, settings
     send_scored(engine, settings, shifted, T0 + WINDOW, tag="e", labels=True)
     before = once(settings, engine, "cancer", T0, T0 + WINDOW, runtime=runtime).summary["performance"]
     after = once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, runtime=runtime).summary
-    perf = after["performance"]
-    for metric in ("accuracy", "roc_auc"):
-        realized_change = perf["realized"][metric]["current"] - before["realized"][metric]["current"]
-        estimated_change = (perf["estimated"]["metrics"][metric]["value"]
-                            - before["estimated"]["metrics"][metric]["value"])
-        assert realized_change < 0 and estimated_change < 0, (metric, realized_change, estimated_change)
+    _assert_both_fell(before, after["performance"])
 
 
 def test_labels_posted_later_give_the_window_a_realized_metric_in_a_new_revision(
@@ -274,12 +269,7 @@ def test_fixture_shift_moves_estimate_and_realized_the_same_way(engine, settings
     send_traffic(engine, settings, T0 + WINDOW, seed=2, shift=True)
     before = once(settings, engine, "cancer", T0, T0 + WINDOW, runtime=runtime).summary["performance"]
     after = once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, runtime=runtime).summary
-    perf = after["performance"]
-    for metric in ("accuracy", "roc_auc"):
-        realized = perf["realized"][metric]["current"] - before["realized"][metric]["current"]
-        estimated = (perf["estimated"]["metrics"][metric]["value"]
-                     - before["estimated"]["metrics"][metric]["value"])
-        assert realized < 0 and estimated < 0, (metric, realized, estimated)
+    _assert_both_fell(before, after["performance"])
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -301,3 +291,12 @@ def test_previous_window_mode_estimates_from_the_stored_baseline(
     assert doc["baseline"]["mode"] == "previous_window"
     assert doc["performance"]["estimated"]["metrics"]["accuracy"]["baseline"] is not None
     assert [key for key in runtime._estimators] == [("cancer", 1)]  # fitted on the stored baseline
+
+
+def _assert_both_fell(before: dict, perf: dict) -> None:
+    """Realized and estimated accuracy and ROC AUC both fell from `before` to `perf`."""
+    for metric in ("accuracy", "roc_auc"):
+        realized = perf["realized"][metric]["current"] - before["realized"][metric]["current"]
+        estimated = (perf["estimated"]["metrics"][metric]["value"]
+                     - before["estimated"]["metrics"][metric]["value"])
+        assert realized < 0 and estimated < 0, (metric, realized, estimated)

@@ -32,6 +32,19 @@ def _both(rows: list) -> tuple:
     return slow, fast
 
 
+def _mutated(mutations) -> list[dict]:
+    """Three good rows, the middle one changed by hypothesis's (key, value, drop) list."""
+    rows = cancer_rows(3)
+    for key, value, drop in mutations:
+        features = rows[1].get("features")
+        target = features if key in FEATURE_KEYS and isinstance(features, dict) else rows[1]
+        if drop:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    return rows
+
+
 def _assert_same(rows: list) -> None:
     slow, fast = _both(rows)
     _assert_agree(slow, fast)
@@ -184,14 +197,7 @@ def test_decode_checks_declared_attributes_as_the_detailed_path_does() -> None:
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.sampled_from(KEYS), json_values, st.booleans()), max_size=3))
 def test_fuzz_decode_and_detailed_path_agree(mutations) -> None:
-    rows = cancer_rows(3)
-    for key, value, drop in mutations:
-        features = rows[1].get("features")
-        target = features if key in FEATURE_KEYS and isinstance(features, dict) else rows[1]
-        if drop:
-            target.pop(key, None)
-        else:
-            target[key] = value
+    rows = _mutated(mutations)
     body = json.dumps(rows, allow_nan=True).encode()
     _assert_decode_same(body)
     _assert_decode_same(body, default_model="cancer")
@@ -223,14 +229,7 @@ def test_unserializable_values_are_quarantined_not_a_crash() -> None:
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.sampled_from(KEYS), json_values, st.booleans()), max_size=3))
 def test_fuzz_fast_and_detailed_paths_agree(mutations) -> None:
-    rows = cancer_rows(3)
-    for key, value, drop in mutations:
-        features = rows[1].get("features")
-        target = features if key in FEATURE_KEYS and isinstance(features, dict) else rows[1]
-        if drop:
-            target.pop(key, None)
-        else:
-            target[key] = value
+    rows = _mutated(mutations)
     _assert_same(parse_body(json.dumps(rows, allow_nan=True).encode()))
 
 
