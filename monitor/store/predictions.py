@@ -190,10 +190,17 @@ def _insert_small_postgres(
     return None if len(fresh) == len(rows) else fresh
 
 
+def _has_nul_escape(row: LogRow) -> bool:
+    """Whether a row's JSON holds a \\u0000 escape: `json` columns keep it as sent (COPY
+    stores it), but `json_to_recordset` refuses to read it, so such a batch takes COPY."""
+    # bytes(): features may be a memoryview, whose `in` compares single bytes
+    return any(part is not None and b"\\u0000" in bytes(part) for part in row[3:6])
+
+
 def _insert_postgres(
     raw: psycopg.Connection[Any], rows: Sequence[LogRow], now: datetime
 ) -> set[tuple[str, str]] | None:
-    if len(rows) <= SMALL_BATCH:
+    if len(rows) <= SMALL_BATCH and not any(_has_nul_escape(row) for row in rows):
         return _insert_small_postgres(raw, rows, now)
     keys = _key_payload(rows)
     with raw.cursor() as cur:

@@ -146,3 +146,19 @@ def test_label_lookups_are_never_prepared_statements(engine):
     finally:
         one.dispose()
     assert not [s for s in prepared if "FROM label" in s and "request_id" in s]
+
+
+@pytest.mark.parametrize("general_path", [False, True])
+def test_a_small_batch_stores_a_nul_escape_as_a_large_one_does(engine, general_path):
+    """PostgreSQL's one-statement path cannot read \\u0000: such a batch takes COPY, and
+    the row is stored (not quarantined), whichever decode path it came through."""
+    rows = cancer_rows(6, prefix="nul")
+    rows[1]["features"]["clinic"] = "nul\u0000inside"
+    if general_path:  # a lone surrogate sends the body to the detailed (memoryview) path
+        rows[4]["request_id"] = "bad\ud800"
+    group = group_commit(engine, "http")
+    answer = ingest_body(engine, MODELS, json.dumps(rows).encode(), source="http", group=group)
+    assert answer.accepted == (5 if general_path else 6)
+    with transaction(engine) as session:
+        stored = session.scalar(select(Prediction.features).where(Prediction.request_id == "nul1"))
+    assert stored["clinic"] == "nul\u0000inside"
