@@ -76,14 +76,14 @@ class LogSource:
         classes' counts) and gives its rows with the smallest keys.
         """
         with_attributes = bool(self.model.segments.attributes)
-        quotas = None
+        quotas = counts = None
         if stratify:
             counts = store.class_counts(self.engine, self.model.name, self.model.task, start, end)
             quotas = (self.model.task, proportional_slots(dict(sorted(counts.items())),
                                                           self.model.sample_size))
         count, picked = store.sample_log_window(
             self.engine, self.model.name, start, end, self.model.sample_size,
-            seed=self.model.seed, attributes=with_attributes, quotas=quotas,
+            seed=self.model.seed, attributes=with_attributes, quotas=quotas, counts=counts,
         )
         return count, [(self._row(logged, with_attributes), None) for logged in picked]
 
@@ -267,14 +267,16 @@ def _attribute_strata_in_database(
         return tuple(group_keys(np.array(values, dtype=object)).tolist())
 
     counts: Counter[tuple[str, ...]] = Counter()
-    for texts, rows in store.attribute_counts(engine, model.name, names, start, end):
+    by_texts = store.attribute_counts(engine, model.name, names, start, end)
+    for texts, rows in by_texts:
         counts[key_of(texts)] += rows
     if not counts:
         empty = StratifiedSample(tuple(names), np.empty(0, int), np.empty(0), (), size, min_rows)
         return [], np.empty(0), empty
     quotas = allocate(dict(counts), size, min_rows, model.seed)
     candidates = store.attribute_candidates(
-        engine, model.name, names, start, end, max(quotas.values()), seed=model.seed
+        engine, model.name, names, start, end, max(quotas.values()), seed=model.seed,
+        counts=by_texts,
     )
     by_key: dict[tuple[str, ...], list[tuple[int, int, tuple[Any, ...]]]] = {}
     for seq, candidate in enumerate(candidates):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -508,6 +509,27 @@ def _sample_order(engine: Engine, seed: int) -> Any:
     return getattr(func, function)(key, int(seed))
 
 
+_KEY_MIN, _KEY_MAX, _KEY_SPAN = -(2**63), 2**63 - 1, 2**64
+
+
+def key_bound(count: int, wanted: int) -> int | None:
+    """A sampling key up to which (inclusive) a stratum of `count` rows almost surely holds
+    at least `wanted` keys (None: `wanted` is too close to `count`, rank the whole stratum).
+
+    The keys are uniform over the 64-bit range, so the number up to the bound is binomial
+    with mean `wanted` plus a margin of five standard deviations (and 10): fewer fall
+    under it once in millions of draws, and the caller then ranks the stratum whole.
+    Ranking only the keys up to the bound gives the same rows as ranking them all
+    whenever at least `wanted` are up to it, and lets the database sort a few times
+    `wanted` rows instead of the whole stratum."""
+    if wanted <= 0:
+        return _KEY_MIN
+    share = (wanted + 5 * math.sqrt(wanted) + 10) / count
+    if share >= 1:
+        return None
+    return _KEY_MIN + math.ceil(share * _KEY_SPAN) - 1
+
+
 def sample_log_window(
     engine: Engine,
     model: str,
@@ -518,6 +540,7 @@ def sample_log_window(
     seed: int = 0,
     attributes: bool = False,
     quotas: tuple[str, dict[int, int]] | None = None,
+    counts: dict[int, int] | None = None,
 ) -> tuple[int, list[tuple[str, datetime, dict[str, Any], Any, Any, dict[str, Any] | None]]]:
     """(rows logged in [start, end), the window's sample drawn in the database with its
     labels joined, in log order), on one connection.
@@ -526,20 +549,38 @@ def sample_log_window(
     (re-hashed with a non-zero `seed`): a uniform sample without replacement, as the
     keys are uniform hashes of the request ids, and the same one every time the window
     is read. Only those rows leave the database; the label join runs on them alone.
+
+    With `quotas` (task, {class: rows}), each predicted class gives its quota of smallest
+    keys; with the classes' `counts` too, only keys up to each class's `key_bound` are
+    ranked (the same rows, unless a class falls short: then it is drawn again unbounded).
     """
-    stmt = sample_statement(engine, model, start, end, size, seed=seed, attributes=attributes,
-                            quotas=quotas)
     count = select(func.count()).select_from(Prediction).where(
         Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
     )
+    bounds = None
+    if quotas is not None and counts:
+        bounds = {k: key_bound(counts.get(k, 0), q) for k, q in quotas[1].items()}
+        bounds = {k: b for k, b in bounds.items() if b is not None} or None
     with engine.connect() as conn:
         rows = int(conn.execute(count).scalar_one())
-        sample = [
-            (row[0], row[1], row[2], row[3], row[4], row[5] if attributes else None)
-            for row in conn.execute(stmt)
-        ]
+        sample = _sample_rows(conn, sample_statement(
+            engine, model, start, end, size, seed=seed, attributes=attributes, quotas=quotas,
+            bounds=bounds), attributes)
+        if bounds is not None and quotas is not None and counts is not None:
+            wanted = sum(min(q, counts.get(k, 0)) for k, q in quotas[1].items())
+            if len(sample) < wanted:  # a class had too few keys up to its bound
+                log.info("model %s: a class of the stratified sample fell short of its key "
+                         "bound; ranking every row", model)
+                sample = _sample_rows(conn, sample_statement(
+                    engine, model, start, end, size, seed=seed, attributes=attributes,
+                    quotas=quotas), attributes)
     # a row logged between the two statements may be sampled but not counted
     return max(rows, len(sample)), sample
+
+
+def _sample_rows(conn: Any, stmt: Any, attributes: bool) -> list[tuple[Any, ...]]:
+    return [(row[0], row[1], row[2], row[3], row[4], row[5] if attributes else None)
+            for row in conn.execute(stmt)]
 
 
 #: the predicted class of a logged prediction, as `intake.sources._stratum` computes it
@@ -611,21 +652,46 @@ def attribute_candidates(
     per_value: int,
     *,
     seed: int = 0,
+    counts: Sequence[tuple[tuple[str | None, ...], int]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """For each combination of the attributes' JSON texts, its `per_value` rows of smallest
     (seeded) sampling key, labels joined: (request_id, ts, features, prediction, label,
-    attributes, texts, key), in log order."""
+    attributes, texts, key), in log order.
+
+    With the combinations' `counts` (`attribute_counts`), only the keys up to each
+    one's `key_bound` are ranked: the same rows, unless one falls short (then all are)."""
     if per_value <= 0:
         return []
     texts = _attribute_texts(engine.dialect.name, names)
+    bounds = []
+    for combination, rows in sorted(counts or (), key=lambda item: -item[1]):
+        bound = key_bound(rows, per_value)
+        if bound is not None:  # the most common first: most rows match the first test
+            same = [t.is_(None) if v is None else t == v for t, v in zip(texts, combination, strict=True)]
+            bounds.append((and_(*same), literal(bound)))
+    with engine.connect() as conn:
+        found = _attribute_candidates(conn, engine, model, texts, start, end, per_value, seed, bounds)
+        if bounds and len(found) < sum(min(rows, per_value) for _, rows in counts or ()):
+            log.info("model %s: a stratum of the attribute sample fell short of its key bound;"
+                     " ranking every row", model)
+            found = _attribute_candidates(conn, engine, model, texts, start, end, per_value, seed, [])
+    return found
+
+
+def _attribute_candidates(
+    conn: Any, engine: Engine, model: str, texts: list[Any], start: datetime, end: datetime,
+    per_value: int, seed: int, bounds: list[tuple[Any, Any]],
+) -> list[tuple[Any, ...]]:
     order = _sample_order(engine, seed)
+    bounded = (order <= case(*bounds, else_=literal(_KEY_MAX)),) if bounds else ()
     ranked = select(
         Prediction.id, Prediction.request_id, Prediction.ts, Prediction.features,
         Prediction.prediction, Prediction.attributes, Prediction.model,
         *(t.label(f"a{i}") for i, t in enumerate(texts)),
         order.label("okey"),
         func.row_number().over(partition_by=texts, order_by=(order, Prediction.id)).label("rank"),
-    ).where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end).subquery("ranked")
+    ).where(Prediction.model == model, Prediction.ts >= start, Prediction.ts < end,
+            *bounded).subquery("ranked")
     stmt = (
         select(
             ranked.c.request_id, ranked.c.ts, ranked.c.features, ranked.c.prediction, Label.label,
@@ -636,18 +702,19 @@ def attribute_candidates(
         .order_by(ranked.c.ts, ranked.c.id)
     )
     n = len(texts)
-    with engine.connect() as conn:
-        return [(*row[:6], tuple(row[6:6 + n]), row[6 + n]) for row in conn.execute(stmt)]
+    return [(*row[:6], tuple(row[6:6 + n]), row[6 + n]) for row in conn.execute(stmt)]
 
 
 def sample_statement(
     engine: Engine, model: str, start: datetime, end: datetime, size: int, *, seed: int = 0,
     attributes: bool = False, quotas: tuple[str, dict[int, int]] | None = None,
+    bounds: dict[int, int] | None = None,
 ) -> Any:
     """The SELECT of `sample_log_window`: the window's `size` smallest keys, then labels.
 
     With `quotas` (task, {class: rows}): the smallest keys of each predicted class, as
-    many as its quota (a stratified sample, still drawn in the database)."""
+    many as its quota (a stratified sample, still drawn in the database); with `bounds`
+    ({class: key}), only the keys up to its class's bound are ranked (`key_bound`)."""
     order = _sample_order(engine, seed)
     columns = (
         Prediction.id, Prediction.request_id, Prediction.ts, Prediction.features,
@@ -659,11 +726,15 @@ def sample_statement(
     else:
         task, per_class = quotas
         stratum = predicted_class(engine.dialect.name, task)
+        bounded = () if not bounds else (
+            order <= case({k: literal(v) for k, v in bounds.items()}, value=stratum,
+                          else_=literal(_KEY_MAX)),
+        )
         ranked = select(
             *columns,
             func.row_number().over(partition_by=stratum, order_by=(order, Prediction.id)).label("rank"),
             stratum.label("stratum"),
-        ).where(*window).subquery("ranked")
+        ).where(*window, *bounded).subquery("ranked")
         quota = case({k: v for k, v in per_class.items()}, value=ranked.c.stratum, else_=0)
         picked = select(*(ranked.c[c.key] for c in columns)).where(ranked.c.rank <= quota).subquery("picked")
     columns = [picked.c.request_id, picked.c.ts, picked.c.features, picked.c.prediction, Label.label]

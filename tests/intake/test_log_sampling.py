@@ -14,7 +14,8 @@ from monitor.intake import read_window
 from monitor.intake.ingest import ingest_predictions, parse_body
 from monitor.intake.sampling import proportional_slots
 from monitor.intake.validate import Validator
-from monitor.store.predictions import class_counts, sample_key, sample_statement
+from monitor.store import predictions
+from monitor.store.predictions import class_counts, key_bound, sample_key, sample_statement
 from tests.intake.helpers import NUMERIC, T0, cancer_rows, iris_config, iris_rows, model_config
 
 HOUR = timedelta(hours=1)
@@ -155,6 +156,49 @@ def test_attribute_strata_are_counted_and_drawn_in_the_database(engine, monkeypa
                     for r in rows if r["attributes"]["band"] != "rare")
     assert {rid for rid, band in zip(strat.frame.index, bands, strict=True) if band != "rare"} == \
         {rid for _, rid in common[:90]}
+
+
+@pytest.mark.parametrize(("count", "wanted"), [(1_000, 10), (100_000, 90), (20_000, 2_000), (500, 1)])
+def test_a_key_bound_holds_the_wanted_keys_of_a_uniform_stratum(count, wanted):
+    """Uniform 64-bit keys: in 400 strata each, every one holds at least `wanted` keys up
+    to its bound, and the keys ranked are a few times `wanted`, not the stratum."""
+    rng = np.random.default_rng(count + wanted)
+    bound = key_bound(count, wanted)
+    below = [int((rng.integers(-(2**63), 2**63 - 1, size=count, endpoint=True) <= bound).sum())
+             for _ in range(400)]
+    assert min(below) >= wanted
+    assert np.mean(below) <= wanted + 5 * wanted**0.5 + 12
+    assert np.mean(below) <= 0.5 * count
+
+
+def test_a_key_bound_is_none_when_the_stratum_must_be_ranked_whole():
+    assert key_bound(100, 90) is None and key_bound(30, 30) is None
+    assert key_bound(1_000, 0) == -(2**63)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_a_stratum_short_of_its_bound_is_drawn_again_whole(engine, monkeypatch, seed):
+    """Bounds that keep too few keys (here: almost none) give the same stratified samples
+    as ranking every row: the shortfall is seen and the stratum ranked whole."""
+    model = model_config(segments={"attributes": ["band"], "stratify": True, "min_rows": 20},
+                         sample_size=100, stratify=True, seed=seed)
+    rows = cancer_rows(1200, step=timedelta(seconds=2))
+    for i, row in enumerate(rows):
+        row["attributes"] = {"band": "rare" if i % 40 == 0 else "common"}
+    ingest_predictions(engine, [model], parse_body(json.dumps(rows).encode()), source="http")
+    honest = read_window(model, engine, T0, T0 + HOUR)
+    ranked: list[int] = []
+
+    def stingy(count: int, wanted: int) -> int:
+        ranked.append(count)
+        return -(2**63) + 2**52  # about count / 4096 keys: short of any quota here
+
+    monkeypatch.setattr(predictions, "key_bound", stingy)
+    short = read_window(model, engine, T0, T0 + HOUR)
+    assert ranked  # the bounds were asked for, and fell short
+    assert list(short.frame.index) == list(honest.frame.index)
+    assert list(short.stratified.frame.index) == list(honest.stratified.frame.index)
+    assert len(short.frame) == 100 and len(short.stratified.frame) == 100
 
 
 def test_the_predicted_class_in_sql_is_the_validated_predictions_class(engine):
