@@ -3,7 +3,10 @@
 `decode_predictions` gives every row the verdict `prepare_predictions` gives it (stored
 iff accepted there, else quarantined with the same reason and detail), but decodes the
 batch with msgspec against a schema built from each model's features: keys, exact value
-types, 64-bit integers and finite floats are checked while parsing, in C. Only a row the
+types, 64-bit integers and finite floats are checked while parsing, in C. A row's
+features JSON is stored as it was sent (its spelling and key order: the bytes pass
+through, no float is printed again); it is checked by one more decode of the batch's
+features objects, which builds nothing that is kept. Only a row the
 schema refuses (or whose request id, timestamp, prediction or label fails the cheap checks
 that follow) is parsed again with orjson and judged by the detailed Python path, which
 names its reason. A body that is not a JSON array, is not valid UTF-8, or whose refused
@@ -15,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Union
 
@@ -55,7 +59,9 @@ _TIMESTAMP = Union[None, str, float]  # noqa: UP007
 #: a tag no row can name by accident: keeps a one-model schema a union (which requires
 #: the "model" key, as the detailed path does); a row decoded to it is judged in Python
 _NEVER = "\x00monitor-no-model\x00"
-
+#: the prediction's JSON: msgspec's encoder, as orjson.dumps takes ~20x longer per small
+#: value when, as here, the thousand bytes objects of a batch are all kept (it allocates
+#: a kilobyte for each and shrinks it)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -71,7 +77,8 @@ def _schema(validator: Validator) -> Schema:
             bool(validator.attributes))
 
 
-def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
+def _row_struct(schema: Schema, tagged: bool) -> tuple[type[msgspec.Struct], type[msgspec.Struct]]:
+    """(the row's struct, with its features as raw JSON; the struct the features must fit)"""
     name, numeric, categorical, attributes = schema
     names = numeric + categorical
     # positional attribute names, renamed to the feature names: any text is a valid name
@@ -85,7 +92,8 @@ def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
     )
     row: list[Any] = [
         ("request_id", Union[str, _INT]),  # noqa: UP007
-        ("features", features),
+        # stored as sent (no float printed again); checked against `features` per batch
+        ("features", msgspec.Raw),
         ("prediction", _PREDICTION),
         ("timestamp", _TIMESTAMP, None),
         ("label", _LABEL, None),
@@ -93,28 +101,42 @@ def _row_struct(schema: Schema, tagged: bool) -> type[msgspec.Struct]:
     if attributes:
         row.append(("attributes", _ATTRIBUTES, None))
     if tagged:
-        return msgspec.defstruct("Row", row, tag_field="model", tag=name, gc=False)
+        return msgspec.defstruct("Row", row, tag_field="model", tag=name, gc=False), features
     return msgspec.defstruct("Row", [*row, ("model", Union[str, msgspec.UnsetType],  # noqa: UP007
-                                            msgspec.UNSET)], gc=False)
+                                            msgspec.UNSET)], gc=False), features
+
+
+@dataclass(frozen=True)
+class _Decoders:
+    batch: Any  #: the body: a list of rows
+    row: Any  #: one row
+    #: row struct -> model name (None: a row the detailed path judges)
+    names: dict[type, str | None]
+    #: row struct -> (decoder of a JSON list of its features objects, of one of them)
+    features: dict[type, tuple[Any, Any]]
 
 
 @lru_cache(maxsize=64)
-def _decoders(schemas: tuple[Schema, ...], default_model: str | None) -> tuple[Any, Any, dict]:
-    """(batch decoder, row decoder, struct class -> model name) for these schemas."""
+def _decoders(schemas: tuple[Schema, ...], default_model: str | None) -> _Decoders | None:
+    """The decoders of these schemas (None: no schema for the default model)."""
     if default_model is not None:
         only = next((s for s in schemas if s[0] == default_model), None)
-        structs = [_row_struct(only, tagged=False)] if only is not None else []
+        pairs = [_row_struct(only, tagged=False)] if only is not None else []
     else:
-        structs = [_row_struct(s, tagged=True) for s in schemas]
+        pairs = [_row_struct(s, tagged=True) for s in schemas]
+    if not pairs:
+        return None
+    structs = [row for row, _ in pairs]
+    if default_model is None:
         structs.append(msgspec.defstruct("Never", [], tag_field="model", tag=_NEVER))
-    if not structs:
-        return None, None, {}
     row_type = Union[tuple(structs)]  # noqa: UP007
     names = {cls: getattr(cls.__struct_config__, "tag", None) for cls in structs}
     if default_model is not None:
         names = {cls: default_model for cls in structs}
     names = {cls: (None if name == _NEVER else name) for cls, name in names.items()}
-    return msgspec.json.Decoder(list[row_type]), msgspec.json.Decoder(row_type), names
+    features = {row: (msgspec.json.Decoder(list[fit]), msgspec.json.Decoder(fit)) for row, fit in pairs}
+    return _Decoders(msgspec.json.Decoder(list[row_type]), msgspec.json.Decoder(row_type), names,
+                     features)
 
 
 class _Batch:
@@ -162,7 +184,7 @@ class _Batch:
             self.duplicates += 1
             return
         self.seen.add(key)
-        self.rows.append((model, request_id, ts, _encode(row.features), orjson.dumps(prediction),
+        self.rows.append((model, request_id, ts, bytes(row.features), _encode(prediction),
                           attributes))
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))
@@ -217,21 +239,33 @@ def decode_predictions(
         except UnicodeDecodeError:
             return None
     schemas = tuple(_schema(v) for v in validators.values())
-    batch_decoder, row_decoder, names = _decoders(schemas, default_model)
-    if batch_decoder is None:
+    decoders = _decoders(schemas, default_model)
+    if decoders is None:
         return None
     # (msgspec raises RecursionError, not a DecodeError, for JSON nested too deep)
     if b"\\" not in stripped:  # escapes are judged row by row, by orjson
         try:
-            rows = batch_decoder.decode(stripped)
+            rows = decoders.batch.decode(stripped)
+            _check_features(rows, decoders.features)
         except (msgspec.DecodeError, RecursionError):
             pass
         else:
             try:
-                return _whole(rows, names, validators, source, default_model)
+                return _whole(rows, decoders.names, validators, source, default_model)
             except _Restart:
                 pass
-    return _row_by_row(stripped, row_decoder, names, validators, source, default_model)
+    return _row_by_row(stripped, decoders, validators, source, default_model)
+
+
+def _check_features(rows: list[Any], decoders: dict[type, tuple[Any, Any]]) -> None:
+    """Check every row's raw features against its model's schema, one decode per model
+    (DecodeError: some row's do not fit)."""
+    by_struct: dict[type, list[Any]] = {}
+    for row in rows:
+        by_struct.setdefault(type(row), []).append(row.features)
+    for struct, raws in by_struct.items():
+        if struct in decoders:
+            decoders[struct][0].decode(b"[" + b",".join(raws) + b"]")
 
 
 def _whole(rows: list[Any], names: dict, validators: Mapping[str, Validator], source: str,
@@ -248,9 +282,8 @@ def _whole(rows: list[Any], names: dict, validators: Mapping[str, Validator], so
     return batch.prepared()
 
 
-def _row_by_row(body: bytes, row_decoder: Any, names: dict,
-                validators: Mapping[str, Validator], source: str,
-                default_model: str | None) -> Prepared | None:
+def _row_by_row(body: bytes, decoders: _Decoders, validators: Mapping[str, Validator],
+                source: str, default_model: str | None) -> Prepared | None:
     try:
         raws = msgspec.json.decode(body, type=list[msgspec.Raw])
     except (msgspec.DecodeError, RecursionError):
@@ -260,9 +293,10 @@ def _row_by_row(body: bytes, row_decoder: Any, names: dict,
         raw = bytes(element)
         if b"\\" not in raw:
             try:
-                row = row_decoder.decode(raw)
-                model = names[type(row)]
+                row = decoders.row.decode(raw)
+                model = decoders.names[type(row)]
                 if model is not None:
+                    decoders.features[type(row)][1].decode(row.features)
                     batch.decoded(row, model)
                     continue
             except (msgspec.DecodeError, RecursionError, Invalid):

@@ -8,6 +8,7 @@ into `prediction`, or through a temporary table when a request id was logged bef
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _FIXED = struct.Struct("!hiqiqiqi")  # field count; ts; received_at; sample_key; length of model
 _OLD_FIXED = struct.Struct("!hiqiqi")  # the same without sample_key (revision 0004 and older)
 _LENGTH = struct.Struct("!i").pack
+_FIRST8 = struct.Struct("!q").unpack_from  # a digest's first 8 bytes, signed big-endian
 
 
 def copy_payload(
@@ -35,36 +37,32 @@ def copy_payload(
 
     For a log at an older revision: `keys=False` leaves `sample_key` out (0004 and
     older), `attributes=False` also the last column (0002 and older)."""
-    from monitor.store.predictions import sample_key
-
     received = (now - _PG_EPOCH) // _MICROSECOND
-    fixed, old_fixed, length = _FIXED.pack, _OLD_FIXED.pack, _LENGTH
+    fixed, old_fixed, length, first8 = _FIXED.pack, _OLD_FIXED.pack, _LENGTH, _FIRST8
+    md5 = hashlib.md5
     fields = 6 + attributes + keys
-    names: dict[str, bytes] = {}
+    #: model -> (its name's bytes, the prefix `predictions.sample_key` hashes before the id)
+    names: dict[str, tuple[bytes, bytes]] = {}
     parts = [_HEADER]
-    append = parts.append
+    append, extend = parts.append, parts.extend
     for model, request_id, ts, features, prediction, attrs in rows:
-        name = names.get(model)
-        if name is None:
-            name = names[model] = model.encode()
+        known = names.get(model)
+        if known is None:
+            known = names[model] = (model.encode(), model.encode("utf-8", "surrogatepass") + b"\x1f")
+        name = known[0]
         rid = request_id.encode()
         stamp = (ts - _PG_EPOCH) // _MICROSECOND
-        if keys:
-            append(fixed(fields, 8, stamp, 8, received, 8, sample_key(model, request_id), len(name)))
+        if keys:  # `predictions.sample_key`, from the bytes already encoded
+            key = first8(md5(known[1] + rid, usedforsecurity=False).digest())[0]
+            head = fixed(fields, 8, stamp, 8, received, 8, key, len(name))
         else:
-            append(old_fixed(fields, 8, stamp, 8, received, len(name)))
-        append(name)
-        append(length(len(rid)))
-        append(rid)
-        append(length(len(features)))
-        append(features)
-        append(length(len(prediction)))
-        append(prediction)
+            head = old_fixed(fields, 8, stamp, 8, received, len(name))
+        extend((head, name, length(len(rid)), rid, length(len(features)), features,
+                length(len(prediction)), prediction))
         if attributes:
             if attrs is None:
                 append(_NULL)
             else:
-                append(length(len(attrs)))
-                append(attrs)
+                extend((length(len(attrs)), attrs))
     append(_TRAILER)
     return b"".join(parts)

@@ -52,8 +52,9 @@ def _assert_same(rows: list) -> None:
         assert bytes(row[3]) == orjson.dumps(record.features)
 
 
-def _assert_agree(slow, fast) -> None:
-    """`fast` (a Prepared) stores and quarantines exactly what `slow` (Checked) does."""
+def _assert_agree(slow, fast, *, as_sent: bool = False) -> None:
+    """`fast` (a Prepared) stores and quarantines exactly what `slow` (Checked) does;
+    `as_sent`: the features JSON is the one sent (its keys in the sender's order)."""
     assert [r.request_id for r in slow.records] == [r[1] for r in fast.rows]
     assert [(r.reason, r.detail, r.raw, r.model, r.ts) for r in slow.rejected] == [
         (r.reason, r.detail, r.raw, r.model, r.ts) for r in fast.rejected
@@ -64,8 +65,10 @@ def _assert_agree(slow, fast) -> None:
     ]
     for record, row in zip(slow.records, fast.rows, strict=True):
         features = orjson.loads(bytes(row[3]))
-        assert features == record.features and list(features) == list(record.features)
-        assert [type(v) for v in features.values()] == [type(v) for v in record.features.values()]
+        assert features == record.features
+        assert as_sent or list(features) == list(record.features)
+        assert {k: type(v) for k, v in features.items()} == \
+            {k: type(v) for k, v in record.features.items()}
         assert orjson.loads(row[4]) == record.prediction
         assert abs(row[2] - record.ts) < timedelta(minutes=5)  # a missing timestamp is now
         stored = None if row[5] is None else orjson.loads(row[5])
@@ -81,7 +84,7 @@ def _assert_decode_same(body: bytes, models=None, default_model=None) -> bool:
         return False
     slow = check_predictions(parse_body(body), {m.name: Validator(m) for m in models},
                              source="t", default_model=default_model)
-    _assert_agree(slow, fast)
+    _assert_agree(slow, fast, as_sent=True)
     return True
 
 
@@ -151,6 +154,27 @@ def test_decode_agrees_with_the_detailed_path_on_a_mixed_batch() -> None:
     assert not _assert_decode_same(good[:-1] + b',"\xff"]')
 
 
+def test_decode_stores_the_features_as_sent() -> None:
+    """The C decode checks the features JSON and passes its bytes through (no float
+    printed again): the sender's spelling and key order, in a batch and row by row."""
+    rows = cancer_rows(3)
+    spaced = orjson.dumps(rows[0]["features"]).replace(b'":', b'": ')
+    reordered = dict(reversed(list(rows[1]["features"].items())))
+    reordered["mean_radius"] = 0.1
+    respelled = orjson.dumps(reordered).replace(b'"mean_radius":0.1', b'"mean_radius":1e-1')
+    texts = [spaced, respelled, orjson.dumps(rows[2]["features"])]
+    body = orjson.dumps([{**row, "features": orjson.Fragment(text)}
+                         for row, text in zip(rows, texts, strict=True)])
+    escaped = body.replace(b'"r2"', b'"r\\u0032"')  # a row the detailed path reads
+    for sent in (body, escaped):
+        fast = decode_predictions(sent, {"cancer": Validator(model_config())}, source="t")
+        assert [r[1] for r in fast.rows] == ["r0", "r1", "r2"]
+        assert bytes(fast.rows[0][3]) == spaced
+        assert bytes(fast.rows[1][3]) == respelled
+        assert orjson.loads(bytes(fast.rows[1][3])) == reordered
+        assert _assert_decode_same(sent)
+
+
 def test_decode_with_several_models_and_a_default_model() -> None:
     other = ModelConfig(name="price", path="m.keras", task="regression",
                         features={"numeric": ["x"], "categorical": ["c"]})
@@ -212,7 +236,7 @@ def test_ingest_body_stores_what_the_detailed_path_accepts(engine: Engine) -> No
     assert set(stored) == {r.request_id for r in slow.records}
     for record in slow.records:
         ts, features, prediction = stored[record.request_id]
-        assert features == record.features and list(features) == list(record.features)
+        assert features == record.features  # (as sent: the keys in the sender's order)
         assert prediction == pytest.approx(record.prediction)
 
 
@@ -251,7 +275,7 @@ def test_ingest_stores_what_the_detailed_path_accepts(engine: Engine) -> None:
     assert set(stored) == {r.request_id for r in slow.records}
     for record in slow.records:
         ts, features, prediction = stored[record.request_id]
-        assert features == record.features and list(features) == list(record.features)
+        assert features == record.features  # (as sent: the keys in the sender's order)
         assert prediction == pytest.approx(record.prediction)
         assert ts.replace(tzinfo=None) == record.ts.replace(tzinfo=None)
 
