@@ -25,7 +25,7 @@ from typing import Annotated, Any, Union
 import msgspec
 import orjson
 
-from monitor.intake.prepare import FastValidator, Prepared
+from monitor.intake.prepare import FastValidator, Prepared, encode_prediction
 from monitor.intake.records import LabelRecord, Rejection
 from monitor.intake.validate import (
     MAX_REQUEST_ID,
@@ -59,10 +59,6 @@ _TIMESTAMP = Union[None, str, float]  # noqa: UP007
 #: a tag no row can name by accident: keeps a one-model schema a union (which requires
 #: the "model" key, as the detailed path does); a row decoded to it is judged in Python
 _NEVER = "\x00monitor-no-model\x00"
-#: the prediction's JSON: msgspec's encoder, as orjson.dumps takes ~20x longer per small
-#: value when, as here, the thousand bytes objects of a batch are all kept (it allocates
-#: a kilobyte for each and shrinks it)
-_encode = msgspec.json.Encoder().encode
 
 
 class _Restart(Exception):
@@ -184,7 +180,7 @@ class _Batch:
             self.duplicates += 1
             return
         self.seen.add(key)
-        self.rows.append((model, request_id, ts, bytes(row.features), _encode(prediction),
+        self.rows.append((model, request_id, ts, bytes(row.features), encode_prediction(prediction),
                           attributes))
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))

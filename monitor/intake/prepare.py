@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from monitor.intake.records import LabelRecord, Rejection
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 LogRow = tuple[str, str, datetime, bytes | memoryview, bytes, bytes | None]
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+#: a checked prediction's JSON (numbers, lists or dicts of them): msgspec's encoder, as
+#: orjson.dumps takes ~20x longer per small value when a batch keeps all of them (it
+#: allocates a kilobyte for each, then shrinks it)
+encode_prediction = msgspec.json.Encoder().encode
 _NUMERIC = frozenset({float, int})
 _CATEGORICAL = frozenset({str, int, bool})
 
@@ -132,7 +137,7 @@ class FastValidator:
         label = obj.get("label")
         if label is not None:
             label = self.validator.check_label(label)
-        return request_id, ts, features, orjson.dumps(prediction), label
+        return request_id, ts, features, encode_prediction(prediction), label
 
 
 class _Unserializable(Exception):
@@ -224,4 +229,4 @@ def _serialize_features(rows: list[list[Any]]) -> None:
         start = end + 1
 
 
-__all__ = ["FastValidator", "LogRow", "Prepared", "dumps", "prepare_predictions"]
+__all__ = ["FastValidator", "LogRow", "Prepared", "dumps", "encode_prediction", "prepare_predictions"]

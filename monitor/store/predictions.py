@@ -524,6 +524,8 @@ def key_bound(count: int, wanted: int) -> int | None:
     `wanted` rows instead of the whole stratum."""
     if wanted <= 0:
         return _KEY_MIN
+    if count <= wanted:
+        return None
     share = (wanted + 5 * math.sqrt(wanted) + 10) / count
     if share >= 1:
         return None

@@ -172,7 +172,7 @@ def test_a_key_bound_holds_the_wanted_keys_of_a_uniform_stratum(count, wanted):
 
 
 def test_a_key_bound_is_none_when_the_stratum_must_be_ranked_whole():
-    assert key_bound(100, 90) is None and key_bound(30, 30) is None
+    assert key_bound(100, 90) is None and key_bound(30, 30) is None and key_bound(0, 5) is None
     assert key_bound(1_000, 0) == -(2**63)
 
 
