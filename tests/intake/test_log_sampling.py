@@ -167,8 +167,9 @@ def test_a_key_bound_holds_the_wanted_keys_of_a_uniform_stratum(count, wanted):
     below = [int((rng.integers(-(2**63), 2**63 - 1, size=count, endpoint=True) <= bound).sum())
              for _ in range(400)]
     assert min(below) >= wanted
-    assert np.mean(below) <= wanted + 5 * wanted**0.5 + 12
-    assert np.mean(below) <= 0.5 * count
+    expected = count * (bound + 2**63 + 1) / 2**64  # the binomial's mean
+    assert expected <= wanted + 5 * wanted**0.5 + 11 and expected <= 0.5 * count
+    assert abs(np.mean(below) - expected) < 5 * (expected / 400) ** 0.5 + 0.5
 
 
 def test_a_key_bound_is_none_when_the_stratum_must_be_ranked_whole():
