@@ -559,23 +559,22 @@ def sample_log_window(
     count = select(func.count()).select_from(Prediction).where(
         Prediction.model == model, Prediction.ts >= start, Prediction.ts < end
     )
-    bounds = None
+    bounds, wanted = None, 0
     if quotas is not None and counts:
         bounds = {k: key_bound(counts.get(k, 0), q) for k, q in quotas[1].items()}
         bounds = {k: b for k, b in bounds.items() if b is not None} or None
+        wanted = sum(min(q, counts.get(k, 0)) for k, q in quotas[1].items())
     with engine.connect() as conn:
         rows = int(conn.execute(count).scalar_one())
         sample = _sample_rows(conn, sample_statement(
             engine, model, start, end, size, seed=seed, attributes=attributes, quotas=quotas,
             bounds=bounds), attributes)
-        if bounds is not None and quotas is not None and counts is not None:
-            wanted = sum(min(q, counts.get(k, 0)) for k, q in quotas[1].items())
-            if len(sample) < wanted:  # a class had too few keys up to its bound
-                log.info("model %s: a class of the stratified sample fell short of its key "
-                         "bound; ranking every row", model)
-                sample = _sample_rows(conn, sample_statement(
-                    engine, model, start, end, size, seed=seed, attributes=attributes,
-                    quotas=quotas), attributes)
+        if bounds is not None and len(sample) < wanted:  # a class had too few keys under its bound
+            log.info("model %s: the class-stratified sample came up short under its key bounds; "
+                     "drawing it again over every row of the window (same sample, slower)", model)
+            sample = _sample_rows(conn, sample_statement(
+                engine, model, start, end, size, seed=seed, attributes=attributes, quotas=quotas),
+                attributes)
     # a row logged between the two statements may be sampled but not counted
     return max(rows, len(sample)), sample
 
@@ -674,8 +673,9 @@ def attribute_candidates(
     with engine.connect() as conn:
         found = _attribute_candidates(conn, engine, model, texts, start, end, per_value, seed, bounds)
         if bounds and len(found) < sum(min(rows, per_value) for _, rows in counts or ()):
-            log.info("model %s: a stratum of the attribute sample fell short of its key bound;"
-                     " ranking every row", model)
+            log.info("model %s: the attribute-stratified sample came up short under its key "
+                     "bounds; drawing it again over every row of the window (same sample, slower)",
+                     model)
             found = _attribute_candidates(conn, engine, model, texts, start, end, per_value, seed, [])
     return found
 

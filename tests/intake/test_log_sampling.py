@@ -178,7 +178,7 @@ def test_a_key_bound_is_none_when_the_stratum_must_be_ranked_whole():
 
 
 @pytest.mark.parametrize("seed", [0, 4])
-def test_a_stratum_short_of_its_bound_is_drawn_again_whole(engine, monkeypatch, seed):
+def test_a_stratum_short_of_its_bound_is_drawn_again_whole(engine, monkeypatch, caplog, seed):
     """Bounds that keep too few keys (here: almost none) give the same stratified samples
     as ranking every row: the shortfall is seen and the stratum ranked whole."""
     model = model_config(segments={"attributes": ["band"], "stratify": True, "min_rows": 20},
@@ -195,7 +195,10 @@ def test_a_stratum_short_of_its_bound_is_drawn_again_whole(engine, monkeypatch, 
         return -(2**63) + 2**52  # about count / 4096 keys: short of any quota here
 
     monkeypatch.setattr(predictions, "key_bound", stingy)
-    short = read_window(model, engine, T0, T0 + HOUR)
+    with caplog.at_level("INFO", logger="monitor.store.predictions"):
+        short = read_window(model, engine, T0, T0 + HOUR)
+    said = [r.getMessage() for r in caplog.records if "came up short" in r.getMessage()]
+    assert len(said) == 2 and all("(same sample, slower)" in m for m in said)
     assert ranked  # the bounds were asked for, and fell short
     assert list(short.frame.index) == list(honest.frame.index)
     assert list(short.stratified.frame.index) == list(honest.stratified.frame.index)
