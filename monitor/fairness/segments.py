@@ -304,6 +304,8 @@ class SegmentAnalyzer:
             base_perf = self._realized(self._baseline, base_mask)
             if base_rows >= self.min_rows:
                 method, p = self._drift(window, mask, base_mask)
+            elif base_rows == 0:
+                note = "not in the baseline (a new value): drift not tested"
             else:
                 note = f"baseline segment has {base_rows} rows (< {self.min_rows}): drift not tested"
         elif self._baseline is None:
@@ -334,6 +336,8 @@ class SegmentAnalyzer:
     ) -> tuple[float | None, dict[str, float], float | None]:
         """(positive rate, class shares, mean prediction) of the masked rows, weighted."""
         w = window.weights[mask]
+        if not w.size:  # a segment value the other side never had (a new region, product)
+            return None, {}, None
         if self.task == "regression":
             return None, {}, float(np.average(window.scores[mask], weights=w))
         classes = window.classes[mask]  # type: ignore[index]

@@ -65,6 +65,10 @@ def build_app(settings: Settings, engine: Engine, client: Any) -> App:
 
     @app.middleware
     def _screen(body: dict[str, Any], next: Any, logger: Any) -> Any:  # noqa: A002 - Bolt's name
+        malformed = payload_problem(body)  # the HTTP route refused these already; Socket Mode here
+        if malformed:
+            log.warning("slack payload of a shape Slack never sends: %s", malformed[:300])
+            return BoltResponse(status=400, body="malformed payload")
         problem = service.gate.origin_problem(body)
         if problem:
             log.warning("slack payload refused: %s", problem)

@@ -190,7 +190,13 @@ class FeedbackService:
         )
 
     def on_comment_submitted(self, body: dict[str, Any], comment: str) -> None:
-        meta = json.loads(body["view"].get("private_metadata") or "{}")
+        try:
+            meta = json.loads(body["view"].get("private_metadata") or "{}")
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):
+            log.warning("slack comment modal without monitor's metadata: ignored")
+            return
         user = body["user"]
         self.record(
             request_key(body),

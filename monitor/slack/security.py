@@ -109,6 +109,40 @@ def payload_problem(body: Mapping[str, Any]) -> str | None:
             value is None or isinstance(value, str | dict)
         ):
             return f"event.{name} is a {type(value).__name__}"
+    return _missing_part(body)
+
+
+#: payload types a person's action sends: they always say who acted
+_ACTED = frozenset({"block_actions", "view_submission", "view_closed", "shortcut", "message_action"})
+
+
+def _missing_part(body: Mapping[str, Any]) -> str | None:
+    """What a payload of a known type lacks that Slack always sends with it, or None."""
+    kind = body.get("type")
+    if kind in _ACTED and not isinstance((body.get("user") or {}).get("id"), str):
+        return f"a {kind} payload without user.id"
+    if kind == "block_actions":
+        actions = body.get("actions") or []
+        if not actions:
+            return "a block_actions payload without actions"
+        for action in actions:
+            if not isinstance(action.get("action_id"), str):
+                return "an action without an action_id"
+            if not all(action.get(k) is None or isinstance(action[k], str)
+                       for k in ("value", "action_ts", "block_id")):
+                return "an action's value, action_ts or block_id is not text"
+            if not isinstance(action.get("selected_option") or {}, dict):
+                return "an action's selected_option is not an object"
+    if kind in ("view_submission", "view_closed"):
+        view = body.get("view") or {}
+        if kind == "view_submission" and not isinstance((view.get("state") or {}).get("values"), dict):
+            return "a view_submission without view.state.values"
+        if not isinstance(view.get("private_metadata") or "", str):
+            return "view.private_metadata is not text"
+    if kind == "event_callback" and not isinstance((body.get("event") or {}).get("type"), str):
+        return "an event_callback without event.type"
+    if kind == "url_verification" and not isinstance(body.get("challenge"), str):
+        return "a url_verification without a challenge"
     return None
 
 

@@ -122,7 +122,8 @@ class Auth:
         if not cookie or "." not in cookie:
             return None
         body, mac = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(mac, self._sign(body)):
+        # bytes, not str: compare_digest refuses a str beyond ASCII (a forged cookie)
+        if not hmac.compare_digest(mac.encode("utf-8", "replace"), self._sign(body).encode()):
             return None
         try:
             data = orjson.loads(base64.urlsafe_b64decode(body.encode()))
@@ -132,7 +133,7 @@ class Auth:
         return session if session.expires > time.time() and session.name else None
 
     def _sign(self, body: str) -> str:
-        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._key, body.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
 
     def login_nonce(self) -> str:
         return secrets.token_urlsafe(16)
@@ -142,4 +143,4 @@ def same_token(given: str | None, expected: str | None) -> bool:
     """Constant-time equality of two CSRF tokens (False when either is missing)."""
     if not given or not expected:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))

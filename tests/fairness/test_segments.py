@@ -102,3 +102,22 @@ def test_stratified_sample_weights_recover_the_window() -> None:
     assert weighted.segment("sex=M").prediction_rate == pytest.approx(
         full.segment("sex=M").prediction_rate, abs=0.06
     )
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "regression"])
+def test_a_segment_value_the_baseline_never_saw_is_reported_untested(task) -> None:
+    """A new value (a new region, a new product) is a segment of the window with no
+    baseline rows: it is reported with its rows and rate, not tested, and the rest judged."""
+    base_attrs, base_scores, base_labels = _frame(2000, seed=6)
+    analyzer = SegmentAnalyzer(["sex", "age_band"], task, min_rows=50).fit(
+        base_attrs, base_scores, base_labels)
+    attrs, scores, labels = _frame(1200, seed=7)
+    attrs.loc[attrs.index[:300], "sex"] = "X"  # never in the baseline
+    report = analyzer.analyze(attrs, scores, labels)
+    new = report.segment("sex=X")
+    assert new.rows == 300 and new.baseline_rows == 0 and new.drift_p_value is None
+    assert new.baseline_rate is None and new.baseline_mean is None and not new.drifted
+    if task == "binary_classification":
+        assert new.prediction_rate == pytest.approx(np.mean(scores[:300] >= 0.5))
+    assert report.segment("sex=F").drift_p_value is not None  # the others are still judged
+    json.dumps(report.to_dict(), allow_nan=False)

@@ -216,6 +216,49 @@ ODD_SHAPES = {
 }
 
 
+def _click(drop: tuple[str, ...] = (), **changes):
+    """A well-formed button click with some fields replaced and those in `drop` removed."""
+    body = {**payloads.click(1, "1700000000.000100"), **changes}
+    for name in drop:
+        body.pop(name)
+    return payloads.form(body), "application/x-www-form-urlencoded"
+
+
+#: signed payloads Slack never sends, of a known type: refused as malformed (400), never
+#: answered 404 (no listener) or 503 (a listener failing) with a traceback in the log
+MALFORMED_SHAPES = {
+    "actions-empty": _click(actions=[]),
+    "user-null": _click(user=None),
+    "user-missing": _click(drop=("user",)),
+    "user-without-id": _click(user={"name": "x"}),
+    "user-id-number": _click(user={"id": 5}),
+    "action-without-id": _click(actions=[{"value": "1"}]),
+    "action-value-object": _click(actions=[{"action_id": "monitor_acknowledge", "value": {"x": 1}}]),
+    "view-without-state": (payloads.form({"type": "view_submission", "user": {"id": "U1"},
+                                          "view": {"callback_id": "monitor_comment_modal"}}),
+                           "application/x-www-form-urlencoded"),
+    "view-user-null": (payloads.form({**payloads.submission(1, "1.2", "hi"), "user": None}),
+                       "application/x-www-form-urlencoded"),
+    "event-without-type": (b'{"type": "event_callback", "event_id": "Ev9", "event": {}}',
+                           "application/json"),
+    "metadata-object": (payloads.form({**payloads.submission(1, "1.2", "hi"),
+                                       "view": {**payloads.submission(1, "1.2", "hi")["view"],
+                                                "private_metadata": {"alert_id": 1}}}),
+                        "application/x-www-form-urlencoded"),
+}
+
+
+@sqlite_only
+@pytest.mark.parametrize("case", MALFORMED_SHAPES, ids=MALFORMED_SHAPES.keys())
+def test_signed_payload_of_a_shape_slack_never_sends_gets_400(engine, emulator, frozen, caplog, case):
+    body, ctype = MALFORMED_SHAPES[case]
+    client = TestClient(_app(engine, emulator), raise_server_exceptions=False)
+    headers = payloads.signed(SIGNING_SECRET, body, int(frozen.now.timestamp()), content_type=ctype)
+    answer = client.post("/slack/events", content=body, headers=headers)
+    assert answer.status_code == 400, (answer.status_code, answer.text)
+    assert not [r for r in caplog.records if r.exc_info], "a malformed payload logged a traceback"
+
+
 @sqlite_only
 @pytest.mark.parametrize("case", ODD_SHAPES, ids=ODD_SHAPES.keys())
 def test_signed_payload_of_an_odd_shape_never_gets_500(engine, emulator, frozen, case):

@@ -163,3 +163,28 @@ def test_session_cookie_round_trip_and_expiry(db_url, model_dir, write_config, m
 
     monkeypatch.setattr(time, "time", lambda: session.expires + 1)
     assert auth.decode(auth.encode(session)) is None
+
+
+NON_ASCII_COOKIES = {
+    "mac": "eyJuIjoiYSJ9.\u00e9\u00e9",
+    "body": "\u00e9\u00e9.0000",
+    "both": "\u00ff.\u00ff",
+    "no-dot": "\u00e9\u00e9\u00e9",
+}
+
+
+@sqlite_only
+@pytest.mark.parametrize("cookie", NON_ASCII_COOKIES.values(), ids=NON_ASCII_COOKIES.keys())
+def test_a_non_ascii_session_cookie_is_no_session(db_url, engine, model_dir, write_config, cookie):
+    """A forged cookie with bytes beyond ASCII signs nobody in and never answers 5xx."""
+    settings = _settings(db_url, model_dir, write_config, env={"MONITOR_UI_TOKEN": "tok"})
+    assert Auth(settings, "0.0.0.0").decode(cookie) is None
+    client = TestClient(create_ui_app(settings, engine, host="0.0.0.0"), raise_server_exceptions=False)
+    raw = f"monitor_ui={cookie}; monitor_ui_login={cookie}".encode()
+    page = client.get("/ui/", headers={"cookie": raw}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/ui/login")
+    posted = client.post("/ui/logout", data={"csrf": cookie}, headers={"cookie": raw})
+    assert posted.status_code == 403
+    login = client.post("/ui/login", data={"csrf": cookie, "name": "x", "token": "tok"},
+                        headers={"cookie": raw})
+    assert login.status_code == 403
