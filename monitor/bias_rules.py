@@ -113,21 +113,21 @@ def disparity_findings(report: Any) -> list[Finding]:
         lines = []
         for item in items:
             if hasattr(item, "feature"):
-                lines.append(
-                    f"{item.feature}: mean |attribution| {_num(item.group_mean_abs)} in "
-                    f"{attribute}={group} vs {_num(item.other_mean_abs)} in the other groups "
-                    f"(Welch t {_num(item.statistic)}, calibrated threshold {_num(item.threshold)}, "
-                    f"p = {item.p_value:.2g}): a possible proxy for {attribute}"
-                )
+                lines.append(_influence_line(attribute, group, item))
             else:
                 top = ", ".join(f"{k} {v:.0%}" for k, v in list(item.group_reasons.items())[:3])
                 other = ", ".join(f"{k} {v:.0%}" for k, v in list(item.other_reasons.items())[:3])
                 against = "the other groups" if item.compared_with == "other_groups" else "its baseline"
+                if item.judged == "change":
+                    judged = (f"total variation {_num(item.distance)}, up from "
+                              f"{_num(item.baseline_distance)} in the baseline (a growth above the "
+                              f"calibrated {_num(item.threshold)}, p = {item.p_value:.2g})")
+                else:
+                    judged = (f"total variation {_num(item.distance)} > calibrated threshold "
+                              f"{_num(item.threshold)} (p = {item.p_value:.2g})")
                 lines.append(
                     f"reasons for unfavorable decisions in {attribute}={group} ({item.rows} rows: "
-                    f"{top}) differ from {against} ({item.other_rows} rows: {other}): total "
-                    f"variation {_num(item.distance)} > calibrated threshold {_num(item.threshold)} "
-                    f"(p = {item.p_value:.2g})"
+                    f"{top}) differ from {against} ({item.other_rows} rows: {other}): {judged}"
                 )
         found.append(
             Finding(
@@ -139,6 +139,19 @@ def disparity_findings(report: Any) -> list[Finding]:
             )
         )
     return found
+
+
+def _influence_line(attribute: str, group: str, item: Any) -> str:
+    """One feature whose influence differs by group: its gap, and since when it grew."""
+    now = (f"{item.feature}: mean |attribution| {_num(item.group_mean_abs)} in {attribute}={group} "
+           f"vs {_num(item.other_mean_abs)} in the other groups")
+    if item.judged == "change":
+        return (f"{now}, was {_num(item.baseline_group_mean_abs)} vs "
+                f"{_num(item.baseline_other_mean_abs)} in the baseline (change of the gap "
+                f"{_num(item.statistic)} standard errors, calibrated threshold {_num(item.threshold)}, "
+                f"p = {item.p_value:.2g}): a possible proxy for {attribute}, more than before")
+    return (f"{now} (Welch t {_num(item.statistic)}, calibrated threshold {_num(item.threshold)}, "
+            f"p = {item.p_value:.2g}): a possible proxy for {attribute}")
 
 
 def fairness_findings(fairness: Any, disparity: Any) -> list[Finding]:

@@ -59,6 +59,7 @@ def test_explanation_disparity_names_the_proxy_feature_per_group() -> None:
     found = [f for f in findings(result) if f.kind == AlertKind.EXPLANATION_DISPARITY]
     assert [f.feature for f in found] == ["sex=F"]
     assert any("zip_density" in line and "possible proxy for sex" in line for line in found[0].lines)
+    assert any("in the baseline" in line and "more than before" in line for line in found[0].lines)
     text = json.dumps(alert_message("alert_opened", {"alert": {"kind": "explanation_disparity", "id": 2},
                                                       "details": dict(found[0].details)})[1])
     assert "`zip_density` weighs differently" in text

@@ -11,6 +11,13 @@ window/baseline labels) are shuffled among the rows, so the threshold fits the
 window's size and the features' correlation. Influence uses the maximum over
 features (max-T), so its p-value is already adjusted across features; every p-value
 is then compared with ``alpha / groups`` (Bonferroni across an attribute's groups).
+
+A difference between groups that the baseline already had is a property of the model,
+not news: once fitted, the across-group tests judge the *change* of the gap against the
+baseline's gap (reasons: window distance minus baseline distance; influence: the change
+of each feature's group gap in units of its spread, maximum over features), with window
+and baseline rows shuffled within the group and within the rest, so the group sizes of
+both sides are kept. Without a baseline they judge the gap itself.
 """
 
 from __future__ import annotations
@@ -56,10 +63,18 @@ class ReasonDisparity:
     #: feature -> share of the group's reasons (largest first, at most 5)
     group_reasons: Mapping[str, float]
     other_reasons: Mapping[str, float]
+    #: other_groups tests with a baseline: the same distance in the baseline; `distance -
+    #: baseline_distance` is then what `threshold` and `p_value` judge (None: the gap itself)
+    baseline_distance: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_reasons", frozen(self.group_reasons))
         object.__setattr__(self, "other_reasons", frozen(self.other_reasons))
+
+    @property
+    def judged(self) -> str:
+        """What `threshold` and `p_value` are about: the gap itself or its change."""
+        return "change" if self.baseline_distance is not None else "gap"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +89,8 @@ class ReasonDisparity:
             "finding": bool(self.finding),
             "group_reasons": {k: plain(v) for k, v in self.group_reasons.items()},
             "other_reasons": {k: plain(v) for k, v in self.other_reasons.items()},
+            "baseline_distance": plain(self.baseline_distance),
+            "judged": self.judged,
         }
 
 
@@ -81,9 +98,10 @@ class ReasonDisparity:
 class FeatureInfluence:
     """The feature whose mean |attribution| differs most between a group and the others.
 
-    `statistic` is the Welch t of (group - others); `threshold` the permutation
-    quantile of the maximum |t| over features; `finding` flags a possible proxy of the
-    protected attribute.
+    Without a baseline `statistic` is the Welch t of (group - others); with one, the
+    change of the (group - others) gap since the baseline in units of the feature's
+    spread. `threshold` is the permutation quantile of the maximum |statistic| over
+    features; `finding` flags a possible proxy of the protected attribute.
     """
 
     attribute: str
@@ -95,6 +113,13 @@ class FeatureInfluence:
     threshold: float
     p_value: float
     finding: bool
+    #: the same means in the baseline (None: judged without a baseline)
+    baseline_group_mean_abs: float | None = None
+    baseline_other_mean_abs: float | None = None
+
+    @property
+    def judged(self) -> str:
+        return "change" if self.baseline_group_mean_abs is not None else "gap"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +132,9 @@ class FeatureInfluence:
             "threshold": plain(self.threshold),
             "p_value": plain(self.p_value),
             "finding": bool(self.finding),
+            "baseline_group_mean_abs": plain(self.baseline_group_mean_abs),
+            "baseline_other_mean_abs": plain(self.baseline_other_mean_abs),
+            "judged": self.judged,
         }
 
 
@@ -176,7 +204,10 @@ class DisparityAnalyzer:
         self.keys = GroupKeys(self.protected, numeric, bins)
         self.top_k, self.permutations, self.alpha = top_k, int(permutations), alpha
         self.min_rows, self.seed = int(min_rows), seed
+        #: attribute -> (group keys, reasons) of the baseline's unfavorable rows with a reason
         self._baseline: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: attribute -> (group keys, |attributions|) of all the baseline's rows
+        self._baseline_influence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> DisparityAnalyzer:
@@ -196,8 +227,10 @@ class DisparityAnalyzer:
     ) -> DisparityAnalyzer:
         """Learn each protected attribute's baseline reasons (unfavorable rows). Returns self."""
         self.keys.fit(attributes)
-        keys, reasons, _ = self._prepare(attributes, attributions, favorable, sign)
+        keys, reasons, values = self._prepare(attributes, attributions, favorable, sign)
+        all_keys = self.keys.transform(attributes)
         self._baseline = {name: (keys[name], reasons) for name in self.protected}
+        self._baseline_influence = {name: (all_keys[name], np.abs(values)) for name in self.protected}
         return self
 
     def analyze(
@@ -258,13 +291,16 @@ class DisparityAnalyzer:
         keys, reasons = keys[known], reasons[known]
         groups = self._tested_groups(keys)
         level = self.alpha / max(len(groups), 1)
-        perms = _permutations(len(keys), self._enough(level), rng)
+        base = self._baseline.get(name)
+        perms: list[np.ndarray] = []
         out = []
         for g in groups:
             inside = keys == g
-            if len(keys) - inside.sum() >= self.min_rows:
-                out.append(self._tv_test(name, g, OTHER_GROUPS, reasons, inside, level, perms))
-        base = self._baseline.get(name)
+            if self._comparable(base, g):
+                out.append(self._tv_change_test(name, g, keys, reasons, base, level, rng))  # type: ignore[arg-type]
+                continue
+            perms = perms or _permutations(len(keys), self._enough(level), rng)
+            out.append(self._tv_test(name, g, OTHER_GROUPS, reasons, inside, level, perms))
         if base is None:
             return out
         then = [
@@ -281,6 +317,15 @@ class DisparityAnalyzer:
             perms = _permutations(len(member), self._enough(level), rng)
             out.append(self._tv_test(name, g, BASELINE, pooled, member, level, perms))
         return out
+
+    def _comparable(self, base: tuple[np.ndarray, np.ndarray] | None, group: str) -> bool:
+        """Whether the baseline has `group` and the rest with enough rows to judge the
+        change of their gap (a group new since the baseline is judged on its gap)."""
+        if base is None:
+            return False
+        keys = base[0][base[0] != MISSING]
+        inside = int(np.sum(keys == group))
+        return inside >= self.min_rows and len(keys) - inside >= self.min_rows
 
     def _enough(self, level: float) -> int:
         """Permutations: the configured number, or enough for a p-value below `level`."""
@@ -324,16 +369,72 @@ class DisparityAnalyzer:
             self._shares(total - inside),
         )
 
+    def _tv_change_test(
+        self,
+        name: str,
+        group: str,
+        keys: np.ndarray,
+        reasons: np.ndarray,
+        base: tuple[np.ndarray, np.ndarray],
+        level: float,
+        rng: np.random.Generator,
+    ) -> ReasonDisparity:
+        """Has the gap between `group`'s reasons and the other groups' grown since the
+        baseline? Window and baseline rows are shuffled within the group and within the rest."""
+        base_keys, base_reasons = base
+        known = base_keys != MISSING
+        base_keys, base_reasons = base_keys[known], base_reasons[known]
+        inside, base_inside = keys == group, base_keys == group
+        # pooled rows, the group's first: (window, baseline) within each stratum
+        blocks = (reasons[inside], base_reasons[base_inside], reasons[~inside], base_reasons[~base_inside])
+        pooled = np.vstack(blocks)
+        period = np.concatenate([np.full(len(b), i % 2 == 0) for i, b in enumerate(blocks)])
+        members = len(blocks[0]) + len(blocks[1])
+
+        def change(flags: np.ndarray) -> np.ndarray:  # (k, rows) window flags -> (k,) change
+            window, baseline = flags.astype(float), (~flags).astype(float)
+            gap_now = _tv(window[:, :members] @ pooled[:members], window @ pooled)
+            gap_then = _tv(baseline[:, :members] @ pooled[:members], baseline @ pooled)
+            return gap_now - gap_then
+
+        now_then = change(period[None, :])
+        observed = float(now_then[0])
+        shuffles = _stratified(members, len(pooled), self._enough(level), rng)
+        null = np.concatenate([change(period[idx]) for idx in shuffles])
+        null = null[np.isfinite(null)]
+        p = (1 + np.sum(null >= observed - 1e-12)) / (len(null) + 1)
+        inside_now = blocks[0].sum(axis=0)
+        distance = float(_tv(inside_now, reasons.sum(axis=0))[0])
+        return ReasonDisparity(
+            name,
+            group,
+            OTHER_GROUPS,
+            int(inside.sum()),
+            int((~inside).sum()),
+            distance,
+            float(np.quantile(null, 1 - level)) if len(null) else float("nan"),
+            float(p),
+            bool(np.isfinite(observed) and p < level),
+            self._shares(inside_now),
+            self._shares(blocks[2].sum(axis=0)),
+            baseline_distance=distance - observed,
+        )
+
     def _influence(
         self, name: str, keys: np.ndarray, magnitude: np.ndarray, rng: np.random.Generator
     ) -> list[FeatureInfluence]:
-        """Per group, the feature whose mean |attribution| differs most from the others'."""
+        """Per group, the feature whose mean |attribution| differs most from the others'
+        (with a baseline: whose gap changed most since the baseline)."""
         known = keys != MISSING
         keys, magnitude = keys[known], magnitude[known]
         groups = self._tested_groups(keys)
         level = self.alpha / max(len(groups), 1)
+        base = self._baseline_influence.get(name)
+        changes = [g for g in groups if self._comparable(base, g)]
+        out = [self._influence_change(name, g, keys, magnitude, base, level, rng)  # type: ignore[arg-type]
+               for g in changes]
+        groups = [g for g in groups if g not in changes]
         perms = _permutations(len(keys), self._enough(level), rng) if groups else []
-        out = []
         for g in groups:
             member = keys == g
             flag = member.astype(float)
@@ -356,6 +457,62 @@ class DisparityAnalyzer:
             )
         return out
 
+    def _influence_change(
+        self,
+        name: str,
+        group: str,
+        keys: np.ndarray,
+        magnitude: np.ndarray,
+        base: tuple[np.ndarray, np.ndarray],
+        level: float,
+        rng: np.random.Generator,
+    ) -> FeatureInfluence:
+        """The feature whose (group - others) gap of mean |attribution| changed most since
+        the baseline, in units of its spread; shuffled as in `_tv_change_test`."""
+        base_keys, base_magnitude = base
+        known = base_keys != MISSING
+        base_keys, base_magnitude = base_keys[known], base_magnitude[known]
+        inside, base_inside = keys == group, base_keys == group
+        blocks = (magnitude[inside], base_magnitude[base_inside],
+                  magnitude[~inside], base_magnitude[~base_inside])
+        pooled = np.vstack(blocks)
+        period = np.concatenate([np.full(len(b), i % 2 == 0) for i, b in enumerate(blocks)])
+        members = len(blocks[0]) + len(blocks[1])
+        # the counts of each (period, stratum) cell are the same in every shuffle
+        sizes = np.array([len(b) for b in blocks], dtype=float)
+        spread = pooled.std(axis=0)
+        spread[spread <= 0] = np.inf  # a feature that never varies cannot change its gap
+        scale = spread * np.sqrt(1 / sizes[0] + 1 / sizes[1] + 1 / sizes[2] + 1 / sizes[3])
+
+        def change(flags: np.ndarray) -> np.ndarray:  # (k, rows) -> (k, features)
+            window = flags.astype(float)
+            g_now = window[:, :members] @ pooled[:members] / sizes[0]
+            g_then = (pooled[:members].sum(axis=0) - window[:, :members] @ pooled[:members]) / sizes[1]
+            rest_now = window[:, members:] @ pooled[members:] / sizes[2]
+            rest_then = (pooled[members:].sum(axis=0) - window[:, members:] @ pooled[members:]) / sizes[3]
+            return ((g_now - rest_now) - (g_then - rest_then)) / scale
+
+        observed = change(period[None, :])[0]
+        j = int(np.argmax(np.abs(observed)))
+        null = np.concatenate([
+            np.abs(change(period[idx])).max(axis=1)
+            for idx in _stratified(members, len(pooled), self._enough(level), rng)
+        ])
+        p = (1 + np.sum(null >= abs(observed[j]) - 1e-12)) / (len(null) + 1)
+        return FeatureInfluence(
+            name,
+            group,
+            self.features[j],
+            float(blocks[0][:, j].mean()),
+            float(blocks[2][:, j].mean()),
+            float(observed[j]),
+            float(np.quantile(null, 1 - level)),
+            float(p),
+            bool(p < level),
+            baseline_group_mean_abs=float(blocks[1][:, j].mean()),
+            baseline_other_mean_abs=float(blocks[3][:, j].mean()),
+        )
+
     def _shares(self, counts: np.ndarray) -> dict[str, float]:
         total = counts.sum()
         if total <= 0:
@@ -370,6 +527,14 @@ def _permutations(rows: int, permutations: int, rng: np.random.Generator) -> lis
     sizes = [_CHUNK] * full + ([rest] if rest else [])
     base = np.arange(rows, dtype=np.int32)
     return [rng.permuted(np.broadcast_to(base, (size, rows)), axis=1) for size in sizes]
+
+
+def _stratified(members: int, rows: int, permutations: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Permutations of ``range(rows)`` that shuffle the first `members` positions among
+    themselves and the rest among themselves, as (chunk, rows) int32 index arrays."""
+    inside = _permutations(members, permutations, rng)
+    outside = _permutations(rows - members, permutations, rng)
+    return [np.hstack([a, b + members]) for a, b in zip(inside, outside, strict=True)]
 
 
 def _tv(inside: np.ndarray, total: np.ndarray) -> np.ndarray:

@@ -220,15 +220,16 @@ def fairness_lines(kind: str | None, details: Mapping[str, Any] | None) -> list[
         return lines
     lines = [f"*Explanation disparity* `{attribute}={group}`"]
     for f in details.get("findings") or []:
+        grew = " (more than in the baseline)" if f.get("judged") == "change" else ""
         if "feature" in f:
             lines.append(
-                f"`{f['feature']}` weighs differently in this group: possible proxy for `{attribute}`"
+                f"`{f['feature']}` weighs differently in this group{grew}: possible proxy for `{attribute}`"
             )
         else:
             shares = list((f.get("group_reasons") or {}).items())[:3]
             reasons = ", ".join(f"`{k}` {float(v) * 100:.0f}%" for k, v in shares)
             against = str(f.get("compared_with")).replace("_", " ")
-            lines.append(f"denied for other reasons than {against}: {reasons}")
+            lines.append(f"denied for other reasons than {against}{grew}: {reasons}")
     return lines
 
 
