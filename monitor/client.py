@@ -55,31 +55,18 @@ class _ServerError(Exception):
 
 
 def _encode(rows: list[dict[str, Any]]) -> bytes:
-    """The batch as a JSON array. A row that cannot be serialized (nested too deep, a
-    foreign object) is sent as a JSON string of its bounded repr: the server quarantines
-    it (invalid_json) and stores its neighbours."""
+    """The batch as a JSON array (values JSON has no type for sent as their text). A row
+    orjson cannot serialize (nested deeper than its 255 levels) is rendered as JSON
+    without a depth limit: the server judges and quarantines it as it was logged."""
     import orjson
 
     try:
         return orjson.dumps(rows, default=str)
     except (TypeError, orjson.JSONEncodeError):
         pass
-    parts = []
-    for row in rows:
-        try:
-            parts.append(orjson.dumps(row, default=str))
-        except (TypeError, orjson.JSONEncodeError):
-            parts.append(orjson.dumps(_bounded_repr(row)))
-    return b"[" + b",".join(parts) + b"]"
+    from monitor.intake.rawtext import render_json
 
-
-def _bounded_repr(row: Any) -> str:
-    import reprlib
-
-    try:
-        return reprlib.repr(row)
-    except Exception:  # noqa: BLE001 - a hostile __repr__
-        return f"<unserializable {type(row).__name__}>"
+    return b"[" + b",".join(render_json(row, option=0).encode() for row in rows) + b"]"
 
 
 def _error_text(response: Any) -> str:

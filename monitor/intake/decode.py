@@ -185,19 +185,20 @@ class _Batch:
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))
 
-    def detailed(self, obj: Any) -> None:
-        """Add a row judged by the detailed path (as `prepare_predictions` judges it)."""
+    def detailed(self, obj: Any, raw: bytes) -> None:
+        """Add a row judged by the detailed path (as `prepare_predictions` judges it);
+        `raw` is its text as sent, kept if it is quarantined."""
         model = row_model(obj, self.default_model)
         try:
             validator = validator_for(obj, model, self.default_model, self.fast)
             request_id, ts, features, prediction, label = validator.prepare(obj, False)
             attributes = validator.attributes(obj)
         except Invalid as bad:
-            self.rejected.append(rejection(obj, None, bad, self.source, model))
+            self.rejected.append(rejection(obj, raw, bad, self.source, model))
             return
         except Exception as err:  # noqa: BLE001 - one row's bug must not fail its batch
             log.exception("a row failed unexpectedly; quarantined as internal_error")
-            self.rejected.append(rejection(obj, None, internal_error(err), self.source, model))
+            self.rejected.append(rejection(obj, raw, internal_error(err), self.source, model))
             return
         self._add(model, request_id, ts, features, prediction, label, attributes)
 
@@ -301,7 +302,7 @@ def _row_by_row(body: bytes, decoders: _Decoders, validators: Mapping[str, Valid
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return None  # the general path names the element orjson cannot read
-        batch.detailed(obj)
+        batch.detailed(obj, raw)
     return batch.prepared()
 
 

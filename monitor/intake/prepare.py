@@ -21,6 +21,7 @@ import orjson
 from monitor.intake.records import LabelRecord, Rejection
 from monitor.intake.validate import (
     Invalid,
+    RawText,
     Validator,
     check_request_id,
     internal_error,
@@ -145,7 +146,7 @@ class _Unserializable(Exception):
 
 
 def prepare_predictions(
-    items: Iterable[tuple[Any, str | None]],
+    items: Iterable[tuple[Any, RawText | None]],
     validators: Mapping[str, Validator],
     *,
     source: str,
@@ -164,7 +165,7 @@ def prepare_predictions(
 
 
 def _prepare(
-    items: list[tuple[Any, str | None]],
+    items: list[tuple[Any, RawText | None]],
     validators: Mapping[str, Validator],
     source: str,
     default_model: str | None,

@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from numbers import Integral, Real
 from typing import Any, TypeVar
 
-import orjson
-
 from monitor import clock
 from monitor.config import ModelConfig
+from monitor.intake.rawtext import as_text, render_json, truncated
 from monitor.intake.records import (
     DUPLICATE,
     LabelRecord,
@@ -29,10 +28,11 @@ from monitor.intake.records import (
 
 V = TypeVar("V")
 log = logging.getLogger(__name__)
+#: a row's text as it arrived: text, or bytes (a line, an array element) decoded when needed
+RawText = str | bytes | bytearray | memoryview
 
 MAX_REQUEST_ID = 256
 MAX_MODEL_NAME = 64
-_DUMP_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 class Unparsed:
@@ -58,18 +58,13 @@ _REPR.maxstring, _REPR.maxother = 100_000, 1000
 
 
 def raw_text(obj: Any) -> str:
-    """The row as JSON text for quarantine; a bounded repr when it cannot be serialized
-    (e.g. nested deeper than orjson allows): never raises, never recurses without limit."""
-    if isinstance(obj, bytes | bytearray):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, str):
-        return obj
+    """The row as quarantine keeps it: text or bytes as given, an object as faithful JSON
+    (`render_json`: any depth, never a Python repr), cut with a marker when huge."""
+    if isinstance(obj, str | bytes | bytearray | memoryview):
+        return truncated(as_text(obj))
     if isinstance(obj, Unparsed):
         return obj.detail
-    try:
-        return orjson.dumps(obj, default=_bounded_repr, option=_DUMP_OPTS).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return _bounded_repr(obj)
+    return render_json(obj)
 
 
 def _bounded_repr(obj: Any) -> str:
@@ -110,7 +105,8 @@ def rejection(obj: Any, raw: str | None, bad: Invalid, source: str, model: Any) 
     name = model if isinstance(model, str) and len(model) <= MAX_MODEL_NAME else None
     if name is not None and ("\x00" in name or not _storable(name)):
         name = None
-    return Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, name, ts)
+    return Rejection(raw_text(raw) if raw else raw_text(obj), bad.reason, bad.detail, source,
+                     name, ts)
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -434,7 +430,7 @@ class Checked:
 
 
 def check_predictions(
-    items: Iterable[tuple[Any, str | None]],
+    items: Iterable[tuple[Any, RawText | None]],
     validators: Mapping[str, Validator],
     *,
     source: str,
@@ -471,7 +467,7 @@ def check_predictions(
 
 
 def check_labels(
-    items: Iterable[tuple[Any, str | None]],
+    items: Iterable[tuple[Any, RawText | None]],
     models: Iterable[str | ModelConfig],
     *,
     source: str,
@@ -518,6 +514,7 @@ def check_labels(
 
 __all__ = [
     "DUPLICATE",
+    "RawText",
     "Checked",
     "Invalid",
     "Unparsed",
