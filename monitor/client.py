@@ -329,12 +329,14 @@ class PredictionLogger:
     def _deliver(self, kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if self._engine is not None:
             from monitor.intake.ingest import ingest_labels, ingest_predictions
+            from monitor.intake.timebounds import TimePolicy
 
             models = self._settings.models
             pairs = [(row, None) for row in rows]
             if kind == "labels":
                 return ingest_labels(self._engine, models, pairs, source="client").as_json()
-            return ingest_predictions(self._engine, models, pairs, source="client").as_json()
+            return ingest_predictions(self._engine, models, pairs, source="client",
+                                      times=TimePolicy.from_settings(self._settings)).as_json()
         if self._http is None:
             import httpx
 

@@ -24,6 +24,7 @@ from monitor.intake.decode import decode_predictions
 from monitor.intake.group import GroupCommit
 from monitor.intake.prepare import LogRow, Prepared, prepare_predictions
 from monitor.intake.records import DUPLICATE, IngestResult, LabelRecord, Rejection
+from monitor.intake.timebounds import ANY_TIME, TimeBounds, TimePolicy
 from monitor.intake.validate import RawText, Unparsed, Validator, check_labels, raw_text
 from monitor.store import predictions as store
 from monitor.store import transaction
@@ -155,16 +156,20 @@ def ingest_predictions(
     source: str,
     default_model: str | None = None,
     quarantine_once: bool = False,
+    times: TimePolicy | None = None,
 ) -> IngestResult:
     """Validate rows, append the valid ones to the log and quarantine the others.
 
     A label given with a prediction goes to the label table. Returns the counts;
     request ids already logged count as `duplicate`. With `quarantine_once` (file
     loads, which may be rerun), a bad row already quarantined from the same source
-    counts as `duplicate` instead of being quarantined again.
+    counts as `duplicate` instead of being quarantined again. With `times` (every
+    entry point passes the settings' policy), a row stamped outside its bounds for
+    this batch is quarantined (future_timestamp, too_old).
     """
     checked = prepare_predictions(
-        rows, validators_for(models), source=source, default_model=default_model
+        rows, validators_for(models), source=source, default_model=default_model,
+        bounds=_bounds(times),
     )
     return _store_predictions(engine, checked, source, quarantine_once)
 
@@ -177,6 +182,7 @@ def ingest_body(
     source: str,
     default_model: str | None = None,
     group: GroupCommit | None = None,
+    times: TimePolicy | None = None,
 ) -> IngestResult:
     """`ingest_predictions(engine, models, parse_body(body), ...)`, decoding a JSON-array
     body against the models' schemas in C (`decode_predictions`): the same verdicts.
@@ -184,13 +190,20 @@ def ingest_body(
     With `group` (the HTTP server's), the batch may share its transaction with batches
     other requests sent at the same time (`group_commit`); its answer is its own."""
     validators = validators_for(models)
-    checked = decode_predictions(body, validators, source=source, default_model=default_model)
+    bounds = _bounds(times)
+    checked = decode_predictions(body, validators, source=source, default_model=default_model,
+                                 bounds=bounds)
     if checked is None:
         checked = prepare_predictions(parse_body(body), validators, source=source,
-                                      default_model=default_model)
+                                      default_model=default_model, bounds=bounds)
     if group is not None:
         return group.store(checked)
     return _store_predictions(engine, checked, source, False)
+
+
+def _bounds(times: TimePolicy | None) -> TimeBounds:
+    """The time bounds of a batch starting now (none without a policy)."""
+    return ANY_TIME if times is None else times.bounds()
 
 
 def group_commit(engine: Engine, source: str) -> GroupCommit:

@@ -12,7 +12,7 @@ import math
 import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from numbers import Integral, Real
 from typing import Any, TypeVar
 
@@ -25,11 +25,12 @@ from monitor.intake.records import (
     PredictionRecord,
     Rejection,
 )
+from monitor.intake.timebounds import ANY_TIME, TimeBounds, span
 
 V = TypeVar("V")
-log = logging.getLogger(__name__)
 #: a row's text as it arrived: text, or bytes (a line, an array element) decoded when needed
 RawText = str | bytes | bytearray | memoryview
+log = logging.getLogger(__name__)
 
 MAX_REQUEST_ID = 256
 MAX_MODEL_NAME = 64
@@ -93,8 +94,11 @@ def validator_for(obj: Any, model: Any, default_model: str | None, validators: M
     return validator
 
 
-def rejection(obj: Any, raw: str | None, bad: Invalid, source: str, model: Any) -> Rejection:
-    """A Rejection for a bad row, with its model and, when readable, its own timestamp."""
+def rejection(obj: Any, raw: RawText | None, bad: Invalid, source: str, model: Any) -> Rejection:
+    """A Rejection for a bad row, with its model and, when readable, its own timestamp.
+
+    `raw` is the row's text as it arrived when intake has it (kept as is), else the row
+    is rendered as JSON."""
     ts = None
     if isinstance(obj, Mapping) and obj.get("timestamp") is not None:
         try:
@@ -132,6 +136,31 @@ def parse_timestamp(value: Any) -> datetime:
         raise Invalid("bad_timestamp", f"cannot parse timestamp {shown}: {err}") from err
 
 
+def check_time(ts: datetime, bounds: TimeBounds) -> datetime:
+    """`ts` when `bounds` admit it; Invalid("future_timestamp") beyond the server's clock
+    plus `server.max_future_skew`, Invalid("too_old") before what retention keeps."""
+    if bounds.earliest <= ts <= bounds.latest:
+        return ts
+    raise time_refused(ts, bounds)
+
+
+def time_refused(ts: datetime, bounds: TimeBounds) -> Invalid:
+    """The Invalid of a timestamp outside `bounds` (the hot paths compare inline)."""
+    if ts > bounds.latest:
+        ahead = span(ts - bounds.now) if bounds.now is not None else "?"
+        return Invalid("future_timestamp", f"timestamp {ts.isoformat()} is {ahead} ahead of the "
+                       f"server's clock ({_iso(bounds.now)}); server.max_future_skew allows "
+                       f"{span(bounds.max_future_skew or timedelta(0))}: check the sender's clock")
+    return Invalid("too_old", f"timestamp {ts.isoformat()} is older than the log keeps "
+                   f"(scheduler.retention_days = {bounds.retention_days}: rows before "
+                   f"{_iso(bounds.earliest)} are deleted); raise scheduler.retention_days to "
+                   "load older traffic")
+
+
+def _iso(ts: datetime | None) -> str:
+    return "?" if ts is None else ts.isoformat(timespec="seconds")
+
+
 def _number(value: Any, what: str) -> float:
     """A finite float from a JSON number; Invalid otherwise."""
     kind = type(value)
@@ -162,12 +191,13 @@ class Validator:
         #: `[models.segments] attributes`: carried beside the inputs, never fed to the model
         self.attributes = tuple(model.segments.attributes)
 
-    def check(self, obj: Any) -> PredictionRecord:
-        """A validated record from a JSON-like mapping; raises Invalid."""
+    def check(self, obj: Any, bounds: TimeBounds = ANY_TIME) -> PredictionRecord:
+        """A validated record from a JSON-like mapping, stamped within `bounds`; raises
+        Invalid."""
         if not isinstance(obj, dict):
             raise _not_an_object(obj)
         request_id = check_request_id(obj.get("request_id"))
-        ts = parse_timestamp(obj.get("timestamp"))
+        ts = check_time(parse_timestamp(obj.get("timestamp")), bounds)
         features = self.check_features(obj.get("features"))
         if "prediction" not in obj:
             raise Invalid("bad_prediction", "prediction: missing")
@@ -435,12 +465,14 @@ def check_predictions(
     *,
     source: str,
     default_model: str | None = None,
+    bounds: TimeBounds = ANY_TIME,
 ) -> Checked:
     """Validate (object, raw text or None) pairs; the first row of a request id wins.
 
     A row's model is its "model" key, else `default_model`; a model without a
     validator is quarantined as unknown_model, a row naming another model than
-    `default_model` as model_mismatch.
+    `default_model` as model_mismatch, a row stamped outside `bounds` as
+    future_timestamp or too_old.
     """
     records: list[PredictionRecord] = []
     rejected: list[Rejection] = []
@@ -449,7 +481,7 @@ def check_predictions(
     for obj, raw in items:
         model = row_model(obj, default_model)
         try:
-            record = validator_for(obj, model, default_model, validators).check(obj)
+            record = validator_for(obj, model, default_model, validators).check(obj, bounds)
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))
             continue
@@ -524,7 +556,9 @@ __all__ = [
     "check_attribute",
     "check_label",
     "check_request_id",
+    "check_time",
     "internal_error",
+    "time_refused",
     "parse_timestamp",
     "raw_text",
 ]

@@ -18,7 +18,7 @@ from monitor.intake.rawtext import MAX_RAW_CHARS, render_json
 from monitor.intake.validate import raw_text
 from monitor.server import BackgroundServer, create_app
 from monitor.store.predictions import count_predictions, quarantined
-from tests.intake.helpers import cancer_rows, model_config, settings
+from tests.intake.helpers import REPLAY_SCHEDULER, cancer_rows, model_config, settings
 
 #: 300: orjson reads it but cannot write it back; 1,000: msgspec cannot read it either;
 #: 5,000: orjson cannot read it
@@ -65,7 +65,7 @@ def test_ingest_command_quarantines_a_deep_jsonl_line_as_the_line(
         f'[database]\nurl = "{db_url}"\n[[models]]\nname = "cancer"\npath = "model.keras"\n'
         'task = "binary_classification"\n[models.features]\n'
         'numeric = ["mean_radius", "mean_texture", "mean_area", "mean_smoothness"]\n'
-        'categorical = ["clinic"]\n'
+        'categorical = ["clinic"]\n' + REPLAY_SCHEDULER
     )
     sent = _deep_row_text(depth)
     (tmp_path / "traffic.jsonl").write_text("\n".join([*_good_lines(3), sent]) + "\n")
