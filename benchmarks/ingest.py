@@ -55,6 +55,8 @@ BATCH = 1000
 SMALL = 10
 TARGET_RATIO = 0.6
 TARGET_SMALL_RPS = 5_000
+#: the first batch's timestamp
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def settings_for(url: str):
@@ -64,12 +66,15 @@ def settings_for(url: str):
         "task": "binary_classification",
         "features": {"numeric": FEATURES},
     }
-    return settings_from_dict({"database": {"url": url}, "models": [model]}, env={})
+    # the batches are stamped from T0: a retention that keeps them (ingest refuses older rows)
+    retention = {"retention_days": (datetime.now(UTC) - T0).days + 2}
+    return settings_from_dict({"database": {"url": url}, "scheduler": retention, "models": [model]},
+                              env={})
 
 
 def make_batches(count: int, tag: str, size: int = BATCH) -> list[bytes]:
     rng = np.random.default_rng(0)
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    t0 = T0
     values = rng.normal(size=(size, len(FEATURES))).round(6).tolist()
     bodies = []
     for b in range(count):

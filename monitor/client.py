@@ -55,31 +55,18 @@ class _ServerError(Exception):
 
 
 def _encode(rows: list[dict[str, Any]]) -> bytes:
-    """The batch as a JSON array. A row that cannot be serialized (nested too deep, a
-    foreign object) is sent as a JSON string of its bounded repr: the server quarantines
-    it (invalid_json) and stores its neighbours."""
+    """The batch as a JSON array (values JSON has no type for sent as their text). A row
+    orjson cannot serialize (nested deeper than its 255 levels) is rendered as JSON
+    without a depth limit: the server judges and quarantines it as it was logged."""
     import orjson
 
     try:
         return orjson.dumps(rows, default=str)
     except (TypeError, orjson.JSONEncodeError):
         pass
-    parts = []
-    for row in rows:
-        try:
-            parts.append(orjson.dumps(row, default=str))
-        except (TypeError, orjson.JSONEncodeError):
-            parts.append(orjson.dumps(_bounded_repr(row)))
-    return b"[" + b",".join(parts) + b"]"
+    from monitor.intake.rawtext import render_json
 
-
-def _bounded_repr(row: Any) -> str:
-    import reprlib
-
-    try:
-        return reprlib.repr(row)
-    except Exception:  # noqa: BLE001 - a hostile __repr__
-        return f"<unserializable {type(row).__name__}>"
+    return b"[" + b",".join(render_json(row, option=0).encode() for row in rows) + b"]"
 
 
 def _error_text(response: Any) -> str:
@@ -342,12 +329,14 @@ class PredictionLogger:
     def _deliver(self, kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if self._engine is not None:
             from monitor.intake.ingest import ingest_labels, ingest_predictions
+            from monitor.intake.timebounds import TimePolicy
 
             models = self._settings.models
             pairs = [(row, None) for row in rows]
             if kind == "labels":
                 return ingest_labels(self._engine, models, pairs, source="client").as_json()
-            return ingest_predictions(self._engine, models, pairs, source="client").as_json()
+            return ingest_predictions(self._engine, models, pairs, source="client",
+                                      times=TimePolicy.from_settings(self._settings)).as_json()
         if self._http is None:
             import httpx
 

@@ -96,6 +96,9 @@ class ServerConfig(Strict):
     port: int = Field(8765, ge=1, le=65535)
     #: request bodies above this size get 413
     max_body_mb: float = Field(32.0, gt=0)
+    #: predictions stamped further ahead of the server's clock are quarantined
+    #: (future_timestamp): a sender whose clock runs ahead must not open future windows
+    max_future_skew: Duration = timedelta(minutes=5)
 
 
 class UIConfig(Strict):

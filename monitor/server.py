@@ -28,6 +28,7 @@ from monitor import __version__, metrics
 from monitor.config import CONFIG_ENV, Settings
 from monitor.errors import ConfigError, DatabaseError
 from monitor.intake.ingest import group_commit, ingest_body, ingest_labels, parse_body
+from monitor.intake.timebounds import TimePolicy
 from monitor.store import predictions as store
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def create_app(
     app.state.engine = engine
     limit = int(settings.server.max_body_mb * 1024 * 1024)
     models = settings.models
+    times = TimePolicy.from_settings(settings)  # bounds fixed per batch, from the clock
 
     @app.exception_handler(HTTPProblem)
     async def _problem(_request: Request, exc: HTTPProblem) -> JSONResponse:
@@ -160,7 +162,7 @@ def create_app(
     async def post_predictions(request: Request) -> Response:
         body = await read_body(request, limit)
         result = await run_in_threadpool(
-            lambda: ingest_body(engine, models, body, source="http", group=group)
+            lambda: ingest_body(engine, models, body, source="http", group=group, times=times)
         )
         metrics.observe_ingest("http", result.accepted, result.reasons)
         return _json_answer(result.as_json())

@@ -35,6 +35,7 @@ def test_repository_example_config_is_valid():
 def test_minimal_config_gets_documented_defaults(write_config):
     settings = load_settings(write_config(MINIMAL), env={})
     assert settings.server.host == "127.0.0.1" and settings.server.port == 8765
+    assert settings.server.max_future_skew == timedelta(minutes=5)
     assert settings.slack.enabled is False and settings.slack.mode == "socket"
     model = settings.models[0]
     assert (model.sample_size, model.source, model.schedule) == (2000, "log", "interval:15m")
@@ -52,6 +53,8 @@ def test_minimal_config_gets_documented_defaults(write_config):
                      id="misspelled-key"),
         pytest.param(("window = \"15m\"", "window = \"soon\""),
                      "models[0].window: must be a duration", id="bad-duration"),
+        pytest.param(("port = 8765", "port = 8765\nmax_future_skew = \"later\""),
+                     "server.max_future_skew: must be a duration", id="bad-future-skew"),
         pytest.param(("schedule = \"interval:15m\"", "schedule = \"* * *\""),
                      "models[0].schedule: must be 'interval:<duration>' or a 5-field cron",
                      id="bad-schedule"),

@@ -12,7 +12,7 @@ from monitor.errors import ConfigError
 from monitor.server import BackgroundServer, create_app
 from monitor.store import make_engine
 from monitor.store.predictions import count_predictions, quarantined
-from tests.intake.helpers import cancer_rows, model_config, settings
+from tests.intake.helpers import REPLAY_SCHEDULER, cancer_rows, model_config, settings
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -136,7 +136,7 @@ def test_serve_with_worker_processes(db_url, write_config, tmp_path):
         f'[database]\nurl = "{db_url}"\n[[models]]\nname = "cancer"\npath = "m.keras"\n'
         f'task = "binary_classification"\n[models.features]\n'
         f'numeric = {orjson.dumps(list(model_config().features.numeric)).decode()}\n'
-        'categorical = ["clinic"]\n'
+        'categorical = ["clinic"]\n' + REPLAY_SCHEDULER
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "--config", str(config), "serve", "--workers", "2",

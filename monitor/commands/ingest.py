@@ -51,10 +51,12 @@ def ingest(
     from monitor.intake.files import iter_file
     from monitor.intake.ingest import ingest_predictions
     from monitor.intake.records import IngestResult
+    from monitor.intake.timebounds import TimePolicy
 
     settings = app.settings()
     config = settings.model(model)
     engine = app.engine()
+    times = TimePolicy.from_settings(settings)
     total = IngestResult(0, 0, {})
     failed: list[str] = []
     for name in files:
@@ -70,7 +72,7 @@ def ingest(
                 for batch in _batches(iter_file(path, config, fmt), BATCH):
                     result = ingest_predictions(
                         engine, [config], batch, source=source, default_model=config.name,
-                        quarantine_once=True,
+                        quarantine_once=True, times=times,
                     )
                     total = total + result
                     bar.update(len(batch))

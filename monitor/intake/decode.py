@@ -27,6 +27,7 @@ import orjson
 
 from monitor.intake.prepare import FastValidator, Prepared, encode_prediction
 from monitor.intake.records import LabelRecord, Rejection
+from monitor.intake.timebounds import ANY_TIME, TimeBounds
 from monitor.intake.validate import (
     MAX_REQUEST_ID,
     Invalid,
@@ -36,6 +37,7 @@ from monitor.intake.validate import (
     parse_timestamp,
     rejection,
     row_model,
+    time_refused,
     validator_for,
 )
 
@@ -139,11 +141,11 @@ class _Batch:
     """The verdicts of one batch, in row order (first request id wins)."""
 
     def __init__(self, validators: Mapping[str, Validator], source: str,
-                 default_model: str | None):
+                 default_model: str | None, bounds: TimeBounds):
         # fresh copies: a validator learns a multiclass length from the rows it sees
         self.validators = {name: copy.copy(v) for name, v in validators.items()}
         self.fast = {name: FastValidator(v) for name, v in self.validators.items()}
-        self.source, self.default_model = source, default_model
+        self.source, self.default_model, self.bounds = source, default_model, bounds
         self.rows: list[tuple[Any, ...]] = []
         self.labels: list[LabelRecord] = []
         self.rejected: list[Rejection] = []
@@ -165,6 +167,8 @@ class _Batch:
                 request_id = str(request_id)
             request_id = check_request_id(request_id)
         ts = parse_timestamp(row.timestamp)
+        if not self.bounds.earliest <= ts <= self.bounds.latest:
+            raise time_refused(ts, self.bounds)
         prediction = row.prediction
         if not (validator.task == "binary_classification" and type(prediction) is float
                 and 0.0 <= prediction <= 1.0):
@@ -185,19 +189,21 @@ class _Batch:
         if label is not None:
             self.labels.append(LabelRecord(model, request_id, label))
 
-    def detailed(self, obj: Any) -> None:
-        """Add a row judged by the detailed path (as `prepare_predictions` judges it)."""
+    def detailed(self, obj: Any, raw: bytes) -> None:
+        """Add a row judged by the detailed path (as `prepare_predictions` judges it);
+        `raw` is its text as sent, kept if it is quarantined."""
         model = row_model(obj, self.default_model)
         try:
             validator = validator_for(obj, model, self.default_model, self.fast)
-            request_id, ts, features, prediction, label = validator.prepare(obj, False)
+            request_id, ts, features, prediction, label = validator.prepare(obj, False,
+                                                                            self.bounds)
             attributes = validator.attributes(obj)
         except Invalid as bad:
-            self.rejected.append(rejection(obj, None, bad, self.source, model))
+            self.rejected.append(rejection(obj, raw, bad, self.source, model))
             return
         except Exception as err:  # noqa: BLE001 - one row's bug must not fail its batch
             log.exception("a row failed unexpectedly; quarantined as internal_error")
-            self.rejected.append(rejection(obj, None, internal_error(err), self.source, model))
+            self.rejected.append(rejection(obj, raw, internal_error(err), self.source, model))
             return
         self._add(model, request_id, ts, features, prediction, label, attributes)
 
@@ -223,9 +229,11 @@ def decode_predictions(
     *,
     source: str,
     default_model: str | None = None,
+    bounds: TimeBounds = ANY_TIME,
 ) -> Prepared | None:
-    """The checked rows of a JSON-array body, as `prepare_predictions(parse_body(body))`
-    would give them; None when the body must take that general path instead."""
+    """The checked rows of a JSON-array body, as `prepare_predictions(parse_body(body),
+    bounds=bounds)` would give them; None when the body must take that general path
+    instead."""
     stripped = body.strip()
     if stripped[:1] != b"[" or not validators:
         return None
@@ -247,10 +255,11 @@ def decode_predictions(
             pass
         else:
             try:
-                return _whole(rows, decoders.names, validators, source, default_model)
+                return _whole(rows, decoders.names, _Batch(validators, source, default_model,
+                                                           bounds))
             except _Restart:
                 pass
-    return _row_by_row(stripped, decoders, validators, source, default_model)
+    return _row_by_row(stripped, decoders, _Batch(validators, source, default_model, bounds))
 
 
 def _check_features(rows: list[Any], decoders: dict[type, tuple[Any, Any]]) -> None:
@@ -264,9 +273,7 @@ def _check_features(rows: list[Any], decoders: dict[type, tuple[Any, Any]]) -> N
             decoders[struct][0].decode(b"[" + b",".join(raws) + b"]")
 
 
-def _whole(rows: list[Any], names: dict, validators: Mapping[str, Validator], source: str,
-           default_model: str | None) -> Prepared:
-    batch = _Batch(validators, source, default_model)
+def _whole(rows: list[Any], names: dict, batch: _Batch) -> Prepared:
     for row in rows:
         model = names[type(row)]
         if model is None:
@@ -278,13 +285,11 @@ def _whole(rows: list[Any], names: dict, validators: Mapping[str, Validator], so
     return batch.prepared()
 
 
-def _row_by_row(body: bytes, decoders: _Decoders, validators: Mapping[str, Validator],
-                source: str, default_model: str | None) -> Prepared | None:
+def _row_by_row(body: bytes, decoders: _Decoders, batch: _Batch) -> Prepared | None:
     try:
         raws = msgspec.json.decode(body, type=list[msgspec.Raw])
     except (msgspec.DecodeError, RecursionError):
         return None
-    batch = _Batch(validators, source, default_model)
     for element in raws:
         raw = bytes(element)
         if b"\\" not in raw:
@@ -301,7 +306,7 @@ def _row_by_row(body: bytes, decoders: _Decoders, validators: Mapping[str, Valid
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return None  # the general path names the element orjson cannot read
-        batch.detailed(obj)
+        batch.detailed(obj, raw)
     return batch.prepared()
 
 

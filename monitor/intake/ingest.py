@@ -12,6 +12,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import msgspec
 import orjson
 import psycopg
 from sqlalchemy import Engine
@@ -23,17 +24,20 @@ from monitor.intake.decode import decode_predictions
 from monitor.intake.group import GroupCommit
 from monitor.intake.prepare import LogRow, Prepared, prepare_predictions
 from monitor.intake.records import DUPLICATE, IngestResult, LabelRecord, Rejection
-from monitor.intake.validate import Unparsed, Validator, check_labels, raw_text
+from monitor.intake.timebounds import ANY_TIME, TimeBounds, TimePolicy
+from monitor.intake.validate import RawText, Unparsed, Validator, check_labels, raw_text
 from monitor.store import predictions as store
 from monitor.store import transaction
 
 log = logging.getLogger(__name__)
 
-Row = tuple[object, str | None]
+#: (the parsed row, its text as sent when intake has it)
+Row = tuple[object, RawText | None]
 
 
 def parse_body(body: bytes) -> list[Row]:
-    """Rows of a JSON array, a single JSON object, or NDJSON (one object per line).
+    """Rows of a JSON array, a single JSON object, or NDJSON (one object per line), each
+    with its text as sent (what quarantine keeps of it).
 
     A body that is not JSON as a whole is read line by line; a line that is not JSON
     becomes an Unparsed row (quarantined as invalid_json), never an exception.
@@ -47,9 +51,9 @@ def parse_body(body: bytes) -> list[Row]:
         except orjson.JSONDecodeError:
             parsed = _NOT_JSON
         if isinstance(parsed, list):
-            return [(item, None) for item in parsed]
+            return list(zip(parsed, _element_texts(stripped, len(parsed)), strict=True))
         if parsed is not _NOT_JSON:
-            return [(parsed, None)]
+            return [(parsed, stripped)]
         if stripped[:1] == b"[":
             return _array_items(stripped)
     rows: list[Row] = []
@@ -57,10 +61,24 @@ def parse_body(body: bytes) -> list[Row]:
         if not line.strip():
             continue
         try:
-            rows.append((orjson.loads(line), None))
+            rows.append((orjson.loads(line), line))
         except orjson.JSONDecodeError as err:
             rows.append((Unparsed(f"line {number}: {err}"), _text(line)))
     return rows
+
+
+def _element_texts(array: bytes, count: int) -> list[RawText | None]:
+    """The text of each element of a JSON array orjson parsed (views, no copies); cut by
+    the token scan when msgspec cannot (an element nested ~1,000 deep), else None each
+    (the rows are then rendered as JSON if quarantined)."""
+    try:
+        return [memoryview(raw) for raw in msgspec.json.decode(array, type=list[msgspec.Raw])]
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    cuts = _cut_array(array)
+    if cuts is None or len(cuts) != count:
+        return [None] * count
+    return [array[begin:end].strip() for begin, end in cuts]
 
 
 _NOT_JSON = object()
@@ -72,6 +90,24 @@ def _array_items(body: bytes) -> list[Row]:
     """The elements of a JSON array that orjson refused as a whole (one element too
     deep, a bad token, ...): each element is parsed alone, so only the bad ones
     become Unparsed rows. A body that is not an array at all is one Unparsed row."""
+    cuts = _cut_array(body)
+    if cuts is None:
+        return [(Unparsed("the body is not a valid JSON array"), _text(body))]
+    rows: list[Row] = []
+    for number, (begin, end) in enumerate(cuts, 1):
+        item = body[begin:end].strip()
+        if not item and len(cuts) == 1:
+            continue  # "[ ]"
+        try:
+            rows.append((orjson.loads(item), item))
+        except orjson.JSONDecodeError as err:
+            rows.append((Unparsed(f"array element {number}: {err}"), _text(item)))
+    return rows
+
+
+def _cut_array(body: bytes) -> list[tuple[int, int]] | None:
+    """(start, end) of each element of the JSON array `body`, by its tokens alone (any
+    depth); None when `body` is not one array."""
     depth, start, cuts = 0, 1, []
     for match in _TOKENS.finditer(body):
         token = match.group()
@@ -89,17 +125,8 @@ def _array_items(body: bytes) -> list[Row]:
     else:
         tail = b"unterminated"
     if depth != 0 or tail:
-        return [(Unparsed("the body is not a valid JSON array"), _text(body))]
-    rows: list[Row] = []
-    for number, (begin, end) in enumerate(cuts, 1):
-        item = body[begin:end].strip()
-        if not item and len(cuts) == 1:
-            continue  # "[ ]"
-        try:
-            rows.append((orjson.loads(item), None))
-        except orjson.JSONDecodeError as err:
-            rows.append((Unparsed(f"array element {number}: {err}"), _text(item)))
-    return rows
+        return None
+    return cuts
 
 
 def _text(data: bytes) -> str:
@@ -129,16 +156,20 @@ def ingest_predictions(
     source: str,
     default_model: str | None = None,
     quarantine_once: bool = False,
+    times: TimePolicy | None = None,
 ) -> IngestResult:
     """Validate rows, append the valid ones to the log and quarantine the others.
 
     A label given with a prediction goes to the label table. Returns the counts;
     request ids already logged count as `duplicate`. With `quarantine_once` (file
     loads, which may be rerun), a bad row already quarantined from the same source
-    counts as `duplicate` instead of being quarantined again.
+    counts as `duplicate` instead of being quarantined again. With `times` (every
+    entry point passes the settings' policy), a row stamped outside its bounds for
+    this batch is quarantined (future_timestamp, too_old).
     """
     checked = prepare_predictions(
-        rows, validators_for(models), source=source, default_model=default_model
+        rows, validators_for(models), source=source, default_model=default_model,
+        bounds=_bounds(times),
     )
     return _store_predictions(engine, checked, source, quarantine_once)
 
@@ -151,6 +182,7 @@ def ingest_body(
     source: str,
     default_model: str | None = None,
     group: GroupCommit | None = None,
+    times: TimePolicy | None = None,
 ) -> IngestResult:
     """`ingest_predictions(engine, models, parse_body(body), ...)`, decoding a JSON-array
     body against the models' schemas in C (`decode_predictions`): the same verdicts.
@@ -158,13 +190,20 @@ def ingest_body(
     With `group` (the HTTP server's), the batch may share its transaction with batches
     other requests sent at the same time (`group_commit`); its answer is its own."""
     validators = validators_for(models)
-    checked = decode_predictions(body, validators, source=source, default_model=default_model)
+    bounds = _bounds(times)
+    checked = decode_predictions(body, validators, source=source, default_model=default_model,
+                                 bounds=bounds)
     if checked is None:
         checked = prepare_predictions(parse_body(body), validators, source=source,
-                                      default_model=default_model)
+                                      default_model=default_model, bounds=bounds)
     if group is not None:
         return group.store(checked)
     return _store_predictions(engine, checked, source, False)
+
+
+def _bounds(times: TimePolicy | None) -> TimeBounds:
+    """The time bounds of a batch starting now (none without a policy)."""
+    return ANY_TIME if times is None else times.bounds()
 
 
 def group_commit(engine: Engine, source: str) -> GroupCommit:

@@ -19,14 +19,17 @@ import msgspec
 import orjson
 
 from monitor.intake.records import LabelRecord, Rejection
+from monitor.intake.timebounds import ANY_TIME, TimeBounds
 from monitor.intake.validate import (
     Invalid,
+    RawText,
     Validator,
     check_request_id,
     internal_error,
     parse_timestamp,
     rejection,
     row_model,
+    time_refused,
     validator_for,
 )
 
@@ -112,8 +115,10 @@ class FastValidator:
             return None
         return orjson.dumps(self.validator.check_attributes(obj.get("attributes")))
 
-    def prepare(self, obj: dict[str, Any], batch: bool) -> tuple[str, datetime, Any, bytes, Any]:
-        """(request_id, ts, features, prediction JSON, label) of a row; raises Invalid.
+    def prepare(self, obj: dict[str, Any], batch: bool, bounds: TimeBounds = ANY_TIME
+                ) -> tuple[str, datetime, Any, bytes, Any]:
+        """(request_id, ts, features, prediction JSON, label) of a row stamped within
+        `bounds`; raises Invalid.
 
         Features are JSON bytes, or (`batch`, fast path) a dict left to serialize later.
         """
@@ -124,11 +129,13 @@ class FastValidator:
             except (TypeError, orjson.JSONEncodeError):
                 features = None
         if features is None:
-            record = self.validator.check(obj)  # the detailed path finds the reason
+            record = self.validator.check(obj, bounds)  # the detailed path finds the reason
             features = dumps(record.features)
             return record.request_id, record.ts, features, dumps(record.prediction), record.label
         request_id = check_request_id(obj.get("request_id"))
         ts = parse_timestamp(obj.get("timestamp"))
+        if not bounds.earliest <= ts <= bounds.latest:
+            raise time_refused(ts, bounds)
         if "prediction" not in obj:
             raise Invalid("bad_prediction", "prediction: missing")
         prediction = obj["prediction"]
@@ -145,11 +152,12 @@ class _Unserializable(Exception):
 
 
 def prepare_predictions(
-    items: Iterable[tuple[Any, str | None]],
+    items: Iterable[tuple[Any, RawText | None]],
     validators: Mapping[str, Validator],
     *,
     source: str,
     default_model: str | None = None,
+    bounds: TimeBounds = ANY_TIME,
 ) -> Prepared:
     """Like `check_predictions`, but returns serialized log rows; the first request id wins.
 
@@ -158,16 +166,17 @@ def prepare_predictions(
     """
     items = items if isinstance(items, list) else list(items)
     try:
-        return _prepare(items, validators, source, default_model, batch=True)
+        return _prepare(items, validators, source, default_model, bounds, batch=True)
     except _Unserializable:
-        return _prepare(items, validators, source, default_model, batch=False)
+        return _prepare(items, validators, source, default_model, bounds, batch=False)
 
 
 def _prepare(
-    items: list[tuple[Any, str | None]],
+    items: list[tuple[Any, RawText | None]],
     validators: Mapping[str, Validator],
     source: str,
     default_model: str | None,
+    bounds: TimeBounds,
     batch: bool,
 ) -> Prepared:
     fast = {name: FastValidator(v) for name, v in validators.items()}
@@ -180,7 +189,7 @@ def _prepare(
         model = row_model(obj, default_model)
         try:
             validator = validator_for(obj, model, default_model, fast)
-            request_id, ts, features, prediction, label = validator.prepare(obj, batch)
+            request_id, ts, features, prediction, label = validator.prepare(obj, batch, bounds)
             attributes = validator.attributes(obj)
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))

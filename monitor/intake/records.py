@@ -21,6 +21,10 @@ REASONS = (
     "unknown_model",
     "model_mismatch",
     "bad_timestamp",
+    #: stamped further ahead of the server's clock than server.max_future_skew
+    "future_timestamp",
+    #: stamped before what the log keeps (scheduler.retention_days)
+    "too_old",
     "missing_feature",
     "extra_feature",
     "wrong_type",

@@ -12,27 +12,28 @@ import math
 import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from numbers import Integral, Real
 from typing import Any, TypeVar
 
-import orjson
-
 from monitor import clock
 from monitor.config import ModelConfig
+from monitor.intake.rawtext import as_text, render_json, truncated
 from monitor.intake.records import (
     DUPLICATE,
     LabelRecord,
     PredictionRecord,
     Rejection,
 )
+from monitor.intake.timebounds import ANY_TIME, TimeBounds, span
 
 V = TypeVar("V")
+#: a row's text as it arrived: text, or bytes (a line, an array element) decoded when needed
+RawText = str | bytes | bytearray | memoryview
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_ID = 256
 MAX_MODEL_NAME = 64
-_DUMP_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 class Unparsed:
@@ -58,18 +59,13 @@ _REPR.maxstring, _REPR.maxother = 100_000, 1000
 
 
 def raw_text(obj: Any) -> str:
-    """The row as JSON text for quarantine; a bounded repr when it cannot be serialized
-    (e.g. nested deeper than orjson allows): never raises, never recurses without limit."""
-    if isinstance(obj, bytes | bytearray):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, str):
-        return obj
+    """The row as quarantine keeps it: text or bytes as given, an object as faithful JSON
+    (`render_json`: any depth, never a Python repr), cut with a marker when huge."""
+    if isinstance(obj, str | bytes | bytearray | memoryview):
+        return truncated(as_text(obj))
     if isinstance(obj, Unparsed):
         return obj.detail
-    try:
-        return orjson.dumps(obj, default=_bounded_repr, option=_DUMP_OPTS).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return _bounded_repr(obj)
+    return render_json(obj)
 
 
 def _bounded_repr(obj: Any) -> str:
@@ -98,8 +94,11 @@ def validator_for(obj: Any, model: Any, default_model: str | None, validators: M
     return validator
 
 
-def rejection(obj: Any, raw: str | None, bad: Invalid, source: str, model: Any) -> Rejection:
-    """A Rejection for a bad row, with its model and, when readable, its own timestamp."""
+def rejection(obj: Any, raw: RawText | None, bad: Invalid, source: str, model: Any) -> Rejection:
+    """A Rejection for a bad row, with its model and, when readable, its own timestamp.
+
+    `raw` is the row's text as it arrived when intake has it (kept as is), else the row
+    is rendered as JSON."""
     ts = None
     if isinstance(obj, Mapping) and obj.get("timestamp") is not None:
         try:
@@ -110,7 +109,8 @@ def rejection(obj: Any, raw: str | None, bad: Invalid, source: str, model: Any) 
     name = model if isinstance(model, str) and len(model) <= MAX_MODEL_NAME else None
     if name is not None and ("\x00" in name or not _storable(name)):
         name = None
-    return Rejection(raw or raw_text(obj), bad.reason, bad.detail, source, name, ts)
+    return Rejection(raw_text(raw) if raw else raw_text(obj), bad.reason, bad.detail, source,
+                     name, ts)
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -134,6 +134,31 @@ def parse_timestamp(value: Any) -> datetime:
     except (ValueError, TypeError, OverflowError, OSError) as err:
         shown = _bounded_repr(value)[:200]
         raise Invalid("bad_timestamp", f"cannot parse timestamp {shown}: {err}") from err
+
+
+def check_time(ts: datetime, bounds: TimeBounds) -> datetime:
+    """`ts` when `bounds` admit it; Invalid("future_timestamp") beyond the server's clock
+    plus `server.max_future_skew`, Invalid("too_old") before what retention keeps."""
+    if bounds.earliest <= ts <= bounds.latest:
+        return ts
+    raise time_refused(ts, bounds)
+
+
+def time_refused(ts: datetime, bounds: TimeBounds) -> Invalid:
+    """The Invalid of a timestamp outside `bounds` (the hot paths compare inline)."""
+    if ts > bounds.latest:
+        ahead = span(ts - bounds.now) if bounds.now is not None else "?"
+        return Invalid("future_timestamp", f"timestamp {ts.isoformat()} is {ahead} ahead of the "
+                       f"server's clock ({_iso(bounds.now)}); server.max_future_skew allows "
+                       f"{span(bounds.max_future_skew or timedelta(0))}: check the sender's clock")
+    return Invalid("too_old", f"timestamp {ts.isoformat()} is older than the log keeps "
+                   f"(scheduler.retention_days = {bounds.retention_days}: rows before "
+                   f"{_iso(bounds.earliest)} are deleted); raise scheduler.retention_days to "
+                   "load older traffic")
+
+
+def _iso(ts: datetime | None) -> str:
+    return "?" if ts is None else ts.isoformat(timespec="seconds")
 
 
 def _number(value: Any, what: str) -> float:
@@ -166,12 +191,13 @@ class Validator:
         #: `[models.segments] attributes`: carried beside the inputs, never fed to the model
         self.attributes = tuple(model.segments.attributes)
 
-    def check(self, obj: Any) -> PredictionRecord:
-        """A validated record from a JSON-like mapping; raises Invalid."""
+    def check(self, obj: Any, bounds: TimeBounds = ANY_TIME) -> PredictionRecord:
+        """A validated record from a JSON-like mapping, stamped within `bounds`; raises
+        Invalid."""
         if not isinstance(obj, dict):
             raise _not_an_object(obj)
         request_id = check_request_id(obj.get("request_id"))
-        ts = parse_timestamp(obj.get("timestamp"))
+        ts = check_time(parse_timestamp(obj.get("timestamp")), bounds)
         features = self.check_features(obj.get("features"))
         if "prediction" not in obj:
             raise Invalid("bad_prediction", "prediction: missing")
@@ -434,17 +460,19 @@ class Checked:
 
 
 def check_predictions(
-    items: Iterable[tuple[Any, str | None]],
+    items: Iterable[tuple[Any, RawText | None]],
     validators: Mapping[str, Validator],
     *,
     source: str,
     default_model: str | None = None,
+    bounds: TimeBounds = ANY_TIME,
 ) -> Checked:
     """Validate (object, raw text or None) pairs; the first row of a request id wins.
 
     A row's model is its "model" key, else `default_model`; a model without a
     validator is quarantined as unknown_model, a row naming another model than
-    `default_model` as model_mismatch.
+    `default_model` as model_mismatch, a row stamped outside `bounds` as
+    future_timestamp or too_old.
     """
     records: list[PredictionRecord] = []
     rejected: list[Rejection] = []
@@ -453,7 +481,7 @@ def check_predictions(
     for obj, raw in items:
         model = row_model(obj, default_model)
         try:
-            record = validator_for(obj, model, default_model, validators).check(obj)
+            record = validator_for(obj, model, default_model, validators).check(obj, bounds)
         except Invalid as bad:
             rejected.append(rejection(obj, raw, bad, source, model))
             continue
@@ -471,7 +499,7 @@ def check_predictions(
 
 
 def check_labels(
-    items: Iterable[tuple[Any, str | None]],
+    items: Iterable[tuple[Any, RawText | None]],
     models: Iterable[str | ModelConfig],
     *,
     source: str,
@@ -518,6 +546,7 @@ def check_labels(
 
 __all__ = [
     "DUPLICATE",
+    "RawText",
     "Checked",
     "Invalid",
     "Unparsed",
@@ -527,7 +556,9 @@ __all__ = [
     "check_attribute",
     "check_label",
     "check_request_id",
+    "check_time",
     "internal_error",
+    "time_refused",
     "parse_timestamp",
     "raw_text",
 ]

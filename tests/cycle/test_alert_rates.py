@@ -49,6 +49,8 @@ def test_clean_windows_stay_quiet_and_a_half_sd_shift_is_named(tmp_path, referen
         'window = "1h"\nschedule = "interval:1h"\nsample_size = 2000\n'
         f"[models.features]\nnumeric = {json.dumps(FEATURES)}\n"
         '[models.baseline]\ndata = "reference.parquet"\n[models.attribution]\nmax_samples = 200\n'
+        # the traffic is stamped from T0: a retention that keeps it (ingest refuses older rows)
+        f"[scheduler]\nretention_days = {(datetime.now(UTC) - T0).days + 2}\n"
     )
     for args in (("db", "upgrade"), ("baseline", "reg")):
         run_cli(*args, config=config, check=True)

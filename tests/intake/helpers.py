@@ -39,7 +39,20 @@ def iris_config(**extra: Any) -> ModelConfig:
     return ModelConfig(**data)
 
 
+def replay_retention_days(start: datetime = T0) -> int:
+    """A `scheduler.retention_days` that keeps traffic stamped from `start` on (the tests
+    replay March 2026), counted from today so that it keeps doing so as the calendar moves:
+    ingest quarantines older rows as too_old."""
+    return (datetime.now(UTC) - start).days + 2
+
+
+#: the `[scheduler]` table of a test config.toml whose rows are stamped from T0 on
+REPLAY_SCHEDULER = f"[scheduler]\nretention_days = {replay_retention_days()}\n"
+
+
 def settings(*models: ModelConfig, env: dict[str, str] | None = None, **sections: Any) -> Settings:
+    """Settings of `models`; unless `scheduler` is given, its retention keeps T0's traffic."""
+    sections.setdefault("scheduler", {"retention_days": replay_retention_days()})
     return Settings(models=models, secrets=Secrets.from_env(env or {}), **sections)
 
 

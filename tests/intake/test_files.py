@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from monitor.intake.files import iter_file, masked_crc32c
 from monitor.store.predictions import count_predictions, quarantined
-from tests.intake.helpers import NUMERIC, cancer_rows, model_config
+from tests.intake.helpers import NUMERIC, REPLAY_SCHEDULER, cancer_rows, model_config
 
 CONFIG = """
 [database]
@@ -25,7 +25,7 @@ task = "binary_classification"
 [models.features]
 numeric = ["mean_radius", "mean_texture", "mean_area", "mean_smoothness"]
 categorical = ["clinic"]
-"""
+""" + REPLAY_SCHEDULER
 
 
 def test_ingest_command_reads_jsonl_csv_and_parquet(
