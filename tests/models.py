@@ -17,6 +17,9 @@ FEATURES = ["mean_radius", "mean_texture", "mean_smoothness", "mean_compactness"
 SHIFTED = ["mean_radius", "mean_texture"]
 T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
 WINDOW = timedelta(hours=1)
+#: a retention that keeps the tests' traffic stamped from T0 whatever today's date
+#: (ingest quarantines rows older than retention as too_old)
+RETENTION_DAYS = max(90, (datetime.now(UTC) - T0).days + 30)
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +61,8 @@ def model_dir(tmp_path_factory, cancer) -> Path:
 CONFIG = """
 [database]
 url = "{url}"
+[scheduler]
+retention_days = """ + str(RETENTION_DAYS) + """
 [[models]]
 name = "cancer"
 path = "{model_dir}/model.keras"
