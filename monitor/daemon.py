@@ -119,7 +119,8 @@ class Daemon:
 
     def cycle_job(self, model_name: str) -> None:
         """Compute the last complete window and up to CATCH_UP_WINDOWS recent ones missed
-        while down; older missed windows are reported as a gap (`data_gap`)."""
+        while down (or, before the model's first run, since its first logged prediction);
+        older missed windows are reported as a gap (`data_gap`)."""
         model = self.settings.model(model_name)
         start, end = last_complete_window(model.window)
         try:
@@ -130,8 +131,8 @@ class Daemon:
         gaps = missed[:-CATCH_UP_WINDOWS] if len(missed) > CATCH_UP_WINDOWS else []
         if gaps:
             log.warning(
-                "%s: %d window(s) from %s to %s were missed while monitor was down and are NOT "
-                "computed; run `monitor backfill %s --start %s --end %s` to compute them",
+                "%s: %d window(s) from %s to %s have no run (monitor was down or not running yet) "
+                "and are NOT computed; run `monitor backfill %s --start %s --end %s` to compute them",
                 model_name,
                 len(gaps),
                 gaps[0][0].isoformat(),
@@ -178,7 +179,12 @@ class Daemon:
 
     def _missed_windows(self, model: ModelConfig, start: datetime) -> list[tuple[datetime, datetime]]:
         with transaction(self.engine) as session:
-            return missed_windows(session, model, start)
+            return missed_windows(session, model, start, self._horizon)
+
+    @property
+    def _horizon(self) -> timedelta:
+        """How far back missed windows are looked for: the log keeps no older rows."""
+        return timedelta(days=self.settings.scheduler.retention_days)
 
     def _missing(self, model: str, start: Any, end: Any) -> bool:
         with transaction(self.engine) as session:
@@ -251,10 +257,9 @@ class Daemon:
         state = {"scheduler": "running" if self.scheduler.running else "stopped", "jobs": jobs}
         try:
             state["outbox_backlog"] = pending_count(self.engine)
-            horizon = timedelta(days=self.settings.scheduler.retention_days)
             with transaction(self.engine) as session:
                 state["last_runs"] = last_runs(session)
-                gaps = {m.name: gap_report(session, m, horizon) for m in self.settings.models}
+                gaps = {m.name: gap_report(session, m, self._horizon) for m in self.settings.models}
             state["gaps"] = {name: report for name, report in gaps.items() if report}
         except Exception as err:  # noqa: BLE001 - /healthz reports, it does not crash
             state["database_error"] = type(err).__name__
