@@ -15,11 +15,12 @@ daemons from computing the same window at the same time.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -57,6 +58,22 @@ class RunOutcome:
 
 class WindowBusy(RunError):
     """Another process is computing this window right now."""
+
+
+class UnfinishedWindow(RunError):
+    """The window has not ended yet: a run stored now would never judge its later rows."""
+
+    exit_code = 2
+
+    def __init__(self, model: str, start: datetime, end: datetime, now: datetime, window: timedelta):
+        last_start, last_end = last_complete_window(window, now)
+        wait = timedelta(seconds=math.ceil((end - now).total_seconds()))
+        super().__init__(
+            f"window {start.isoformat()} .. {end.isoformat()} of {model} has not ended: it "
+            f"closes at {end.isoformat()} (in {wait}); a run stored now would never judge "
+            f"the rows that arrive later. Compute it after it closes; the last complete "
+            f"window is {last_start.isoformat()} .. {last_end.isoformat()}"
+        )
 
 
 class RunFailed(RunError):
@@ -154,6 +171,7 @@ def run_once(
     finding of this run). Raises NoBaselineError, storing nothing, when the model has
     no baseline yet.
 
+    Raises UnfinishedWindow, storing nothing, when `end` is still in the future.
     Raises RunFailed when the run failed (after recording it as failed with a
     run_failed alert). When another process is computing the window: with `wait`,
     waits for it and returns its run; without, raises WindowBusy (what daemons want).
@@ -163,6 +181,9 @@ def run_once(
         start, end = last_complete_window(model.window)
     if end <= start:
         raise RunError(f"window end {end.isoformat()} is not after its start {start.isoformat()}")
+    now = clock.utcnow()
+    if end > now:
+        raise UnfinishedWindow(model.name, start, end, now, model.window)
     runtime = runtime or Runtime()
     channels = list(channels)
     _require_baseline(engine, model)

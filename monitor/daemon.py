@@ -5,6 +5,11 @@ delivery job and a daily retention job; uvicorn serves ingest, /healthz, /metric
 the Slack endpoint in the main thread. SIGTERM or SIGINT stops the server, then the
 scheduler waits for a running cycle to finish (a cycle writes in one transaction, so
 even a hard kill leaves no half-written run).
+
+Jobs never call back into the scheduler: `BackgroundScheduler.shutdown(wait=True)`
+holds the scheduler's job-store lock while it waits for running jobs, so a job that
+asked it for anything (`get_job`, `modify_job`) during a shutdown would wait forever.
+A job that wants the outbox delivered early sets an event instead (`deliver_soon`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: on each tick, windows this far back that have no run are computed too (after downtime)
 CATCH_UP_WINDOWS = 3
+#: on stop, how long an outbox delivery asked for by a job may take to finish
+DELIVERY_STOP_WAIT = timedelta(seconds=30)
 
 
 class Daemon:
@@ -61,6 +68,11 @@ class Daemon:
             timezone="UTC",
         )
         self._stopping = threading.Event()
+        #: set by jobs that stored alerts: the delivery thread delivers the outbox now
+        self._deliver_now = threading.Event()
+        self._delivery = threading.Thread(
+            target=self._deliver_when_asked, name="monitor-deliver-soon", daemon=True
+        )
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -107,7 +119,8 @@ class Daemon:
 
     def cycle_job(self, model_name: str) -> None:
         """Compute the last complete window and up to CATCH_UP_WINDOWS recent ones missed
-        while down; older missed windows are reported as a gap (`data_gap`)."""
+        while down (or, before the model's first run, since its first logged prediction);
+        older missed windows are reported as a gap (`data_gap`)."""
         model = self.settings.model(model_name)
         start, end = last_complete_window(model.window)
         try:
@@ -118,8 +131,8 @@ class Daemon:
         gaps = missed[:-CATCH_UP_WINDOWS] if len(missed) > CATCH_UP_WINDOWS else []
         if gaps:
             log.warning(
-                "%s: %d window(s) from %s to %s were missed while monitor was down and are NOT "
-                "computed; run `monitor backfill %s --start %s --end %s` to compute them",
+                "%s: %d window(s) from %s to %s have no run (monitor was down or not running yet) "
+                "and are NOT computed; run `monitor backfill %s --start %s --end %s` to compute them",
                 model_name,
                 len(gaps),
                 gaps[0][0].isoformat(),
@@ -166,7 +179,12 @@ class Daemon:
 
     def _missed_windows(self, model: ModelConfig, start: datetime) -> list[tuple[datetime, datetime]]:
         with transaction(self.engine) as session:
-            return missed_windows(session, model, start)
+            return missed_windows(session, model, start, self._horizon)
+
+    @property
+    def _horizon(self) -> timedelta:
+        """How far back missed windows are looked for: the log keeps no older rows."""
+        return timedelta(days=self.settings.scheduler.retention_days)
 
     def _missing(self, model: str, start: Any, end: Any) -> bool:
         with transaction(self.engine) as session:
@@ -191,10 +209,21 @@ class Daemon:
             self.deliver_soon()
 
     def deliver_soon(self) -> None:
-        """Deliver fresh alerts now instead of waiting for the next outbox tick."""
-        job = self.scheduler.get_job("outbox")
-        if job is not None:
-            job.modify(next_run_time=clock.utcnow())
+        """Deliver fresh alerts now instead of waiting for the next outbox tick.
+
+        Only sets an event (see the module's docstring): a job calling the scheduler
+        here would deadlock a shutdown that waits for that job."""
+        self._deliver_now.set()
+
+    def _deliver_when_asked(self) -> None:
+        """The delivery thread: deliver the outbox each time a job asks, until stopped.
+        (`deliver_outbox` serializes with the outbox job, so a row goes out once.)"""
+        while True:
+            self._deliver_now.wait()
+            if self._stopping.is_set():
+                return
+            self._deliver_now.clear()
+            self.outbox_job()
 
     def partitions_job(self) -> None:
         """PostgreSQL: create the prediction log's daily partitions a week ahead."""
@@ -228,10 +257,9 @@ class Daemon:
         state = {"scheduler": "running" if self.scheduler.running else "stopped", "jobs": jobs}
         try:
             state["outbox_backlog"] = pending_count(self.engine)
-            horizon = timedelta(days=self.settings.scheduler.retention_days)
             with transaction(self.engine) as session:
                 state["last_runs"] = last_runs(session)
-                gaps = {m.name: gap_report(session, m, horizon) for m in self.settings.models}
+                gaps = {m.name: gap_report(session, m, self._horizon) for m in self.settings.models}
             state["gaps"] = {name: report for name, report in gaps.items() if report}
         except Exception as err:  # noqa: BLE001 - /healthz reports, it does not crash
             state["database_error"] = type(err).__name__
@@ -262,8 +290,7 @@ class Daemon:
         feedback = start_feedback(self.settings, self.engine, app)
         if self.engine.dialect.name == "sqlite":
             log.info("database is SQLite: run a single daemon on it (use PostgreSQL to run several)")
-        self.schedule()
-        self.scheduler.start()
+        self.start_jobs()
         log.info(
             "monitor daemon started: %d model(s) [%s], notifying via %s, serving on http://%s:%d",
             len(self.settings.models),
@@ -288,6 +315,12 @@ class Daemon:
         finally:
             self.stop(feedback)
 
+    def start_jobs(self) -> None:
+        """Schedule the jobs and start the scheduler and the delivery thread."""
+        self.schedule()
+        self.scheduler.start()
+        self._delivery.start()
+
     def _install_signal_handlers(self, server: Any) -> None:
         """SIGTERM/SIGINT stop the server; the scheduler is stopped after it returns.
         A second signal stops without waiting for open connections."""
@@ -308,10 +341,19 @@ class Daemon:
     def stop(self, feedback: Any = None) -> None:
         log.info("stopping: waiting for running jobs to finish")
         self._stopping.set()
+        self._deliver_now.set()  # wakes the delivery thread, which then ends
         if feedback is not None:
             feedback.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        if self._delivery.is_alive():
+            self._delivery.join(DELIVERY_STOP_WAIT.total_seconds())
+            if self._delivery.is_alive():
+                log.warning(
+                    "outbox delivery still running after %ds; stopping anyway (undelivered "
+                    "rows stay in the outbox and go out on the next start)",
+                    DELIVERY_STOP_WAIT.total_seconds(),
+                )
         self.engine.dispose()
         log.info("monitor daemon stopped")
 

@@ -1,4 +1,5 @@
-"""HTTP intake: ``POST /v1/predictions``, ``POST /v1/labels`` and ``GET /healthz``.
+"""HTTP intake: ``POST /v1/predictions``, ``POST /v1/labels`` and ``GET /healthz``
+(503 when the database is unreachable or refuses writes: `monitor.store.heartbeat`).
 
 `create_app` builds the FastAPI app the daemon serves (it adds its own routes, such
 as /metrics and /slack/events, to the same app); `monitor serve` runs it alone. When
@@ -26,10 +27,10 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__, metrics
 from monitor.config import CONFIG_ENV, Settings
-from monitor.errors import ConfigError, DatabaseError
+from monitor.errors import ConfigError
 from monitor.intake.ingest import group_commit, ingest_body, ingest_labels, parse_body
 from monitor.intake.timebounds import TimePolicy
-from monitor.store import predictions as store
+from monitor.store.heartbeat import WriteProbe
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +179,14 @@ def create_app(
 
     app.include_router(router)
 
+    probe = WriteProbe(engine, "server")
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         fields: dict[str, Any] = {"version": __version__}
-        try:
-            await run_in_threadpool(store.ping, engine)
-        except DatabaseError as err:
-            log.warning("health check: %s", err)
-            return JSONResponse({"status": "error", "database": str(err), **fields}, 503)
+        database = await run_in_threadpool(probe.check)
+        if not database.ok:  # unreachable, or refusing writes (read-only, full, locked)
+            return JSONResponse({"status": "error", **database.to_dict(), **fields}, 503)
         if health is not None:
             fields.update(await run_in_threadpool(health))
         if fields.pop("healthy", True) is False:

@@ -1,5 +1,6 @@
 """Window arithmetic: windows aligned to their length since the epoch, the schedule's
-trigger, and the windows a model missed (no stored run) while monitor was down."""
+trigger, and the windows a model missed (no stored run) while monitor was down or
+before it first ran (from the model's first logged prediction)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor import clock
 from monitor.config import ModelConfig, parse_schedule
+from monitor.store.predictions import first_logged
 from monitor.store.runs import first_window_start, previous_window_end, window_starts
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -23,6 +25,11 @@ def last_complete_window(window: timedelta, now: datetime | None = None) -> Wind
     now = now or clock.utcnow()
     end = EPOCH + ((now - EPOCH) // window) * window
     return end - window, end
+
+
+def window_start_of(moment: datetime, window: timedelta) -> datetime:
+    """The start of the aligned window that holds `moment`."""
+    return EPOCH + ((moment - EPOCH) // window) * window
 
 
 def align_up(moment: datetime, window: timedelta) -> datetime:
@@ -60,30 +67,49 @@ def windows_tile(model: ModelConfig) -> bool:
     return second - first <= model.window
 
 
-def missed_windows(session: Session, model: ModelConfig, before: datetime) -> list[Window]:
-    """Windows between the model's latest stored run and `before` that have no run
-    (empty when the schedule does not tile time or the model never ran)."""
+def missed_windows(
+    session: Session, model: ModelConfig, before: datetime, horizon: timedelta
+) -> list[Window]:
+    """Windows that end by `before` and have no stored run: those after the model's
+    latest stored run or, when it has none yet, those since its first logged
+    prediction. Never older than `horizon` before `before` (a years-old log does not
+    start a years-long catch-up); empty when the schedule does not tile time."""
     if not windows_tile(model):
         return []
-    previous_end = previous_window_end(session, model.name, before)
-    if previous_end is None:
+    bound = before - horizon
+    since = previous_window_end(session, model.name, before)
+    if since is None:
+        since = _first_traffic_window(session, model, bound)
+    if since is None:
         return []
-    candidates = aligned_windows(previous_end, before, model.window)
-    if not candidates:
-        return []
-    stored = window_starts(session, model.name, candidates[0][0], before)
-    return [w for w in candidates if w[0] not in stored]
+    return _without_run(session, model, max(since, bound), before)
 
 
 def gap_windows(session: Session, model: ModelConfig, until: datetime, horizon: timedelta) -> list[Window]:
-    """Every window since the model's first run (within `horizon` before `until`) that
-    has no stored run: what `monitor status` and /healthz report as gaps."""
+    """Every window that ends by `until` (within `horizon` before it) without a stored
+    run, since the model's first run or its first logged prediction, whichever came
+    first: what `monitor status` and /healthz report as gaps."""
     if not windows_tile(model):
         return []
-    first = first_window_start(session, model.name)
-    if first is None:
+    bound = until - horizon
+    firsts = [
+        first
+        for first in (first_window_start(session, model.name), _first_traffic_window(session, model, bound))
+        if first is not None
+    ]
+    if not firsts:
         return []
-    since = max(first, until - horizon)
+    return _without_run(session, model, max(min(firsts), bound), until)
+
+
+def _first_traffic_window(session: Session, model: ModelConfig, since: datetime) -> datetime | None:
+    """The start of the window of the model's first prediction logged since `since`."""
+    first = first_logged(session, model.name, since)
+    return None if first is None else window_start_of(first, model.window)
+
+
+def _without_run(session: Session, model: ModelConfig, since: datetime, until: datetime) -> list[Window]:
+    """The aligned windows in [since, until) that have no stored run."""
     candidates = aligned_windows(since, until, model.window)
     if not candidates:
         return []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 import orjson
 import pytest
@@ -171,3 +173,49 @@ def test_database_down_answers_503_and_stores_nothing(tmp_path) -> None:
     assert "nothing was stored" in answer.json()["error"]
     assert client.get("/healthz").status_code == 503
     engine.dispose()
+
+
+def _lock_writes(engine: Engine) -> sqlite3.Connection:
+    """Another connection holding SQLite's write lock: reads go on, writes wait, then
+    fail ("database is locked"), as when another process keeps a write transaction open."""
+    holder = sqlite3.connect(engine.url.database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("app_kind", ["server", "dashboard"])
+def test_healthz_answers_503_while_sqlite_refuses_writes(engine: Engine, app_kind: str) -> None:
+    from monitor.ui import create_ui_app
+
+    build = create_app if app_kind == "server" else create_ui_app
+    holder = _lock_writes(engine)
+    try:
+        answer = TestClient(build(settings(model_config()), engine)).get("/healthz")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert answer.status_code == 503
+    body = answer.json()
+    assert (body["status"], body["database"]) == ("error", "read-only")
+    assert body["database_error"] == "writes fail: database is locked"
+    assert TestClient(build(settings(model_config()), engine)).get("/healthz").json()["database"] == "ok"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_healthz_answers_503_on_a_read_only_postgresql(engine: Engine, db_url: str) -> None:
+    """What a failover to a standby looks like: every transaction is read-only."""
+    admin = make_engine(db_url, isolation_level="AUTOCOMMIT")
+    name = engine.url.database
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    engine.dispose()  # new connections pick the setting up
+    try:
+        answer = TestClient(create_app(settings(model_config()), engine)).get("/healthz")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        admin.dispose()
+        engine.dispose()
+    assert answer.status_code == 503 and answer.json()["database"] == "read-only"
+    assert "read-only transaction" in answer.json()["database_error"]

@@ -32,8 +32,9 @@ def once(
     Reads the window from the model's source, validates and quarantines bad rows,
     samples, measures drift, explains the sampled rows, checks performance when
     labels exist, raises alerts, and stores it all in one transaction. Running a
-    window again returns the stored run (same run_id) unless --force.
-    Exits 1 when the run failed (it is recorded, with a run_failed alert).
+    window again returns the stored run (same run_id) unless --force. A window that
+    has not ended yet is refused (exit 2, nothing stored): its later rows would never
+    be judged. Exits 1 when the run failed (it is recorded, with a run_failed alert).
     """
     from monitor.cycle import RunFailed, run_once
     from monitor.errors import ConfigError

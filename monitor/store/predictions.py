@@ -770,6 +770,17 @@ def find_logged(session: Session, model: str, request_id: str) -> Prediction | N
     return session.scalars(stmt).first()
 
 
+def first_logged(session: Session, model: str, since: datetime) -> datetime | None:
+    """The time of `model`'s earliest prediction logged at or after `since` (None: none).
+
+    Cheap on a large log: the (model, ts) index gives each partition's first row (on
+    PostgreSQL, partitions before `since` are pruned; one index descent on SQLite).
+    """
+    return session.scalar(
+        select(func.min(Prediction.ts)).where(Prediction.model == model, Prediction.ts >= since)
+    )
+
+
 def count_predictions(engine: Engine, model: str | None = None) -> int:
     """Rows in the prediction log (for one model when given)."""
     stmt = select(func.count()).select_from(Prediction)
@@ -804,11 +815,3 @@ def purge_before(session: Session, cutoff: datetime) -> dict[str, int]:
         counts[name] = session.execute(stmt).rowcount or 0
     return counts
 
-
-def ping(engine: Engine) -> None:
-    """Raise DatabaseError unless the database answers a trivial query."""
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as err:
-        raise DatabaseError(f"database unreachable: {type(err).__name__}") from err

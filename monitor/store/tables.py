@@ -477,3 +477,12 @@ class LabelAudit(Base):
     old_label: Mapped[Any] = mapped_column(JSON)
     new_label: Mapped[Any] = mapped_column(JSON)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Heartbeat(Base):
+    """One row per writer that proves the database still takes writes (/healthz's
+    write probe, `monitor.store.heartbeat`)."""
+
+    __tablename__ = "heartbeat"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beat_at: Mapped[datetime]

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__, clock
 from monitor.config import Settings
 from monitor.errors import ConfigError, DatabaseError, MonitorError, NotFoundError
+from monitor.store.heartbeat import WriteProbe
 from monitor.ui import pages, views
 from monitor.ui.auth import COOKIE, LOGIN_COOKIE, Auth, Session, same_token
 
@@ -304,8 +304,13 @@ def create_ui_app(settings: Settings, engine: Engine, host: str | None = None) -
     app.add_middleware(CatchAll)
     mount_ui(app, settings, engine, host)
 
+    probe = WriteProbe(engine, "ui")
+
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
+    def healthz() -> JSONResponse:
+        """200 while the database takes writes (feedback is written); else 503."""
+        database = probe.check()
+        fields = {"status": "ok" if database.ok else "error", **database.to_dict(), "version": __version__}
+        return JSONResponse(fields, 200 if database.ok else 503)
 
     return app

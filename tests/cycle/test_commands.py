@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from monitor.windows import last_complete_window
 from tests.cli import run_cli
 from tests.models import FEATURES, SHIFTED, T0, WINDOW
 
@@ -74,3 +75,18 @@ def _explained(settings, run_id):
         ids = explained_requests(session, run_id, limit=3)
     engine.dispose()
     return ids
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_once_refuses_the_current_window_as_a_usage_error(settings, engine):
+    from monitor.baseline import build_baseline
+
+    build_baseline(settings, engine, "cancer", created_by="test")
+    _, start = last_complete_window(WINDOW)  # the window under way
+    end = start + WINDOW
+    proc = monitor(settings, "once", "cancer", "--start", start.isoformat(), "--end", end.isoformat(),
+                   "--json", check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"of cancer has not ended: it closes at {end.isoformat()}" in proc.stderr
+    status = json.loads(monitor(settings, "status", "--json").stdout)
+    assert status[0]["last_run"] is None  # nothing stored

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from monitor.baseline import build_baseline
-from monitor.cycle import RunFailed, Runtime, last_complete_window, run_once
+from monitor.cycle import RunFailed, Runtime, UnfinishedWindow, last_complete_window, run_once
 from monitor.errors import NoBaselineError
 from monitor.explain import explain_request
 from monitor.store import transaction
@@ -143,6 +143,23 @@ def test_once_before_baseline_is_a_usage_error_and_stores_nothing(engine, settin
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Run)) == 0
         assert session.scalar(select(func.count()).select_from(Alert)) == 0
+
+
+def test_a_window_that_has_not_ended_is_refused_then_computed_once_it_has(
+    engine, settings, baselined, send_traffic, frozen
+):
+    """A run stored mid-window would never judge the window's later rows."""
+    send_traffic(engine, settings, T0, seed=5)
+    frozen.now = T0 + WINDOW / 2
+    with pytest.raises(UnfinishedWindow) as info:
+        once(settings, engine, "cancer", T0, T0 + WINDOW)
+    assert info.value.exit_code == 2
+    assert f"has not ended: it closes at {(T0 + WINDOW).isoformat()} (in 0:30:00)" in str(info.value)
+    assert f"last complete window is {(T0 - WINDOW).isoformat()} .. {T0.isoformat()}" in str(info.value)
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 0
+    frozen.now = T0 + WINDOW
+    assert once(settings, engine, "cancer", T0, T0 + WINDOW).summary["rows"] == 200
 
 
 def test_failed_run_raises_run_failed_then_resolves(engine, settings, baselined, send_traffic, tmp_path):

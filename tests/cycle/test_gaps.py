@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from monitor.baseline import build_baseline
+from monitor.cycle import run_once
 from monitor.daemon import CATCH_UP_WINDOWS, Daemon
 from monitor.store import transaction
 from monitor.store.tables import Alert, Outbox, Run
-from monitor.windows import aligned_windows, gap_report, windows_tile
+from monitor.windows import aligned_windows, gap_report, missed_windows, windows_tile
 from tests.cli import run_cli
 from tests.models import T0, WINDOW
 
@@ -56,6 +57,51 @@ def test_a_long_outage_is_caught_up_then_reported_as_a_gap_and_backfilled(
         assert session.scalar(select(func.count()).select_from(Run)) == 11
         assert gap_report(session, settings.models[0], timedelta(days=90)) is None
     assert "GAPS" not in status_text(settings)
+
+
+def test_a_fresh_daemon_catches_up_windows_logged_before_its_first_run(
+    daemon, engine, settings, send_traffic, frozen
+):
+    """Traffic logged for 6 windows, the daemon never ran (killed before its first
+    tick): the windows since the first prediction are caught up or reported as a gap."""
+    for i in range(6):
+        send_traffic(engine, settings, T0 + i * WINDOW, n=20, seed=30 + i)  # n < min_rows: quick runs
+    frozen.now = T0 + 6 * WINDOW + timedelta(minutes=5)
+    daemon.cycle_job("cancer")
+    with transaction(engine) as session:
+        starts = sorted(session.scalars(select(Run.window_start)))
+        gap_alert = session.scalars(select(Alert).where(Alert.kind == "data_gap")).one()
+        report = gap_report(session, settings.models[0], timedelta(days=90))
+    missed = 5 - CATCH_UP_WINDOWS  # 5 windows before the current one
+    assert starts == [T0 + i * WINDOW for i in range(missed, 6)]
+    assert gap_alert.details["missed_windows"] == missed
+    assert gap_alert.details["start"] == T0.isoformat()
+    assert report["ranges"] == [[T0.isoformat(), (T0 + missed * WINDOW).isoformat()]]
+    assert f"GAPS: {missed} window(s) never computed" in status_text(settings)
+
+
+def test_windows_before_the_first_run_are_gaps_within_the_horizon(
+    engine, settings, send_traffic, frozen
+):
+    """A run computed by hand for the second window with traffic: the first window is a
+    gap; a prediction older than the horizon starts no gap."""
+    build_baseline(settings, engine, "cancer", created_by="test")
+    send_traffic(engine, settings, T0 - timedelta(days=10), n=1, seed=40)
+    send_traffic(engine, settings, T0, n=20, seed=41)
+    send_traffic(engine, settings, T0 + WINDOW, n=20, seed=42)
+    frozen.now = T0 + 2 * WINDOW + timedelta(minutes=5)
+    run_once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, channels=[])
+    model = settings.models[0]
+    with transaction(engine) as session:
+        within_a_day = gap_report(session, model, timedelta(days=1))
+        within_90_days = gap_report(session, model, timedelta(days=90))
+        missed = missed_windows(session, model, T0 + 2 * WINDOW, timedelta(days=90))
+    assert within_a_day["ranges"] == [[T0.isoformat(), (T0 + WINDOW).isoformat()]]
+    assert within_90_days["missed_windows"] == 10 * 24 + 1  # from the old prediction's window
+    assert within_90_days["ranges"][0][0] == (T0 - timedelta(days=10)).isoformat()
+    # the daemon's next tick catches up nothing (nothing after the latest run): the
+    # earlier windows are reported, not alerted on every tick
+    assert missed == []
 
 
 def status_text(settings):

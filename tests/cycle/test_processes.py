@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from monitor.baseline import build_baseline
 from monitor.store import transaction
 from monitor.store.tables import Alert, Run
+from monitor.windows import last_complete_window
 from tests.models import T0, WINDOW
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -147,3 +148,42 @@ def test_daemon_serves_healthz_and_stops_on_sigterm(settings, write_config, engi
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the hang was in the scheduler
+def test_sigterm_during_a_run_finishes_it_and_exits(settings, write_config, engine, send_traffic):
+    """SIGTERM while the daemon computes a window: the run is stored once, then the
+    process exits 0 (it used to hang: the finished job asked the stopping scheduler to
+    deliver its alerts early)."""
+    build_baseline(settings, engine, "cancer")
+    start, end = last_complete_window(WINDOW)
+    send_traffic(engine, settings, start, seed=9, shift=True)
+    text = settings.source_path.read_text().replace('schedule = "interval:1h"', 'schedule = "interval:3s"')
+    path = write_config(text + f"\n[server]\nport = {free_port()}\n", name="daemon.toml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+        env=ENV,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        # the run loads TensorFlow and the model after this line: seconds of work left
+        wait_for_line(proc, f"computing cancer {start.isoformat()}", timeout=180)
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=240)  # a hang fails here
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    lines = rest.splitlines()
+    received = next(i for i, line in enumerate(lines) if "SIGTERM received" in line)
+    window = f"cancer {start.isoformat()}..{end.isoformat()}: "
+    stored = next(i for i, line in enumerate(lines) if window in line)
+    assert received < stored, rest  # caught mid-run, and the run was finished, not dropped
+    assert any("monitor daemon stopped" in line for line in lines[stored:]), rest
+    with transaction(engine) as session:
+        runs = list(session.scalars(select(Run).where(Run.window_start == start)))
+    assert [(r.window_end, r.status != "failed") for r in runs] == [(end, True)]
