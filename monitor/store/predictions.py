@@ -49,11 +49,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor import clock
-from monitor.errors import DatabaseError
 from monitor.store.copy import COLUMNS as _ROW_COLUMNS
 from monitor.store.copy import copy_payload
 from monitor.store.tables import Label, LabelAudit, Prediction, PredictionKey, Quarantine
