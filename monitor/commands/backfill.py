@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import datetime
 
@@ -10,6 +11,8 @@ import click
 
 from monitor.cli import AppContext
 from monitor.commands._common import IsoTime, deliver
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -29,11 +32,13 @@ def backfill(
     Windows are aligned to the model's `window` length as the daemon aligns them; a
     window that already has a stored run is returned as stored unless --force. Runs and
     alerts are stored; alerts are announced (Slack, webhook, console) only with --notify.
-    A progress bar goes to stderr. Exits 1 when a window failed (it is recorded), 2 on a
-    usage error (no baseline yet, an empty range).
+    A progress bar goes to stderr. A range that reaches into the future stops at the last
+    window that has ended. Exits 1 when a window failed (it is recorded), 2 on a usage
+    error (no baseline yet, an empty range).
     """
     from tqdm import tqdm
 
+    from monitor import clock
     from monitor.cycle import RunFailed, Runtime, run_once
     from monitor.errors import ConfigError
     from monitor.notify import outbox_channels
@@ -42,11 +47,16 @@ def backfill(
     settings = app.settings()
     cfg = settings.model(model)
     engine = app.engine()
-    windows = aligned_windows(start, end, cfg.window)
+    now = clock.utcnow()
+    if end > now:  # windows that have not closed are never stored (see `monitor once`)
+        log.warning("backfill %s: --end %s is in the future; the range stops at the last "
+                    "window that has ended (before %s)", model, end.isoformat(), now.isoformat())
+    windows = aligned_windows(start, min(end, now), cfg.window)
     if not windows:
         raise ConfigError(
             [f"--start {start.isoformat()} .. --end {end.isoformat()} holds no complete "
-             f"{cfg.window} window of {model} (windows are aligned to multiples of their length)"]
+             f"{cfg.window} window of {model} that has ended (windows are aligned to multiples "
+             "of their length)"]
         )
     channels = outbox_channels(settings) if notify else []
     runtime, failed, raised = Runtime(), 0, 0

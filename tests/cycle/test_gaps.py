@@ -136,6 +136,26 @@ def test_backfill_stores_alerts_silently_unless_notify(engine, settings, send_tr
         assert session.scalar(select(func.count()).select_from(Outbox)) > 0
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_backfill_into_the_future_stops_at_the_last_window_that_has_ended(engine, settings):
+    import re
+    from datetime import UTC, datetime
+
+    from monitor.windows import last_complete_window
+
+    build_baseline(settings, engine, "cancer", created_by="test")
+    now = datetime.now(UTC)
+    start = last_complete_window(WINDOW, now)[0] - WINDOW
+    end = (now + 3 * WINDOW).isoformat()
+    proc = run_cli("backfill", "cancer", "--start", start.isoformat(), "--end", end,
+                   config=settings.source_path)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"\b[23] window\(s\) of cancer: 0 failed", proc.stdout), proc.stdout
+    assert "is in the future" in proc.stderr
+    with transaction(engine) as session:
+        assert max(session.scalars(select(Run.window_end))).replace(tzinfo=UTC) <= datetime.now(UTC)
+
+
 def test_backfill_rejects_a_range_without_a_whole_window(settings):
     proc = run_cli(
         "backfill", "cancer", "--start", T0.isoformat(), "--end", (T0 + WINDOW / 2).isoformat(),
