@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from monitor.config import ModelConfig
+from monitor.drift.fitted import FitStore
 from monitor.intake.records import WindowSample
 from monitor.performance import labelled_count
 from monitor.result import AttributionOutcome, BaselineRef, Faithfulness, RunResult, WindowQuality
@@ -37,11 +38,13 @@ def compute(
     at_ingest: Mapping[str, int] | None = None,
     timings: Mapping[str, float] | None = None,
     estimation_reference: BaselineData | None = None,
+    fits: FitStore | None = None,
 ) -> RunResult:
     """Drift, attributions and attribution drift of `window` against `reference`.
 
     `at_ingest` counts, by reason, rows of this window quarantined when they were
-    ingested; `timings` are the cycle's own (reading the window).
+    ingested; `timings` are the cycle's own (reading the window); `fits` is where the
+    reference's calibrated nulls and surrogate bootstraps are read and kept.
     """
     reasons = dict(window.reasons)
     for reason, count in (at_ingest or {}).items():
@@ -64,7 +67,7 @@ def compute(
         return RunResult(status=RunStatus.INSUFFICIENT_DATA, timings=timings, **common)
 
     tick = time.perf_counter()
-    analyzer = runtime.analyzer(model, reference)
+    analyzer = runtime.analyzer(model, reference, fits)
     report = analyzer.analyze(
         window.frame, window.predictions, window.labels, threshold_factors=_threshold_factors(model, policies)
     )
@@ -82,7 +85,7 @@ def compute(
 
     tick = time.perf_counter()
     try:
-        transparency = explain_decisions(model, window, reference, attribution)
+        transparency = explain_decisions(model, window, reference, attribution, fits)
     except Exception:
         # the surrogate and reasons must not cost the run its drift and attribution verdicts
         log.exception("model %s: surrogate/reasons/faithfulness failed; the run goes on without them",
@@ -196,10 +199,15 @@ MIN_SURROGATE_ROWS = 20
 
 
 def explain_decisions(
-    model: ModelConfig, window: WindowSample, reference: BaselineData, attribution: AttributionOutcome
+    model: ModelConfig,
+    window: WindowSample,
+    reference: BaselineData,
+    attribution: AttributionOutcome,
+    fits: FitStore | None = None,
 ) -> dict[str, Any]:
     """The surrogate tree, the reasons of each explained decision and the faithfulness of
-    the attributions: `RunResult` fields (`surrogate`, `decision_reasons`, `faithfulness`)."""
+    the attributions: `RunResult` fields (`surrogate`, `decision_reasons`, `faithfulness`).
+    The surrogate's bootstrap ranges are read from and kept in `fits`."""
     from monitor.model import select_output
     from monitor.reasons import window_reasons
     from monitor.surrogate import surrogate_report
@@ -225,6 +233,7 @@ def explain_decisions(
             resamples=cfg.resamples,
             alpha=cfg.alpha,
             seed=model.seed,
+            fits=fits,
         )
     ref_values = None
     # previous_window mode swaps the sample for the last window but keeps the stored

@@ -35,6 +35,7 @@ from monitor.result import Gaps, RunResult, Traffic
 from monitor.store import alerts as store_alerts
 from monitor.store import outbox, results, transaction
 from monitor.store.baselines import BaselineData, active_baseline
+from monitor.store.fits import BaselineFits
 from monitor.store.locks import window_lock
 from monitor.store.revisions import labelled_in_window
 from monitor.store.runs import had_traffic, quarantined_in_window, recent_runs
@@ -104,7 +105,9 @@ class Runtime:
                 self._models[key] = load_model(cfg.path)
             return self._models[key]
 
-    def analyzer(self, cfg: ModelConfig, reference: BaselineData) -> Any:
+    def analyzer(self, cfg: ModelConfig, reference: BaselineData, fits: Any = None) -> Any:
+        """The drift analyzer fitted on `reference` (once per baseline); `fits`, the
+        baseline's `FitStore`, is where its calibrated nulls are read and kept."""
         from monitor.drift import DriftAnalyzer
 
         key = (cfg.name, reference.id)
@@ -120,6 +123,8 @@ class Runtime:
                     seed=cfg.seed,
                 )
                 self._analyzers[key] = analyzer.fit(reference.sample, reference.predictions, reference.labels)
+            if fits is not None:
+                self._analyzers[key].keep_fits_in(fits)
             return self._analyzers[key]
 
     def estimator(self, cfg: ModelConfig, reference: BaselineData) -> Any:
@@ -287,6 +292,8 @@ def _compute(
         at_ingest=at_ingest,
         timings=timings,
         estimation_reference=_stored_baseline(engine, model) if reference.id < 0 else None,
+        # a stored baseline keeps its fits; previous_window references are one window's
+        fits=BaselineFits(engine, reference.id) if reference.id > 0 else None,
     )
     return replace(
         result,

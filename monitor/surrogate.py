@@ -10,11 +10,19 @@ feature a clean window of that size shows. A window whose fidelity falls below t
 `alpha` quantile (the model became harder to summarise) or whose top split uses a
 feature the baseline's windows almost never split on first is flagged.
 
+The baseline's part depends on the baseline, the settings and the window's size only,
+so it is fitted once (`SurrogateBaseline`) and, given a `FitStore`, kept: the bootstrap
+range is built per size bucket (the drift nulls' log-spaced buckets, ratio √2) and read
+at the window's size by interpolating the two neighbouring buckets in log n; its draws
+come from their own generator (seeded by the seed and the bucket size), not from the
+window's.
+
 Pure: arrays and DataFrames in, a frozen `SurrogateReport` out.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +30,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.drift.calibration import bucket_sizes, interpolate_log_n
+from monitor.drift.fitted import FitStore, fingerprint, pack, unpack
 from monitor.drift.records import plain
+from monitor.errors import DriftError
+
+log = logging.getLogger(__name__)
 
 #: a numeric column is encoded as is; a categorical one as one indicator per baseline
 #: category, named like this (the rules read "color = red" / "color != red")
 DUMMY_SEP = " = "
+#: the check name the baseline's fits are filed under, and the version of their build:
+#: bump it whenever the bootstrap (or `fit_tree`) changes its numbers
+FIT_CHECK = "surrogate"
+BOOTSTRAP_VERSION = 1
+#: the bootstrap range needs this many fidelities for its `alpha` quantile
+MIN_FIDELITIES = 20
 
 
 @dataclass(frozen=True)
@@ -199,6 +218,128 @@ def _bootstrap_split(
     return drawn[~in_test], drawn[in_test]
 
 
+@dataclass(frozen=True)
+class BootstrapRange:
+    """Fidelities and first splits of bootstrap windows of `size` rows of the baseline."""
+
+    size: int
+    fidelities: np.ndarray
+    #: how many bootstrap trees split first on each feature ("" for no split)
+    tops: Mapping[str, int]
+
+    @property
+    def draws(self) -> int:
+        return sum(self.tops.values())
+
+    def top_share(self, feature: str | None) -> float | None:
+        return self.tops.get(feature or "", 0) / self.draws if self.draws else None
+
+    def to_bytes(self) -> bytes:
+        names = sorted(self.tops)
+        return pack({"size": np.array(self.size), "fidelities": self.fidelities,
+                     "top_names": np.array(names, dtype=str),
+                     "top_counts": np.array([self.tops[n] for n in names], dtype=np.int64)})
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> BootstrapRange:
+        arrays = unpack(payload, ("size", "fidelities", "top_names", "top_counts"))
+        tops = dict(zip(arrays["top_names"].tolist(), arrays["top_counts"].tolist(), strict=True))
+        return cls(int(arrays["size"]), arrays["fidelities"], tops)
+
+
+class SurrogateBaseline:
+    """What the surrogate learns from the baseline alone: its encoding, the first split
+    of a tree fitted on all of it, and the bootstrap range of fidelity per size bucket.
+
+    Each is built on first use; with a `FitStore` it is read from the store first and
+    kept there once built (fingerprinted by the encoded baseline, its output and every
+    setting the trees depend on)."""
+
+    def __init__(
+        self,
+        reference: pd.DataFrame,
+        reference_output: np.ndarray,
+        *,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        max_depth: int = 3,
+        holdout: float = 0.3,
+        resamples: int = 200,
+        seed: int = 0,
+        fits: FitStore | None = None,
+    ):
+        self.numeric, self.categories = list(numeric), categories_of(reference, categorical)
+        reference_output = np.asarray(reference_output, dtype=float)
+        keep = np.isfinite(reference_output)  # a NaN output cannot be distilled
+        reference = reference[keep]
+        encoded = encode(reference, self.numeric, self.categories)
+        self.columns = [str(c) for c in encoded.columns]
+        self.x = np.ascontiguousarray(encoded.to_numpy(dtype=np.float32))
+        self.y = reference_output[keep]
+        self.max_depth, self.holdout, self.resamples, self.seed = max_depth, holdout, resamples, seed
+        self.fits = fits
+        self.fingerprint = fingerprint(
+            BOOTSTRAP_VERSION, self.columns, self.x, self.y, max_depth, holdout, resamples, seed
+        )
+        self._ranges: dict[int, BootstrapRange] = {}
+        self._top: tuple[str | None] | None = None
+
+    @property
+    def top_feature(self) -> str | None:
+        """The first split of a tree fitted on the whole baseline."""
+        if self._top is None:
+            payload = self._load("whole")
+            if payload is not None:
+                self._top = (payload.decode() or None,)
+            else:
+                everything = np.arange(len(self.x))
+                whole = fit_tree(self.x, self.y, everything, everything[:0], self.categories,
+                                 max_depth=self.max_depth, with_rules=False, columns=self.columns)
+                self._top = (whole.top_feature,)
+                self._save("whole", (whole.top_feature or "").encode())
+        return self._top[0]
+
+    def range_at(self, size: int) -> BootstrapRange:
+        """The bootstrap range of windows of `size` rows (a bucket size)."""
+        if size not in self._ranges:
+            found = None
+            payload = self._load(str(size))
+            if payload is not None:
+                try:
+                    found = BootstrapRange.from_bytes(payload)
+                except DriftError as err:
+                    log.warning("surrogate bootstrap at %d rows: %s", size, err)
+            if found is None:
+                found = self._bootstrap(size)
+                self._save(str(size), found.to_bytes())
+            self._ranges[size] = found
+        return self._ranges[size]
+
+    def _bootstrap(self, size: int) -> BootstrapRange:
+        """`resamples` trees on bootstrap windows of `size` rows, each scored on its held-
+        out rows (a row drawn twice stays on one side)."""
+        rng = np.random.default_rng([self.seed, size, 7])
+        fidelities: list[float] = []
+        tops: dict[str, int] = {}
+        for _ in range(self.resamples if len(self.x) >= 10 else 0):
+            b_train, b_test = _bootstrap_split(len(self.x), size, self.holdout, rng)
+            if len(b_train) < 5:
+                continue
+            fitted = fit_tree(self.x, self.y, b_train, b_test, self.categories,
+                              max_depth=self.max_depth, with_rules=False, columns=self.columns)
+            tops[fitted.top_feature or ""] = tops.get(fitted.top_feature or "", 0) + 1
+            if fitted.fidelity is not None:
+                fidelities.append(fitted.fidelity)
+        return BootstrapRange(size, np.array(fidelities, dtype=float), tops)
+
+    def _load(self, key: str) -> bytes | None:
+        return None if self.fits is None else self.fits.load(FIT_CHECK, key, self.fingerprint)
+
+    def _save(self, key: str, payload: bytes) -> None:
+        if self.fits is not None:
+            self.fits.save(FIT_CHECK, key, self.fingerprint, payload)
+
+
 def surrogate_report(
     inputs: pd.DataFrame,
     output: np.ndarray,
@@ -212,50 +353,53 @@ def surrogate_report(
     resamples: int = 200,
     alpha: float = 0.01,
     seed: int = 0,
+    fits: FitStore | None = None,
 ) -> SurrogateReport:
     """The window's surrogate tree and its place in the baseline's calibrated range.
 
     `inputs`/`output`: the window's explained rows and the model's explained output;
-    `reference`/`reference_output`: the baseline's rows and the same output on them.
+    `reference`/`reference_output`: the baseline's rows and the same output on them;
+    `fits`: where the baseline's bootstrap ranges are read and kept (see `SurrogateBaseline`).
     """
-    rng = np.random.default_rng(seed)
-    categories = categories_of(reference, categorical)
+    baseline = SurrogateBaseline(
+        reference, reference_output, numeric=numeric, categorical=categorical,
+        max_depth=max_depth, holdout=holdout, resamples=resamples, seed=seed, fits=fits,
+    )
+    return window_surrogate(inputs, output, baseline, alpha=alpha)
+
+
+def window_surrogate(
+    inputs: pd.DataFrame, output: np.ndarray, baseline: SurrogateBaseline, *, alpha: float = 0.01
+) -> SurrogateReport:
+    """The window's tree against `baseline`'s bootstrap range at the window's size: the
+    two neighbouring size buckets' `alpha` quantiles, medians and first-split shares,
+    interpolated in log n."""
+    rng = np.random.default_rng(baseline.seed)
     # a row whose output is not a number (a NaN the model produced) cannot be distilled
     y = np.asarray(output, dtype=float)
     keep = np.isfinite(y)
     inputs, y = inputs[keep], y[keep]
-    reference_output = np.asarray(reference_output, dtype=float)
-    ref_keep = np.isfinite(reference_output)
-    reference, reference_output = reference[ref_keep], reference_output[ref_keep]
-    x = encode(inputs, numeric, categories)
-    train, test = _split(len(x), holdout, rng)
-    tree = fit_tree(x, y, train, test, categories, max_depth=max_depth)
+    x = encode(inputs, baseline.numeric, baseline.categories)
+    train, test = _split(len(x), baseline.holdout, rng)
+    tree = fit_tree(x, y, train, test, baseline.categories, max_depth=baseline.max_depth)
 
-    encoded = encode(reference, numeric, categories)
-    columns = [str(c) for c in encoded.columns]
-    ref_x = np.ascontiguousarray(encoded.to_numpy(dtype=np.float32))
-    ref_y = np.asarray(reference_output, dtype=float)
-    everything = np.arange(len(ref_x))
-    whole = fit_tree(ref_x, ref_y, everything, everything[:0], categories, max_depth=max_depth,
-                     with_rules=False, columns=columns)
-    fidelities: list[float] = []
-    tops: list[str | None] = []
-    for _ in range(resamples if len(ref_x) >= 10 else 0):
-        b_train, b_test = _bootstrap_split(len(ref_x), len(x), holdout, rng)
-        if len(b_train) < 5:
-            continue
-        fitted = fit_tree(ref_x, ref_y, b_train, b_test, categories, max_depth=max_depth,
-                          with_rules=False, columns=columns)
-        tops.append(fitted.top_feature)
-        if fitted.fidelity is not None:
-            fidelities.append(fitted.fidelity)
-    lower = float(np.quantile(fidelities, alpha)) if len(fidelities) >= 20 else None
-    median = float(np.median(fidelities)) if fidelities else None
-    share = (sum(t == tree.top_feature for t in tops) / len(tops)) if tops else None
+    n = len(x)
+    low, high = bucket_sizes(n)
+    ranges = [baseline.range_at(size) for size in (low, high)]
+    lower = median = share = None
+    if all(len(r.fidelities) >= MIN_FIDELITIES for r in ranges):
+        lower = interpolate_log_n(n, low, high, *(float(np.quantile(r.fidelities, alpha)) for r in ranges))
+    if all(len(r.fidelities) for r in ranges):
+        median = interpolate_log_n(n, low, high, *(float(np.median(r.fidelities)) for r in ranges))
+    shares = [r.top_share(tree.top_feature) for r in ranges]
+    if None not in shares:
+        share = interpolate_log_n(n, low, high, *shares)
+    top = baseline.top_feature
     p_split = None
-    if tree.top_feature is not None and whole.top_feature not in (None, tree.top_feature):
-        p_split = split_moved_p_value(x, y, train, test, tree.top_feature, whole.top_feature, categories)
-    return SurrogateReport(tree, lower, median, whole.top_feature, share, alpha, len(fidelities), p_split)
+    if tree.top_feature is not None and top not in (None, tree.top_feature):
+        p_split = split_moved_p_value(x, y, train, test, tree.top_feature, top, baseline.categories)
+    drawn = min(len(r.fidelities) for r in ranges)
+    return SurrogateReport(tree, lower, median, top, share, alpha, drawn, p_split)
 
 
 def split_moved_p_value(
@@ -292,4 +436,14 @@ def split_moved_p_value(
     return float(wilcoxon(diff, alternative="greater", zero_method="zsplit").pvalue)
 
 
-__all__ = ["SurrogateReport", "SurrogateTree", "categories_of", "encode", "fit_tree", "surrogate_report"]
+__all__ = [
+    "BootstrapRange",
+    "SurrogateBaseline",
+    "SurrogateReport",
+    "SurrogateTree",
+    "categories_of",
+    "encode",
+    "fit_tree",
+    "surrogate_report",
+    "window_surrogate",
+]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from monitor.config import DriftConfig, PerformanceConfig
 from monitor.drift.calibration import ColumnCalibration, family_alpha, holm_levels
+from monitor.drift.fitted import FitStore
 from monitor.drift.performance import (
     TASKS,
     compare,
@@ -49,7 +50,9 @@ class DriftAnalyzer:
     decided from each test's resampled null at the window's size (see
     `monitor.drift.calibration`), the tests of one window sharing `family_alpha` (the
     per-window false-alarm rate, `calibration.family_alpha(budget, window)`) by Holm's
-    correction. The nulls are built on first use per size bucket and cached.
+    correction. The nulls are built on first use per size bucket and cached; given a
+    `FitStore` (``fits``, or later `keep_fits_in`), they are read from it before they are
+    built and kept in it, so another process on the same baseline builds none.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class DriftAnalyzer:
         threshold_mode: str | None = None,
         family_alpha: float | None = None,
         seed: int = 0,
+        fits: FitStore | None = None,
     ):
         if task not in TASKS:
             raise DriftError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
@@ -84,7 +88,7 @@ class DriftAnalyzer:
         self.family_alpha = DEFAULT_FAMILY_ALPHA if family_alpha is None else family_alpha
         if not 0 < self.family_alpha <= 1:
             raise DriftError(f"family_alpha must be in (0, 1], got {self.family_alpha!r}")
-        self.seed = seed
+        self.seed, self.fits = seed, fits
         self._calibrations: dict[str, ColumnCalibration] = {}
         self._label_scale: float | None = None
         self.performance_config = performance or PerformanceConfig()
@@ -219,9 +223,16 @@ class DriftAnalyzer:
                 raise DriftError("no prediction baseline was fitted")
             seed = self.seed * 7919 + sorted([*self.kinds, PREDICTION_KEY]).index(name)
             self._calibrations[name] = ColumnCalibration(
-                reference, self.config.calibration_resamples, seed
+                reference, self.config.calibration_resamples, seed, fits=self.fits
             )
         return self._calibrations[name]
+
+    def keep_fits_in(self, fits: FitStore) -> None:
+        """Read and keep this baseline's nulls in `fits` from now on (the nulls already
+        in memory stay there)."""
+        self.fits = fits
+        for calibration in self._calibrations.values():
+            calibration.fits = fits
 
     def prepare(self, rows: int) -> None:
         """Build (and cache) the nulls a window of `rows` rows will need, so that the

@@ -10,7 +10,9 @@ tests (exact for K-S, conservative for the others) and a scaled chi-square with 
 categories' degrees of freedom for the count tests. Tiny tail probabilities are read
 from that model instead of from 1/α resamples. Nulls are cached per (baseline column,
 method, size bucket); buckets are log-spaced (ratio √2) and p-values are interpolated
-in log n between the two neighbouring buckets.
+in log n between the two neighbouring buckets. Given a `FitStore` (the cycle passes the
+baseline's), a null is read from it before it is built and kept in it once built, so
+a null is built once per baseline and setting, not once per process.
 
 The same resamples, shifted (numeric: by δ baseline standard deviations; counts: ε of
 the mass moved from the most frequent category to the second), give the smallest
@@ -19,6 +21,7 @@ shift detected with 90% power at a test's α: the window's minimum detectable sh
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from datetime import timedelta
 import numpy as np
 from scipy.special import chdtrc, chdtri, kolmogorov, ndtr
 
+from monitor.drift.fitted import FitStore, fingerprint, pack, unpack
 from monitor.drift.resampled import (
     atom_statistic,
     atom_std,
@@ -36,6 +40,8 @@ from monitor.drift.resampled import (
 )
 from monitor.drift.stattests import Column, ColumnReference
 from monitor.errors import DriftError
+
+log = logging.getLogger(__name__)
 
 #: resamples of the null per size bucket (the tail beyond them is modelled)
 DEFAULT_RESAMPLES = 300
@@ -54,6 +60,11 @@ CALIBRATED_METHODS = frozenset({"ks", "wasserstein", "jensenshannon", "psi", "ch
 #: methods read from category (or few distinct values) counts
 _COUNT_ONLY = frozenset({"chisquare", "z"})
 _DAYS_PER_MONTH = 30
+#: the check name stored fits are filed under, and the version of their build: bump it
+#: whenever `_build` (or a statistic in `monitor.drift.resampled`) changes its numbers
+FIT_CHECK = "drift"
+NULL_VERSION = 1
+_FAMILIES = ("exponential", "chi2")
 
 
 def family_alpha(false_alarms_per_month: float, window: timedelta) -> float:
@@ -114,6 +125,7 @@ class _Null:
 
     def __init__(self, null: np.ndarray, family: str, df: int, shifts: np.ndarray,
                  q10: np.ndarray):
+        self.null = null
         finite = np.sort(null[np.isfinite(null)])
         self.size, self.inf_share = len(null), 1.0 - len(finite) / max(len(null), 1)
         self.sorted = finite
@@ -133,6 +145,23 @@ class _Null:
             self._anchor = float(chdtrc(self.df, self.u / scale)) if scale > 0 else 0.0
         self.shifts, self.q10 = shifts, q10
         self._critical: dict[float, float] = {}
+
+    def to_bytes(self) -> bytes:
+        """What rebuilds this null exactly (`from_bytes`): the resampled statistics, the
+        tail family and its degrees of freedom, the power curve."""
+        return pack({
+            "null": self.null, "family": np.array(_FAMILIES.index(self.family)),
+            "df": np.array(self.df), "shifts": self.shifts, "q10": self.q10,
+        })
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> _Null:
+        arrays = unpack(payload, ("null", "family", "df", "shifts", "q10"))
+        family = int(arrays["family"])
+        if not 0 <= family < len(_FAMILIES):
+            raise DriftError(f"stored null has an unknown tail family ({family})")
+        return cls(arrays["null"], _FAMILIES[family], int(arrays["df"]), arrays["shifts"],
+                   arrays["q10"])
 
     def survival(self, y: float) -> float:
         """P(S² >= y) under the null."""
@@ -189,11 +218,16 @@ class _Null:
 
 
 class ColumnCalibration:
-    """The resampled nulls of one baseline column, built lazily per method and size."""
+    """The resampled nulls of one baseline column, built lazily per method and size.
+
+    With a `FitStore`, a null is read from it before it is built and kept in it after
+    (keyed by column, method and bucket size, and fingerprinted by `fingerprint`)."""
 
     def __init__(self, reference: ColumnReference, resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = 0):
+                 seed: int = 0, *, fits: FitStore | None = None):
         self.reference, self.resamples, self.seed = reference, int(resamples), seed
+        self.fits = fits
+        self._fingerprints: dict[str, str] = {}
         column = reference.column
         self.m = column.n
         self._nulls: dict[tuple[str, int], _Null] = {}
@@ -233,7 +267,7 @@ class ColumnCalibration:
         """The Evidently score at which the test turns significant at alpha (distances:
         the distance; p-value tests: the p-value Evidently's formula gives there)."""
         low, high = bucket_sizes(n)
-        y = _lin_interp(n, low, high, self.null(method, low).critical(alpha),
+        y = interpolate_log_n(n, low, high, self.null(method, low).critical(alpha),
                         self.null(method, high).critical(alpha))
         neff = effective_rows(n, self.m)
         if method in ("wasserstein", "jensenshannon"):
@@ -259,11 +293,52 @@ class ColumnCalibration:
     # -- the nulls ------------------------------------------------------------------
 
     def null(self, method: str, n: int) -> _Null:
-        """The null of `method` for windows of n rows (computed once, then cached)."""
+        """The null of `method` for windows of n rows: cached in memory, else read from
+        the fit store, else built (and kept in the store)."""
         key = (method, n)
         if key not in self._nulls:
-            self._nulls[key] = self._build(method, n)
+            self._nulls[key] = self._stored(method, n) or self._build_and_keep(method, n)
         return self._nulls[key]
+
+    def fingerprint(self, method: str) -> str:
+        """A digest of everything `method`'s nulls are built from: the baseline column's
+        values and counts as the resamples see them, the resample count and seed, the
+        build's constants and `NULL_VERSION`. Any change builds the nulls again."""
+        if method not in self._fingerprints:
+            counts = self.uses_counts(method)
+            column = self.reference.column
+            data = (
+                (repr(self.keys), self.key_counts) if counts
+                else (self.atoms, self.atom_counts, bool(column.integer), self.reference.std)
+            )
+            self._fingerprints[method] = fingerprint(
+                NULL_VERSION, method, counts, self.m, self.resamples, self.seed, *data,
+                POWER_RESAMPLES, POWER, MAX_ATOMS, SD_SHIFTS, MASS_SHIFTS,
+                sorted(CALIBRATED_METHODS),
+            )
+        return self._fingerprints[method]
+
+    def _fit_key(self, method: str, n: int) -> str:
+        return f"{self.reference.name}|{method}|{n}"
+
+    def _stored(self, method: str, n: int) -> _Null | None:
+        if self.fits is None:
+            return None
+        payload = self.fits.load(FIT_CHECK, self._fit_key(method, n), self.fingerprint(method))
+        if payload is None:
+            return None
+        try:
+            return _Null.from_bytes(payload)
+        except DriftError as err:
+            log.warning("null of %s (%s, %d rows): %s", self.reference.name, method, n, err)
+            return None
+
+    def _build_and_keep(self, method: str, n: int) -> _Null:
+        null = self._build(method, n)
+        if self.fits is not None:
+            self.fits.save(FIT_CHECK, self._fit_key(method, n), self.fingerprint(method),
+                           null.to_bytes())
+        return null
 
     def _rng(self, method: str, n: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, n, sorted(CALIBRATED_METHODS).index(method)])
@@ -375,7 +450,8 @@ def _log_interp(n: int, low: int, high: int, a: float, b: float) -> float:
     return float(math.exp((1 - t) * la + t * lb))
 
 
-def _lin_interp(n: int, low: int, high: int, a: float, b: float) -> float:
+def interpolate_log_n(n: int, low: int, high: int, a: float, b: float) -> float:
+    """The value at n of the line through (log low, a) and (log high, b)."""
     if high == low:
         return a
     t = (math.log(n) - math.log(low)) / (math.log(high) - math.log(low))

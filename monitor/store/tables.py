@@ -116,6 +116,27 @@ class Baseline(Base):
     performance: Mapped[dict[str, Any] | None]
 
 
+class BaselineFit(Base):
+    """What a check fitted on one baseline (a calibrated null at a window size, the
+    surrogate's bootstrap range), kept so that no later process fits it again.
+
+    `fingerprint` digests every setting and datum the fit was built from: a changed
+    setting looks for another fingerprint, finds none and builds the fit again. The
+    payload is the check's own versioned bytes (NumPy arrays, never a pickle)."""
+
+    __tablename__ = "baseline_fit"
+    __table_args__ = (UniqueConstraint("baseline_id", "check_name", "key", "fingerprint"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    baseline_id: Mapped[int] = mapped_column(ForeignKey("baseline.id", ondelete="CASCADE"))
+    #: the check that fitted it, e.g. "drift" or "surrogate"
+    check_name: Mapped[str] = mapped_column(String(32))
+    #: what the fit is of within the check, e.g. "age|ks|362" (column, method, bucket size)
+    key: Mapped[str] = mapped_column(String(512))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 #: PostgreSQL: the prediction log is range-partitioned by `ts`, one partition per UTC
 #: day named ``prediction_pYYYYMMDD``, plus ``prediction_default`` for rows outside
 #: every created day (see `monitor.store.maintenance`). SQLite keeps one table.
