@@ -3,11 +3,10 @@
 A calibrated drift null per (column, method, window-size bucket) and the surrogate's
 bootstrap range per bucket are built once per baseline and settings (`fingerprint`)
 and read back by every later run, restart, `monitor once` and `backfill`. Deleting a
-baseline deletes its fits. (It follows 0005, the head of the chain: 0006 and 0007 come
-before 0003 in it.)
+baseline deletes its fits.
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-25 09:00:00
 """
 
@@ -18,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0005"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
