@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from scipy.special import chdtrc, chdtri, kolmogorov, ndtr
+from scipy.special import chdtrc, chdtri, kolmogi, kolmogorov, ndtr
 
 from monitor.drift.fitted import FitStore, fingerprint, pack, unpack
 from monitor.drift.resampled import (
@@ -60,11 +60,21 @@ CALIBRATED_METHODS = frozenset({"ks", "wasserstein", "jensenshannon", "psi", "ch
 #: methods read from category (or few distinct values) counts
 _COUNT_ONLY = frozenset({"chisquare", "z"})
 _DAYS_PER_MONTH = 30
+#: a numeric column with at most this many distinct values in the baseline is discrete:
+#: its drift p-value is an exact permutation test on the pooled value counts
+FEW_VALUES = 64
+#: permutations of a discrete column's test: drawn in batches (the first of
+#: PERMUTATION_BATCH, each next one 4x the last) until the p-value is resolved (at least
+#: PERMUTATION_HITS permuted statistics at or above the window's), at most
+#: PERMUTATIONS_MAX, so p-values down to ~1/PERMUTATIONS_MAX are resolved
+PERMUTATION_BATCH = 100
+PERMUTATIONS_MAX = 60_000
+PERMUTATION_HITS = 10
 #: the check name stored fits are filed under, and the version of their build: bump it
 #: whenever `_build` (or a statistic in `monitor.drift.resampled`) changes its numbers
 FIT_CHECK = "drift"
-NULL_VERSION = 1
-_FAMILIES = ("exponential", "chi2")
+NULL_VERSION = 2
+_FAMILIES = ("exponential", "chi2", "kolmogorov")
 
 
 def family_alpha(false_alarms_per_month: float, window: timedelta) -> float:
@@ -165,6 +175,8 @@ class _Null:
 
     def survival(self, y: float) -> float:
         """P(S² >= y) under the null."""
+        if self.family == "kolmogorov":  # n_eff·D² of two continuous samples
+            return float(kolmogorov(math.sqrt(max(y, 0.0)))) if math.isfinite(y) else 0.0
         if not math.isfinite(y):
             return self.inf_share
         if y <= self.u or self.size == 0:
@@ -189,6 +201,8 @@ class _Null:
         return self._critical[alpha]
 
     def _critical_value(self, alpha: float) -> float:
+        if self.family == "kolmogorov":
+            return float(kolmogi(min(max(alpha, 1e-300), 1.0))) ** 2
         if alpha >= TAIL_SHARE or self.size == 0:
             return float(np.quantile(self.sorted, 1 - min(alpha, 1.0))) if len(
                 self.sorted) else 0.0
@@ -243,7 +257,16 @@ class ColumnCalibration:
         """Whether `method` reads this column as counts of distinct values."""
         if self.reference.column.kind == "categorical" or method in _COUNT_ONLY:
             return True
+        if method in ("ks", "wasserstein"):  # read from the values' ECDF, ties and all
+            return False
         return self.reference.n_unique <= 20  # Evidently's per-value shares for JS/PSI
+
+    @property
+    def discrete(self) -> bool:
+        """Categorical, or numeric with at most FEW_VALUES distinct values: its p-value is
+        an exact permutation test (see `assess`)."""
+        column = self.reference.column
+        return column.kind == "categorical" or self.reference.n_unique <= FEW_VALUES
 
     def shift_unit(self, method: str) -> str:
         return "mass" if self.uses_counts(method) else "sd"
@@ -256,6 +279,11 @@ class ColumnCalibration:
             return None
         y = self._observed(method, current, score)
         n = current.n
+        if self.discrete:
+            return Calibrated(self._permutation_p(method, current, y), y)
+        if method == "ks":  # n_eff·D² of two continuous samples: Kolmogorov's distribution,
+            # exact in the limit for any shape (and conservative where values tie)
+            return Calibrated(float(kolmogorov(math.sqrt(max(y, 0.0)))), y)
         low, high = bucket_sizes(n)
         p_low = self.null(method, low).survival(y)
         if high == low:
@@ -372,7 +400,55 @@ class ColumnCalibration:
                 for d in SD_SHIFTS
             ]
         q10 = np.quantile(np.array(shifted), 1 - POWER, axis=1)
-        return _Null(null, "exponential", 1, SD_SHIFTS, q10)
+        # K-S of a continuous column: the Kolmogorov distribution is its exact null (for
+        # any shape); resampling the baseline with replacement adds ties that shrink it
+        family = "kolmogorov" if method == "ks" and not self.discrete else "exponential"
+        return _Null(null, family, 1, SD_SHIFTS, q10)
+
+    def _permutation_p(self, method: str, current: Column, observed: float) -> float:
+        """The exact p-value of a discrete column's statistic: under no drift every split
+        of the pooled baseline and window rows into m and n is as likely, so the window's
+        counts of each value are multivariate hypergeometric given the pooled counts.
+        Seeded; drawn in batches until PERMUTATION_HITS permuted statistics reach the
+        window's or PERMUTATIONS_MAX are drawn."""
+        ref_counts, cur_counts = self.reference.column.value_counts(), current.value_counts()
+        keys = _sorted_keys({**{k: 0 for k in ref_counts}, **{k: 0 for k in cur_counts}})
+        ref = np.array([ref_counts.get(k, 0) for k in keys], dtype=np.int64)
+        pooled = ref + np.array([cur_counts.get(k, 0) for k in keys], dtype=np.int64)
+        n, m = current.n, self.m
+        numeric = self.reference.column.kind == "numeric" and not self.uses_counts(method)
+        atoms = np.asarray(keys, dtype=float) if numeric else None
+        # the window's statistic on the same footing as the draws' (same keys, same order)
+        observed = float(self._permuted(method, atoms, ref[None, :].astype(float),
+                                        (pooled - ref)[None, :].astype(float), m, n)[0])
+        floor = observed - 1e-9 * abs(observed) if math.isfinite(observed) else observed
+        # a column of many categories draws smaller batches (memory) and fewer in all (time)
+        largest = int(max(100, 4_000_000 // len(keys)))
+        most = int(max(largest, min(PERMUTATIONS_MAX, 200_000_000 // len(keys))))
+        rng = np.random.default_rng([self.seed, n, sorted(CALIBRATED_METHODS).index(method), 7])
+        hits, drawn, batch = 0, 0, min(PERMUTATION_BATCH, largest)
+        while drawn < most and hits < PERMUTATION_HITS:
+            win = rng.multivariate_hypergeometric(pooled, n, size=batch).astype(float)
+            stats = self._permuted(method, atoms, pooled[None, :] - win, win, m, n)
+            hits += int(np.sum(stats >= floor))
+            drawn += batch
+            batch = min(4 * batch, largest, most - drawn)
+        return (hits + 1) / (drawn + 1)
+
+    def _permuted(self, method: str, atoms: np.ndarray | None, ref: np.ndarray, win: np.ndarray,
+                  m: int, n: int) -> np.ndarray:
+        if atoms is None and method == "chisquare":
+            # the homogeneity chi-square of the 2 x k table: finite wherever the pooled
+            # count is (Evidently's goodness of fit is infinite whenever a rare value
+            # lands in the window only, which left rare categories nearly untestable)
+            pooled = ref + win
+            e_ref, e_win = pooled * (m / (m + n)), pooled * (n / (m + n))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = np.where(pooled > 0, (ref - e_ref) ** 2 / e_ref + (win - e_win) ** 2 / e_win, 0.0)
+            return terms.sum(axis=1)
+        if atoms is None:
+            return count_statistic(method, ref, win, m, n)
+        return atom_statistic(method, atoms, ref, win, m, n, 0.0, self.reference.column.integer)
 
     def _pseudo_ref(self, counts: bool) -> np.ndarray:
         """The resampled baselines: the same draws for every bucket (same seed), drawn
@@ -405,10 +481,7 @@ class ColumnCalibration:
         if method == "psi":
             return neff * score
         if method == "ks":
-            ref, cur = self.reference.column.values, current.values
-            every = np.concatenate((ref, cur))
-            gap = ref.searchsorted(every, "right") / m - cur.searchsorted(every, "right") / n
-            return neff * float(np.max(np.abs(gap))) ** 2
+            return neff * ks_gap(self.reference.column.values, current.values) ** 2
         cur_counts = current.value_counts()
         keys = self.keys + _sorted_keys({k: 0 for k in cur_counts if k not in set(self.keys)})
         if method == "z":
@@ -420,6 +493,21 @@ class ColumnCalibration:
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def ks_gap(ref: np.ndarray, cur: np.ndarray) -> float:
+    """max |F_ref - F_cur| of two sorted samples, from the window's values placed among
+    the baseline's only (the window is the short side): between two window values F_cur
+    is flat, so the gap peaks at a window value or just before one."""
+    m, n = len(ref), len(cur)
+    if not m or not n:
+        return 0.0
+    below = ref.searchsorted(cur, "left") / m  # F_ref just before each window value
+    upto = ref.searchsorted(cur, "right") / m  # F_ref at it
+    # F_cur just before and at each window value (ties: the first and last of the run)
+    first = np.searchsorted(cur, cur, "left") / n
+    last = np.searchsorted(cur, cur, "right") / n
+    return float(max(np.max(np.abs(below - first)), np.max(np.abs(upto - last))))
 
 
 def _atoms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

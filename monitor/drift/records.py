@@ -46,6 +46,8 @@ class FeatureDrift:
     `min_detectable_shift` the smallest shift this window detects with 90% power, in
     `shift_unit`: "sd" (baseline standard deviations) or "mass" (share of the category
     mass moved). All four are None in fixed mode or when the method is not calibrated.
+    `decided_by` names the test whose p-value that is: the method itself, or "ks" for a
+    continuous column scored with Evidently's default distance (exact for any shape).
     """
 
     method: str
@@ -59,6 +61,7 @@ class FeatureDrift:
     alpha: float | None = None
     min_detectable_shift: float | None = None
     shift_unit: str | None = None
+    decided_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class FeatureDrift:
             "alpha": plain(self.alpha),
             "min_detectable_shift": plain(self.min_detectable_shift),
             "shift_unit": self.shift_unit,
+            "decided_by": self.decided_by,
         }
 
 

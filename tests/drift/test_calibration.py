@@ -87,6 +87,54 @@ def test_clean_windows_flag_near_alpha_and_shift_is_caught(method, m, n, body):
     assert np.mean(shifted < 1e-3) >= 0.9
 
 
+SHAPES = {
+    # a transaction amount: 40 % zeros, a lognormal tail (the resampled null of the
+    # Wasserstein distance flagged p < 1e-4 50x too often on it)
+    "zero-inflated-lognormal": lambda g, k: np.where(g.uniform(size=k) < 0.4, 0.0,
+                                                     g.lognormal(7, 1.4, k)),
+    # a count with ties and few values (never reached p < 0.01 when read as shares)
+    "poisson-counts": lambda g, k: g.poisson(1.2, k).astype(float),
+    "heavy-tailed": lambda g, k: g.standard_t(2, k),
+    "rare-categories": lambda g, k: g.choice(list("abcdefg"), k,
+                                             p=[0.6, 0.25, 0.1, 0.03, 0.01, 0.007, 0.003]),
+}
+
+
+@pytest.mark.parametrize("m", [500, 3000])
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPES.keys())
+def test_achieved_false_alarm_rate_is_at_most_nominal_for_production_shapes(shape, m):
+    """The calibrated p-value of clean windows is exact or conservative whatever the
+    shape: over fresh baselines (the null covers the baseline's own sampling error),
+    p < a happens at most about a of the time at a = 0.01 and 0.001, yet is not deaf."""
+    draw, rng = SHAPES[shape], np.random.default_rng(21)
+    kind = "categorical" if shape == "rare-categories" else "numeric"
+    p = []
+    for r in range(25):
+        reference = pd.DataFrame({"x": draw(rng, m)})
+        numeric, categorical = (["x"], []) if kind == "numeric" else ([], ["x"])
+        analyzer = DriftAnalyzer(numeric, categorical, DriftConfig(), "regression",
+                                 family_alpha=0.01, seed=r).fit(reference)
+        for _ in range(80):
+            p.append(analyzer.analyze(pd.DataFrame({"x": draw(rng, 300)})).features["x"].p_value)
+    p = np.array(p)  # 2,000 clean windows
+    print(f"{shape} m={m}: p<0.01 {np.sum(p < 0.01)}, p<0.001 {np.sum(p < 0.001)} of {len(p)}")
+    assert 5 <= np.sum(p < 0.01) <= 32  # 20 expected; binomial 99.5% bound ~33
+    assert np.sum(p < 0.001) <= 7  # 2 expected
+
+
+def test_a_shift_in_a_zero_inflated_amount_is_caught_and_decided_by_ks():
+    rng = np.random.default_rng(22)
+    amount = SHAPES["zero-inflated-lognormal"]
+    analyzer = DriftAnalyzer(["x"], [], DriftConfig(), "regression", family_alpha=0.0014).fit(
+        pd.DataFrame({"x": amount(rng, 3000)}))
+    feature = analyzer.analyze(pd.DataFrame({"x": amount(rng, 300) * 3})).features["x"]
+    assert feature.method == "wasserstein" and feature.decided_by == "ks"
+    assert feature.drifted and feature.p_value < 1e-4 and feature.shift_unit == "sd"
+    assert feature.to_dict()["decided_by"] == "ks"
+    # amounts up 30 %: a change 300 rows of this tail cannot tell from chance
+    assert not analyzer.analyze(pd.DataFrame({"x": amount(rng, 300) * 1.3})).features["x"].drifted
+
+
 def test_categorical_chisquare_holds_level_with_a_small_reference():
     rng = np.random.default_rng(3)
     levels, probs = np.array(list("abcd")), [0.4, 0.3, 0.2, 0.1]
@@ -99,6 +147,25 @@ def test_categorical_chisquare_holds_level_with_a_small_reference():
         p.append(_p_values(calibration, "chisquare", lambda g: g.choice(levels, 900, p=probs),
                            100, rng))
     assert np.mean(np.concatenate(p) < 0.05) <= 0.09
+
+
+@pytest.mark.parametrize("method, m", [("wasserstein", 3000), ("ks", 500)])
+def test_integer_counts_with_ties_are_neither_deaf_nor_hot(method, m):
+    """A count with few values (Poisson, mean 1.2: 7 distinct values) gets an exact
+    permutation p-value: its null was once taken from per-value shares (a PSI-like
+    statistic 5x wider), so no window of such a feature ever reached p < 0.01."""
+    rng = np.random.default_rng(11)
+    p = []
+    for r in range(30):  # many baselines: the test is exact over baseline and window
+        calibration = ColumnCalibration(_reference(rng.poisson(1.2, m).astype(float)), 300, seed=r)
+        assert calibration.discrete
+        p.append(_p_values(calibration, method, lambda g: g.poisson(1.2, 300).astype(float), 30, rng))
+    p = np.concatenate(p)  # 900 windows
+    assert 0.025 <= np.mean(p < 0.05) <= 0.075, np.mean(p < 0.05)
+    assert np.mean(p < 0.005) <= 0.015
+    calibration = ColumnCalibration(_reference(rng.poisson(1.2, m).astype(float)), 300, seed=9)
+    shifted = _p_values(calibration, method, lambda g: g.poisson(2.0, 300).astype(float), 10, rng)
+    assert np.mean(shifted < 1e-3) >= 0.5  # mean 1.2 -> 2.0 (+0.7 sd) in 300 rows
 
 
 def test_minimum_detectable_shift_is_detected_about_ninety_percent():
