@@ -20,13 +20,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from monitor.drift.records import plain
-from monitor.result import Gaps, RunResult, Traffic
+from monitor.result import Gaps, QualityTest, RunResult, Traffic
 from monitor.vocab import SEVERITY, AlertKind, AlertStatus, RunStatus, Severity
-
-#: share of quarantined rows in a window that raises a data_quality alert
-QUARANTINE_SHARE = 0.01
-#: increase of a feature's missing share over the baseline's that raises data_quality
-MISSING_INCREASE = 0.1
 
 
 class Policies(Protocol):
@@ -373,30 +368,57 @@ def _metric_line(name: str, m: Any) -> str:
 
 
 def _quality_finding(result: RunResult) -> Finding | None:
-    total = result.rows + result.quarantined
-    quarantined = result.quarantined
-    lines = []
-    if total and quarantined / total >= QUARANTINE_SHARE:
-        reasons = ", ".join(f"{r} {n}" for r, n in result.reasons.items())
-        lines.append(f"{quarantined} of {total} rows quarantined ({reasons})")
+    """One data_quality finding listing the window's checks that exceed the baseline's
+    own rate (missing values, unseen values) or the quarantine rate, each at its share
+    of the alert budget (`WindowQuality.checks`), in words with size and p-value."""
     quality = result.quality
-    if quality is not None:
-        for name, values in quality.unseen.items():
-            if values:
-                shown = ", ".join(map(str, list(values)[:5]))
-                lines.append(f"{name}: categories never seen in the baseline: {shown}")
-        for name, share in quality.missing_increase.items():
-            if share >= MISSING_INCREASE:
-                lines.append(f"{name}: {share:.0%} more missing values than the baseline")
-    if not lines:
+    flagged = quality.flagged if quality is not None else ()
+    if not flagged:
         return None
+    lines = tuple(quality_line(c) for c in flagged)
+    named = [c.feature or "quarantine" for c in flagged]
+    first = flagged[0]
+    title = f"data quality: {_quality_title(first)}"
+    if len(flagged) > 1:
+        title += f" and {len(flagged) - 1} more ({', '.join(named[1:4])}{'...' if len(named) > 4 else ''})"
+    total = result.rows + result.quarantined
     return Finding(
         AlertKind.DATA_QUALITY,
         None,
-        "data quality problems in the window",
-        {"quarantined": quarantined, "rows": total},
-        tuple(lines),
+        title,
+        {
+            "quarantined": result.quarantined,
+            "rows": total,
+            "features": sorted({c.feature for c in flagged if c.feature}),
+            "checks": [c.to_dict() for c in flagged],
+            "alpha": plain(quality.alpha),
+        },
+        lines,
     )
+
+
+def _quality_title(c: Any) -> str:
+    if c.test == QualityTest.MISSING:
+        return f"{c.feature} missing in {c.share:.1%} of rows (baseline {c.expected:.1%})"
+    if c.test == QualityTest.UNSEEN:
+        return f"{c.feature} has values the baseline never had in {c.share:.1%} of rows"
+    return f"{c.share:.1%} of rows quarantined"
+
+
+def quality_line(c: Any) -> str:
+    """A data-quality check in words: what, how much, against what, how sure."""
+    sure = f"p = {c.p_value:.2g} (level {c.alpha:.2g})"
+    if c.test == QualityTest.MISSING:
+        return (f"{c.feature}: {c.share:.1%} missing ({c.count} of {c.rows} rows) vs "
+                f"{c.expected:.1%} in the baseline ({c.baseline_count} of {c.baseline_rows}), {sure}")
+    if c.test == QualityTest.UNSEEN:
+        shown = ", ".join(repr(v) for v in c.values[:5]) + (" ..." if len(c.values) > 5 else "")
+        return (f"{c.feature}: {c.count} rows ({c.share:.1%}) with values the baseline never had: "
+                f"{shown}; a baseline of {c.baseline_rows} values with {c.baseline_count} seen once "
+                f"expects {c.expected:.2%}, {sure}")
+    reasons = ", ".join(f"{r} {n}" for r, n in c.reasons.items())
+    return (f"{c.count} of {c.rows} rows quarantined ({c.share:.1%}: {reasons}) vs at most "
+            f"{c.expected:.1%} expected from a working sender, {sure}")
 
 
 @dataclass(frozen=True)

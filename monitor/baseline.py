@@ -156,8 +156,9 @@ def _reference_attributes(
 def complete_rows(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, str | None]:
     """A mask of rows with every feature present, and a note on the others (or None).
 
-    The model cannot predict on a missing value and production rows with one are
-    quarantined, so incomplete rows only count in the baseline's missing shares.
+    The model cannot predict on a missing value, so incomplete rows only count in the
+    baseline's missing shares (production rows with one are logged and counted the same
+    way, and left out of attributions).
     """
     incomplete = frame.isna().any(axis=1).to_numpy()
     if not incomplete.any():
@@ -171,13 +172,17 @@ def complete_rows(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, str | N
     note = (
         f"{int(incomplete.sum())} of {len(frame)} baseline rows have missing values ({columns}; "
         f"{positions}): they count in the missing shares but are left out of predictions, "
-        "attributions and performance (production rows with a missing feature are quarantined)"
+        "attributions and performance (production rows with a missing value are judged against "
+        "these shares in data quality)"
     )
     return ~incomplete, note
 
 
 def feature_stats(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
-    """Per-feature statistics kept with the baseline (and shown in reports)."""
+    """Per-feature statistics kept with the baseline (and shown in reports).
+
+    `rows` and `missing` are the counts behind `missing_share`: data quality tests a
+    window's missing values against them (the share is an estimate from `rows` rows)."""
     stats: dict[str, Any] = {}
     for name in model.features.numeric:
         col = pd.to_numeric(frame[name], errors="coerce")
@@ -186,6 +191,8 @@ def feature_stats(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
         stats[name] = {
             "kind": "numeric",
             "missing_share": float(col.isna().mean()),
+            "rows": len(col),
+            "missing": int(col.isna().sum()),
             "mean": _f(valid.mean()),
             "std": _f(valid.std()),
             "min": _f(valid.min()),
@@ -200,6 +207,8 @@ def feature_stats(frame: pd.DataFrame, model: ModelConfig) -> dict[str, Any]:
         stats[name] = {
             "kind": "categorical",
             "missing_share": float(col.isna().mean()),
+            "rows": len(col),
+            "missing": int(col.isna().sum()),
             "categories": {str(k): int(v) for k, v in counts.items()},
         }
     return stats

@@ -64,7 +64,11 @@ def compute(
         "min_rows": model.drift.min_rows,
     }
     if len(window.frame) < model.drift.min_rows:
-        return RunResult(status=RunStatus.INSUFFICIENT_DATA, timings=timings, **common)
+        # too few rows to compare, but quarantined rows are still judged
+        quality = WindowQuality.against(None, None, rows=int(window.rows), reasons=reasons,
+                                        alpha=quality_alpha(model))
+        return RunResult(status=RunStatus.INSUFFICIENT_DATA, timings=timings, quality=quality,
+                         **common)
 
     tick = time.perf_counter()
     analyzer = runtime.analyzer(model, reference, fits)
@@ -97,7 +101,15 @@ def compute(
         drift=report,
         attribution=attribution,
         **transparency,
-        quality=WindowQuality.against(report.quality, reference.feature_stats),
+        quality=WindowQuality.against(
+            report.quality,
+            reference.feature_stats,
+            sampled=len(window.frame),
+            baseline_rows=len(reference.sample),
+            rows=int(window.rows),
+            reasons=reasons,
+            alpha=quality_alpha(model),
+        ),
         timings=timings,
         estimated=estimated,
         calibration=calibration,
@@ -108,6 +120,15 @@ def compute(
         sampling=groups.sampling,
         **common,
     )
+
+
+def quality_alpha(model: ModelConfig) -> float:
+    """The per-window rate data-quality findings may spend: `alerts.quality_share` of the
+    family rate `alerts.false_alarms_per_month` allows at the model's window length."""
+    from monitor.drift import family_alpha
+
+    alerts = model.alerts
+    return family_alpha(alerts.false_alarms_per_month, model.window) * alerts.quality_share
 
 
 def window_performance(
@@ -169,12 +190,17 @@ def _threshold_factors(model: ModelConfig, policies: Any) -> dict[str, float]:
 def explain_window(
     model: ModelConfig, window: WindowSample, reference: BaselineData, policies: Any, runtime: Any
 ) -> AttributionOutcome:
-    """Attributions of up to `attribution.max_samples` sampled rows, and their drift."""
+    """Attributions of up to `attribution.max_samples` sampled rows, and their drift.
+
+    Rows with a missing value are left out: the model cannot be run on them (their
+    logged prediction, the serving system's, still counts in prediction drift and
+    performance)."""
     from monitor.attribution import attribution_drift, explain_for_model
     from monitor.drift import family_alpha
 
     loaded = runtime.model(model)
-    subset = window.frame.iloc[: model.attribution.max_samples]
+    complete = window.frame.notna().all(axis=1).to_numpy()
+    subset = window.frame[complete].iloc[: model.attribution.max_samples]
     explanation = explain_for_model(model, loaded, subset, reference.sample)
     names = list(model.features.names)
     drift = threshold = None
@@ -218,7 +244,9 @@ def explain_decisions(
     if n == 0:
         return out
     ref_output = select_output(reference.predictions, model.task, model.explain_class)
-    scores = np.asarray(window.predictions)[:n] if len(window.predictions) >= n else None
+    # the explained rows are the window's complete ones: their logged scores by position
+    positions = window.frame.index.get_indexer(explanation.values.index)
+    scores = np.asarray(window.predictions)[positions] if (positions >= 0).all() else None
     if n >= MIN_SURROGATE_ROWS and len(reference.sample) >= MIN_SURROGATE_ROWS:
         cfg = model.surrogate
         out["surrogate"] = surrogate_report(

@@ -274,6 +274,10 @@ class AlertsConfig(Strict):
     #: false drift alarms per month the calibrated thresholds allow (over all features
     #: and the prediction, from the model's window length; 30-day months)
     false_alarms_per_month: float = Field(1.0, gt=0)
+    #: the share of `false_alarms_per_month` data-quality findings may spend (missing
+    #: values and unseen values per feature, quarantined rows), split across their tests
+    #: by Holm's correction
+    quality_share: float = Field(0.1, gt=0, le=1)
 
 
 class SegmentsConfig(Strict):

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from monitor.config import ModelConfig, Settings
-from monitor.errors import NotFoundError
+from monitor.errors import AttributionError, NotFoundError
 from monitor.store import transaction
 from monitor.store.baselines import active_baseline
 from monitor.store.runs import find_prediction, latest_explanation
@@ -103,6 +103,15 @@ def _on_demand(
     from monitor.attribution import explain_for_model
     from monitor.model import load_model
 
+    missing = [name for name in cfg.features.names if _missing(features.get(name))]
+    if missing:
+        raise AttributionError(
+            f"request {request_id!r} of model {cfg.name!r} has no value for "
+            f"{', '.join(missing)} (null when it was logged): the model cannot be run on a "
+            "missing input, so no contribution can be computed for this request. Its logged "
+            f"prediction ({_shown(logged)}) still counts in prediction drift and performance, and "
+            "the missing value in the window's data quality."
+        )
     frame = pd.DataFrame([{name: features.get(name) for name in cfg.features.names}], index=[request_id])
     for name in cfg.features.numeric:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
@@ -123,6 +132,16 @@ def _on_demand(
     )
     answer = with_reasons(cfg, answer, None, baseline.feature_stats, scores=raw)
     return _compare(cfg, answer, logged, recomputed=True)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _shown(logged: Any) -> str:
+    if logged is None:
+        return "not known"
+    return f"{logged:.4g}" if isinstance(logged, float) else str(logged)
 
 
 def _target(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -48,6 +49,90 @@ class BaselineRef:
         return {"id": self.id, "version": self.version, "mode": self.mode}
 
 
+class QualityTest(StrEnum):
+    """What a data-quality check counts in a window."""
+
+    #: rows whose feature value is missing, against the baseline's missing share
+    MISSING = "missing"
+    #: rows holding a value the baseline never had, against the share of baseline values
+    #: seen only once (Good-Turing: how often a new row brings a value never seen)
+    UNSEEN = "unseen"
+    #: rows quarantined (malformed), against `QUARANTINE_RATE`
+    QUARANTINE = "quarantine"
+
+
+#: the quarantined share a window is judged against: a sender that works produces fewer
+#: malformed rows than 1 in 1,000; a window with significantly more raises data_quality
+QUARANTINE_RATE = 0.001
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    """One data-quality test of a window: `count` of `rows` against the rate `expected`
+    (the baseline's own, estimated from `baseline_count` of `baseline_rows`), one-sided
+    `p_value`, flagged below `alpha` (the data-quality share of the alert budget, split
+    across the window's checks by Holm's correction)."""
+
+    test: QualityTest
+    feature: str | None
+    count: int
+    rows: int
+    expected: float
+    p_value: float
+    alpha: float
+    baseline_count: int | None = None
+    baseline_rows: int | None = None
+    #: unseen values (as text, at most 20) or quarantine reasons with their counts
+    values: tuple[str, ...] = ()
+    reasons: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def share(self) -> float:
+        return self.count / self.rows if self.rows else 0.0
+
+    @property
+    def flagged(self) -> bool:
+        return self.count > 0 and self.p_value < self.alpha
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test": str(self.test),
+            "feature": self.feature,
+            "count": int(self.count),
+            "rows": int(self.rows),
+            "share": plain(self.share),
+            "expected": plain(self.expected),
+            "baseline_count": self.baseline_count,
+            "baseline_rows": self.baseline_rows,
+            "p_value": plain(self.p_value),
+            "alpha": plain(self.alpha),
+            "flagged": self.flagged,
+            "values": list(self.values),
+            "reasons": dict(self.reasons),
+        }
+
+
+def exceeds_baseline(count: int, rows: int, baseline_count: int, baseline_rows: int) -> float:
+    """One-sided p-value that a window with `count` of `rows` has a higher rate than a
+    baseline with `baseline_count` of `baseline_rows`: Fisher's exact conditional test
+    (the baseline's rate is itself an estimate, so it is not taken as exact)."""
+    if count <= 0:
+        return 1.0
+    from scipy.stats import hypergeom
+
+    total = rows + baseline_rows
+    return float(min(1.0, hypergeom.sf(count - 1, total, count + baseline_count, rows)))
+
+
+def exceeds_rate(count: int, rows: int, rate: float) -> float:
+    """One-sided exact binomial p-value of `count` of `rows` against a known `rate`."""
+    if count <= 0:
+        return 1.0
+    from scipy.stats import binom
+
+    return float(min(1.0, binom.sf(count - 1, rows, rate)))
+
+
 @dataclass(frozen=True)
 class WindowQuality:
     """The window's data quality against the baseline, in the shape alert rules read."""
@@ -59,11 +144,35 @@ class WindowQuality:
     unseen: Mapping[str, list[str]] = field(default_factory=dict)
     constant: tuple[str, ...] = ()
     all_missing: tuple[str, ...] = ()
+    #: every test of the window (missing and unseen per feature, quarantine), decided
+    checks: tuple[QualityCheck, ...] = ()
+    #: the window's data-quality family rate (the checks share it by Holm's correction)
+    alpha: float | None = None
+
+    @property
+    def flagged(self) -> tuple[QualityCheck, ...]:
+        return tuple(c for c in self.checks if c.flagged)
 
     @classmethod
-    def against(cls, quality: DataQuality, feature_stats: Mapping[str, Any] | None) -> WindowQuality:
-        """Compare the window's quality with the baseline's per-feature statistics."""
-        flat = quality.to_dict()
+    def against(
+        cls,
+        quality: DataQuality | None,
+        feature_stats: Mapping[str, Any] | None,
+        *,
+        sampled: int = 0,
+        baseline_rows: int = 0,
+        rows: int = 0,
+        reasons: Mapping[str, int] | None = None,
+        alpha: float = 0.0,
+    ) -> WindowQuality:
+        """Compare the window's quality with the baseline's per-feature statistics.
+
+        `sampled` rows were judged for missing and unseen values; `rows` valid rows and
+        `reasons` (quarantined rows by reason) are the whole window's. Each count is
+        tested against the baseline's own rate (`baseline_rows`: the baseline's size, for
+        statistics stored without their counts) and decided at Holm's level of `alpha`.
+        """
+        flat = quality.to_dict() if quality is not None else {}
         missing = flat.get("missing_share", {})
         stats = feature_stats or {}
         increase = {}
@@ -71,6 +180,7 @@ class WindowQuality:
             before = (stats.get(name) or {}).get("missing_share") or 0.0
             if share is not None and share - before > 0:
                 increase[name] = plain(share - before)
+        checks = _checks(quality, stats, sampled, baseline_rows, rows, reasons or {})
         return cls(
             missing={n: v for n, v in missing.items() if v},
             missing_increase=increase,
@@ -78,6 +188,8 @@ class WindowQuality:
             unseen=flat.get("unseen_categories", {}),
             constant=tuple(flat.get("constant", [])),
             all_missing=tuple(flat.get("all_missing", [])),
+            checks=_decided(checks, alpha),
+            alpha=alpha,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,7 +200,58 @@ class WindowQuality:
             "unseen": {k: list(v) for k, v in self.unseen.items()},
             "constant": list(self.constant),
             "all_missing": list(self.all_missing),
+            # the checks with something to count (the others have p = 1)
+            "checks": [c.to_dict() for c in self.checks if c.count],
+            "alpha": plain(self.alpha),
         }
+
+
+def _checks(
+    quality: DataQuality | None,
+    stats: Mapping[str, Any],
+    sampled: int,
+    baseline_rows: int,
+    rows: int,
+    reasons: Mapping[str, int],
+) -> list[QualityCheck]:
+    """The window's undecided checks (alpha 0), one p-value each."""
+    checks = []
+    for name, q in (quality.features if quality is not None else {}).items():
+        stat = stats.get(name) or {}
+        m = int(stat.get("rows") or baseline_rows)
+        b = int(stat["missing"]) if "missing" in stat else round((stat.get("missing_share") or 0.0) * m)
+        if sampled and m:
+            checks.append(QualityCheck(
+                QualityTest.MISSING, name, int(q.missing), sampled, b / m,
+                exceeds_baseline(int(q.missing), sampled, b, m), 0.0, b, m,
+            ))
+        present = sampled - int(q.missing)
+        if q.reference_values and present > 0:
+            s, v = int(q.reference_singletons), int(q.reference_values)
+            checks.append(QualityCheck(
+                QualityTest.UNSEEN, name, int(q.unseen_rows), present, s / v,
+                exceeds_baseline(int(q.unseen_rows), present, s, v), 0.0, s, v,
+                tuple(q.unseen_categories),
+            ))
+    bad = {r: n for r, n in reasons.items() if r != "duplicate" and n}
+    quarantined = sum(bad.values())
+    total = rows + quarantined
+    if total:
+        checks.append(QualityCheck(
+            QualityTest.QUARANTINE, None, quarantined, total, QUARANTINE_RATE,
+            exceeds_rate(quarantined, total, QUARANTINE_RATE), 0.0,
+            reasons=dict(sorted(bad.items(), key=lambda kv: -kv[1])),
+        ))
+    return checks
+
+
+def _decided(checks: list[QualityCheck], alpha: float) -> tuple[QualityCheck, ...]:
+    """The checks with their Holm level of the family rate `alpha`."""
+    from monitor.drift.calibration import holm_levels
+
+    keyed = {f"{c.test}:{c.feature or ''}": c for c in checks}
+    levels = holm_levels({k: c.p_value for k, c in keyed.items()}, alpha, {})
+    return tuple(replace(c, alpha=levels[k]) for k, c in keyed.items())
 
 
 @dataclass(frozen=True)

@@ -228,5 +228,7 @@ def run_result(
         min_rows=30,
         drift=report,
         attribution=attribution,
-        quality=WindowQuality(),
+        # hourly windows, a budget of 1 a month, data quality's default share
+        quality=WindowQuality.against(None, None, rows=rows, alpha=0.1 / 720,
+                                      reasons={"missing_feature": quarantined}),
     )

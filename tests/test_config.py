@@ -41,6 +41,13 @@ def test_minimal_config_gets_documented_defaults(write_config):
     assert (model.sample_size, model.source, model.schedule) == (2000, "log", "interval:15m")
     assert model.drift.drift_share == 0.5
     assert model.attribution.ndcg_threshold == 0.9
+    assert model.alerts.quality_share == 0.1
+
+
+def test_quality_share_is_a_share_of_the_budget(write_config):
+    body = MINIMAL + "[models.alerts]\nquality_share = 1.5\n"
+    with pytest.raises(ConfigError, match=r"models\[0\]\.alerts\.quality_share: must be <= 1"):
+        load_settings(write_config(body), env={})
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: unseen categories listed per feature in data quality (the count is not capped)
 MAX_UNSEEN = 20
+#: a numeric column with at most this many distinct baseline values is compared value by
+#: value (the count-based tests bin it per value, as `stattests` does): a value the
+#: baseline never had is an unseen value, like a new category
+DISCRETE_VALUES = 20
 _NO_FACTORS: Mapping[str, float] = MappingProxyType({})
 #: the family-wise rate when none is given: 1 false alarm a month, 15-minute windows
 DEFAULT_FAMILY_ALPHA = family_alpha(1.0, timedelta(minutes=15))
@@ -90,6 +94,7 @@ class DriftAnalyzer:
             raise DriftError(f"family_alpha must be in (0, 1], got {self.family_alpha!r}")
         self.seed, self.fits = seed, fits
         self._calibrations: dict[str, ColumnCalibration] = {}
+        self._singleton_counts: dict[str, int] = {}
         self._label_scale: float | None = None
         self.performance_config = performance or PerformanceConfig()
         self._references: dict[str, ColumnReference] = {}
@@ -132,6 +137,7 @@ class DriftAnalyzer:
             y, _ = labelled(labels, predictions)
             self._label_scale = float(np.std(y)) if len(y) else None
         self._calibrations = {}
+        self._singleton_counts = {}
         self._fitted = True
         return self
 
@@ -165,7 +171,7 @@ class DriftAnalyzer:
                 0.0,
                 self.config.drift_share,
                 None,
-                self._quality(columns, rows),
+                self._quality(columns, self._seen(columns), rows),
                 None,
                 True,
                 min_rows,
@@ -175,10 +181,18 @@ class DriftAnalyzer:
             )
         _require_columns(current, self.kinds, "window")
         columns = {n: clean_column(n, current[n], k) for n, k in self.kinds.items()}
+        # values the baseline never had cannot be judged by its null (a p-value of 1e-300
+        # every window): they leave the test and are judged in data quality instead
+        seen = self._seen(columns)
         features = {
-            name: self._test(name, columns[name], threshold_factors.get(name, 1.0))
+            name: self._test(name, seen[name], threshold_factors.get(name, 1.0))
             for name in self.kinds
         }
+        for name, column in seen.items():
+            if not column.n and columns[name].n:
+                features[name] = dataclasses.replace(
+                    features[name], note="every value in the window is one the baseline never "
+                    "had: judged in data quality, not by a drift test")
         pred_column = (
             self._prediction_column(predictions)
             if self._prediction is not None and predictions is not None
@@ -192,7 +206,7 @@ class DriftAnalyzer:
             if prediction is not None:
                 tests[PREDICTION_KEY] = prediction
             decided = self._calibrated(
-                tests, {**columns, PREDICTION_KEY: pred_column}, threshold_factors
+                tests, {**seen, PREDICTION_KEY: pred_column}, threshold_factors
             )
             prediction = decided.pop(PREDICTION_KEY, None)
             features = decided
@@ -204,7 +218,7 @@ class DriftAnalyzer:
             drift_share=float(share),
             share_threshold=self.config.drift_share,
             prediction=prediction,
-            quality=self._quality(columns, rows),
+            quality=self._quality(columns, seen, rows),
             performance=self._performance(predictions, labels),
             insufficient_data=False,
             min_rows=min_rows,
@@ -390,7 +404,36 @@ class DriftAnalyzer:
             ci_level=cfg.ci_level,
         )
 
-    def _quality(self, columns: Mapping[str, Column], rows: int) -> DataQuality:
+    def _by_value(self, name: str) -> bool:
+        """True when feature `name` is compared value by value (categorical, or numeric
+        with few distinct baseline values): a value outside the baseline's is unseen."""
+        ref = self._references[name]
+        if ref.column.kind == "categorical":
+            return True
+        return bool(ref.column.n) and ref.n_unique <= DISCRETE_VALUES
+
+    def _seen(self, columns: Mapping[str, Column]) -> dict[str, Column]:
+        """Each column without the values its baseline never had (the same object when
+        it has none: nothing is copied in the common case)."""
+        out = dict(columns)
+        for name, column in columns.items():
+            if not column.n or not self._by_value(name):
+                continue
+            keys = self._references[name].keys
+            counts = column.value_counts()
+            if keys.issuperset(counts):
+                continue
+            if column.kind == "numeric":
+                keep = np.isin(column.values, np.fromiter(keys, dtype=np.float64, count=len(keys)))
+            else:
+                keep = np.fromiter((v in keys for v in column.values), dtype=bool,
+                                   count=column.n)
+            out[name] = Column(column.kind, column.values[keep], column.integer,
+                               {k: c for k, c in counts.items() if k in keys})
+        return out
+
+    def _quality(self, columns: Mapping[str, Column], seen: Mapping[str, Column],
+                 rows: int) -> DataQuality:
         result = {}
         for name, column in columns.items():
             ref = self._references[name]
@@ -401,8 +444,9 @@ class DriftAnalyzer:
                     values.searchsorted(ref.min, "left")
                     + (column.n - values.searchsorted(ref.max, "right"))
                 )
-            elif column.kind == "categorical":
-                unseen = tuple(sorted(str(v) for v in set(column.value_counts()) - ref.keys))
+            by_value = self._by_value(name)
+            if by_value and seen[name] is not column:
+                unseen = tuple(sorted(_shown(v) for v in set(column.value_counts()) - ref.keys))
             constant = column.n > 0 and (
                 column.values[0] == column.values[-1]
                 if column.kind == "numeric"
@@ -415,8 +459,26 @@ class DriftAnalyzer:
                 unseen_count=len(unseen),
                 constant=bool(constant),
                 all_missing=rows > 0 and column.n == 0,
+                missing=rows - column.n,
+                unseen_rows=column.n - seen[name].n,
+                reference_values=ref.column.n if by_value else 0,
+                reference_singletons=self._singletons(name) if by_value else 0,
             )
         return DataQuality(result)
+
+    def _singletons(self, name: str) -> int:
+        """Values seen exactly once in the baseline's column (counted once per fit)."""
+        if name not in self._singleton_counts:
+            counts = self._references[name].column.value_counts().values()
+            self._singleton_counts[name] = sum(1 for c in counts if c == 1)
+        return self._singleton_counts[name]
+
+
+def _shown(value: object) -> str:
+    """A value as data quality lists it: 3.0 of an integer column as "3"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _require_columns(frame: pd.DataFrame, names: Mapping[str, Kind], what: str) -> None:

@@ -87,12 +87,21 @@ class FeatureQuality:
     missing_share: float
     #: numeric: finite values below the baseline's minimum or above its maximum
     out_of_range: int = 0
-    #: categorical: values never seen in the baseline (sorted, as text, at most 20)
+    #: values never seen in the baseline (sorted, as text, at most 20), for a categorical
+    #: feature or a numeric one with few distinct values (compared value by value)
     unseen_categories: tuple[str, ...] = ()
     #: how many distinct unseen categories there are (not capped)
     unseen_count: int = 0
     constant: bool = False
     all_missing: bool = False
+    #: missing values in the window (its rows minus the values present)
+    missing: int = 0
+    #: rows of the window holding an unseen value: left out of the feature's drift test
+    unseen_rows: int = 0
+    #: the baseline's present values, and how many of them occur there once (Good-Turing:
+    #: the share of values seen once estimates how often a new row holds one never seen)
+    reference_values: int = 0
+    reference_singletons: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +111,10 @@ class FeatureQuality:
             "unseen_count": int(self.unseen_count),
             "constant": bool(self.constant),
             "all_missing": bool(self.all_missing),
+            "missing": int(self.missing),
+            "unseen_rows": int(self.unseen_rows),
+            "reference_values": int(self.reference_values),
+            "reference_singletons": int(self.reference_singletons),
         }
 
 
@@ -125,6 +138,8 @@ class DataQuality:
             },
             "constant": sorted(n for n, q in f.items() if q.constant),
             "all_missing": sorted(n for n, q in f.items() if q.all_missing),
+            "missing_count": {n: int(q.missing) for n, q in f.items()},
+            "unseen_rows": {n: int(q.unseen_rows) for n, q in f.items() if q.unseen_rows},
         }
 
 

@@ -50,7 +50,10 @@ _INT = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 #: bounds that refuse NaN and +-inf
 _FLOAT = Annotated[float, msgspec.Meta(ge=-_MAX, le=_MAX)]
 _NUMBER = Union[_INT, _FLOAT]  # noqa: UP007 - msgspec reads typing unions
-_CATEGORY = Union[str, bool, _INT]  # noqa: UP007
+#: a feature's value may be null: a missing value is data (stored as sent, judged in data
+#: quality against the baseline's missing share); an absent key is not
+_FEATURE_NUMBER = Union[None, _INT, _FLOAT]  # noqa: UP007
+_CATEGORY = Union[None, str, bool, _INT]  # noqa: UP007
 _PREDICTION = Union[_INT, _FLOAT, list[_NUMBER], dict[str, _NUMBER]]  # noqa: UP007
 _LABEL = Union[None, bool, _INT, _FLOAT, str]  # noqa: UP007
 #: declared attributes are scalars: anything else (nested, huge integers) is judged in Python
@@ -82,7 +85,7 @@ def _row_struct(schema: Schema, tagged: bool) -> tuple[type[msgspec.Struct], typ
     # positional attribute names, renamed to the feature names: any text is a valid name
     # gc=False: decoded JSON holds no reference cycles, and a batch makes thousands of
     # these (tracked, they cost collections as large as the decode itself)
-    fields = [(f"f{i}", _NUMBER) for i in range(len(numeric))]
+    fields = [(f"f{i}", _FEATURE_NUMBER) for i in range(len(numeric))]
     fields += [(f"f{i}", _CATEGORY) for i in range(len(numeric), len(names))]
     features = msgspec.defstruct(
         "Features", fields, forbid_unknown_fields=True, gc=False,

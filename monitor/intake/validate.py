@@ -3,6 +3,11 @@
 Written for throughput (no per-field pydantic): one pass over each row's features
 with exact type checks. A row either becomes a PredictionRecord or a Rejection that
 names a short reason code and keeps the raw row; nothing is silently dropped.
+
+A feature whose value is missing (JSON null, an empty CSV cell, NaN) is data, stored
+as None: the baseline has missing values too, and data quality compares the window's
+share with the baseline's. A feature whose key is absent is a malformed row
+(missing_feature).
 """
 
 from __future__ import annotations
@@ -227,7 +232,8 @@ class Validator:
         return check_label(value, self.task, self.class_names)
 
     def check_features(self, features: Any) -> dict[str, Any]:
-        """The features in config order, each checked; raises Invalid."""
+        """The features in config order, each checked (a missing value, null or NaN, is
+        None); raises Invalid."""
         if not isinstance(features, dict):
             raise Invalid(
                 "wrong_type", f"features: expected an object, got {type(features).__name__}"
@@ -243,7 +249,9 @@ class Validator:
             value = features[name]
             kind = type(value)
             if kind is float:
-                if value != value or value in (math.inf, -math.inf):
+                if value != value:
+                    value = None  # NaN: how files and dataframes spell a missing value
+                elif value in (math.inf, -math.inf):
                     raise Invalid("non_finite", f"{name}: {value!r} is not finite")
             elif kind is not int:
                 value = _numeric_slow(name, value)
@@ -339,22 +347,26 @@ def check_attribute(name: str, value: Any) -> str | int | float | bool:
     )
 
 
-def _numeric_slow(name: str, value: Any) -> float | int:
+def _numeric_slow(name: str, value: Any) -> float | int | None:
     if value is None:
-        raise Invalid("missing_feature", f"{name}: null")
+        return None
     if isinstance(value, bool) or not isinstance(value, Real):
         raise Invalid("wrong_type", f"{name}: expected a number, got {type(value).__name__}")
     number = float(value)
+    if number != number:
+        return None
     if not math.isfinite(number):
         raise Invalid("non_finite", f"{name}: {value!r} is not finite")
     return int(value) if isinstance(value, Integral) else number
 
 
-def _categorical_slow(name: str, value: Any) -> str | int | bool:
+def _categorical_slow(name: str, value: Any) -> str | int | bool | None:
     if value is None:
-        raise Invalid("missing_feature", f"{name}: null")
+        return None
     if isinstance(value, Integral):
         return int(value)
+    if isinstance(value, float) and value != value:
+        return None
     if isinstance(value, float) and not math.isfinite(value):
         raise Invalid("non_finite", f"{name}: {value!r} is not finite")
     raise Invalid(

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from monitor.baseline import build_baseline
 from monitor.config import load_settings
-from monitor.errors import IntakeError, NotFoundError
+from monitor.errors import AttributionError, IntakeError, NotFoundError
 from monitor.explain import explain_request
 from monitor.model import load_model
 
@@ -124,7 +124,10 @@ def test_regression_sql_source_lookup(linear_regression, write_config, db_url, e
                          {"rid": f"r{i}", "pred": float(value),
                           **{str(j): float(row[f]) for j, f in enumerate(trained.features)}})
         conn.execute(text("INSERT INTO served (request_id, ts, prediction) VALUES ('broken', "
-                          "'2026-11-02 08:00:00', 1.0)"))
+                          "'2026-11-02 08:00:00', NULL)"))
+        # NULL inputs are missing values (valid data), which no contribution can be computed for
+        conn.execute(text("INSERT INTO served (request_id, ts, prediction) VALUES ('holes', "
+                          "'2026-11-02 08:00:00', 1.5)"))
     user.dispose()
     extra = ('source = "sql"\n[models.sql]\n'
              f'url = "{user_db}"\n'
@@ -142,5 +145,8 @@ def test_regression_sql_source_lookup(linear_regression, write_config, db_url, e
     assert len(off["warnings"]) == 1 and "differs from the recomputed output" in off["warnings"][0]
     with pytest.raises(IntakeError, match="is in the sql source of model m but invalid"):
         explain_request(settings, engine, "m", "broken")
+    with pytest.raises(AttributionError, match=r"'holes' of model 'm' has no value for age, sex, "
+                       r".*no contribution can be computed .* logged prediction \(1\.5\)"):
+        explain_request(settings, engine, "m", "holes")
     with pytest.raises(NotFoundError, match="nor in its sql source"):
         explain_request(settings, engine, "m", "r9")

@@ -47,7 +47,7 @@ def baselined(engine, settings):
 def test_clean_then_shifted_window(engine, settings, baselined, send_traffic):
     runtime = Runtime()
     send_traffic(engine, settings, T0, seed=1)
-    send_traffic(engine, settings, T0 + WINDOW, seed=2, shift=True, bad=3)
+    send_traffic(engine, settings, T0 + WINDOW, seed=2, shift=True, bad=12)
     clean = once(settings, engine, "cancer", T0, T0 + WINDOW, runtime=runtime)
     shifted = once(settings, engine, "cancer", T0 + WINDOW, T0 + 2 * WINDOW, runtime=runtime)
 
@@ -55,7 +55,10 @@ def test_clean_then_shifted_window(engine, settings, baselined, send_traffic):
     assert clean.summary["drift"]["dataset_drift"] is False
     flagged = {n for n, f in shifted.summary["drift"]["features"].items() if f["drifted"]}
     assert set(SHIFTED) <= flagged
-    assert shifted.summary["quarantined"] == 3 and shifted.summary["rows"] == 200
+    assert shifted.summary["quarantined"] == 12 and shifted.summary["rows"] == 200
+    # 12 malformed rows of 212 against an expected 0.1%: the quarantine check flags them
+    [check] = [c for c in shifted.summary["quality"]["checks"] if c["flagged"]]
+    assert (check["test"], check["count"], check["reasons"]) == ("quarantine", 12, {"missing_feature": 12})
     assert shifted.summary["prediction_drift"]["drifted"] is True
     assert shifted.summary["performance"] is not None
     attribution = shifted.summary["attribution"]

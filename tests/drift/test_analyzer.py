@@ -233,3 +233,46 @@ def test_analyze_before_fit_and_bad_factor(frames):
         _analyzer(frames).fit(frames.reference).analyze(
             frames.current, threshold_factors={"mean radius": 0}
         )
+
+
+@pytest.mark.parametrize("mode", ["fixed", "calibrated"])
+def test_values_the_baseline_never_had_leave_the_drift_test_for_data_quality(mode):
+    """After adopting a 300-row window as baseline, an integer count seen with a new
+    value in 3 rows (and a category never seen) raised drift at p ~ 1e-300 every window;
+    those rows now leave the test and are counted in data quality."""
+    rng = np.random.default_rng(5)
+
+    def frame(rows: int) -> pd.DataFrame:
+        return pd.DataFrame({
+            "amount": rng.lognormal(3.0, 1.0, rows),
+            "accounts": rng.choice([0, 1, 2], rows, p=[0.5, 0.3, 0.2]),
+            "channel": rng.choice(["web", "store", "phone"], rows, p=[0.6, 0.3, 0.1]),
+        })
+
+    reference, window = frame(300), frame(400)
+    window.loc[:2, "accounts"] = 7
+    window.loc[3:5, "channel"] = "crypto"
+    analyzer = DriftAnalyzer(["amount", "accounts"], ["channel"], DriftConfig(), "regression",
+                             threshold_mode=mode, family_alpha=0.01, seed=1)
+    report = analyzer.fit(reference).analyze(window)
+    for name in ("accounts", "channel"):  # before: chi-square p = 0 (1e-300 calibrated)
+        verdict = report.features[name]
+        assert verdict.score > 1e-3 and (verdict.p_value is None or verdict.p_value > 1e-3)
+    assert mode == "fixed" or not report.drifted_features
+    quality = report.quality.features
+    assert quality["accounts"].unseen_rows == 3 and quality["accounts"].unseen_categories == ("7",)
+    assert quality["channel"].unseen_rows == 3 and quality["channel"].unseen_categories == ("crypto",)
+    assert quality["amount"].unseen_rows == 0  # a continuous column has no unseen values
+    assert quality["channel"].reference_values == 300
+    assert report.quality.to_dict()["unseen_rows"] == {"accounts": 3, "channel": 3}
+
+
+def test_missing_values_are_counted_and_left_out_of_the_test(frames):
+    current = frames.current.copy()
+    current.loc[:7, "mean area"] = np.nan
+    current.loc[:3, "region"] = None
+    report = _analyzer(frames).fit(frames.reference).analyze(current)
+    quality = report.quality.features
+    assert quality["mean area"].missing == 8 and quality["region"].missing == 4
+    assert quality["region"].unseen_rows == 0
+    assert np.isfinite(report.features["mean area"].score)

@@ -118,10 +118,10 @@ def test_fast_and_detailed_paths_agree_on_a_mixed_batch() -> None:
     _assert_same([(r, None) for r in rows])
     _assert_same(parse_body(orjson.dumps(rows)))
     slow, fast = _both(parse_body(orjson.dumps(rows)))
-    assert len(fast.rows) == 40 - 13 and fast.duplicates == 2
-    # through JSON, inf arrives as null: a missing feature
+    # through JSON, inf arrives as null: a missing value (stored), as is clinic's null
+    assert len(fast.rows) == 40 - 11 and fast.duplicates == 2
     assert Counter(r.reason for r in fast.rejected) == {
-        "missing_feature": 3,
+        "missing_feature": 1,
         "wrong_type": 4,
         "extra_feature": 1,
         "bad_timestamp": 1,
@@ -173,6 +173,23 @@ def test_decode_stores_the_features_as_sent() -> None:
         assert bytes(fast.rows[1][3]) == respelled
         assert orjson.loads(bytes(fast.rows[1][3])) == reordered
         assert _assert_decode_same(sent)
+
+
+def test_decode_stores_a_null_feature_as_a_missing_value_in_c() -> None:
+    """A null feature value is data: the C decode stores the row (its null as sent),
+    as the detailed path does; a row whose feature key is absent is still refused."""
+    rows = cancer_rows(4)
+    rows[1]["features"]["mean_area"] = None
+    rows[2]["features"]["clinic"] = None
+    del rows[3]["features"]["mean_radius"]
+    body = orjson.dumps(rows)
+    fast = decode_predictions(body, {"cancer": Validator(model_config())}, source="t")
+    assert [r[1] for r in fast.rows] == ["r0", "r1", "r2"]
+    assert orjson.loads(bytes(fast.rows[1][3]))["mean_area"] is None
+    assert orjson.loads(bytes(fast.rows[2][3]))["clinic"] is None
+    assert [r.reason for r in fast.rejected] == ["missing_feature"]
+    assert _assert_decode_same(body)
+    assert _assert_decode_same(orjson.dumps(rows[:3]))  # the whole-batch decode
 
 
 def test_decode_with_several_models_and_a_default_model() -> None:
@@ -229,7 +246,8 @@ def test_fuzz_decode_and_detailed_path_agree(mutations) -> None:
 
 def test_ingest_body_stores_what_the_detailed_path_accepts(engine: Engine) -> None:
     rows = mixed_rows()
-    slow, _ = _both([(r, None) for r in rows])
+    # judged as the body arrives (through JSON an inf is a null: a missing value)
+    slow, _ = _both(parse_body(orjson.dumps(rows)))
     result = ingest_body(engine, [model_config()], orjson.dumps(rows), source="t")
     assert result.accepted == len(slow.records) and result.quarantined == len(slow.rejected)
     stored = _stored(engine)
@@ -265,7 +283,7 @@ def _stored(engine: Engine) -> dict[str, tuple]:
 
 def test_ingest_stores_what_the_detailed_path_accepts(engine: Engine) -> None:
     rows = mixed_rows()
-    slow, _ = _both([(r, None) for r in rows])
+    slow, _ = _both(parse_body(orjson.dumps(rows)))
     result = ingest_predictions(
         engine, [model_config()], parse_body(orjson.dumps(rows)), source="t"
     )

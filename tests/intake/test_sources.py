@@ -104,7 +104,9 @@ def test_rejected_rows_of_a_window_go_to_quarantine(engine: Engine, tmp_path: Pa
             for r in cancer_rows(50)
         ]
     )
-    rows.loc[2, "mean_area"] = np.nan
+    rows["mean_area"] = rows["mean_area"].astype(object)
+    rows.loc[2, "mean_area"] = np.nan  # an empty cell: a missing value, kept
+    rows.loc[3, "mean_area"] = "oops"  # text in a numeric column: quarantined
     rows.loc[4, "timestamp"] = "not a time"
     rows.to_csv(tmp_path / "part-1.csv", index=False)
     # a row whose time cannot be read belongs to the window of the file's modification
@@ -114,7 +116,9 @@ def test_rejected_rows_of_a_window_go_to_quarantine(engine: Engine, tmp_path: Pa
     config = model_config(source="files", files={"glob": str(tmp_path / "*.csv")})
     window = read_window(config, engine, *WINDOW)
     assert window.rows == 48
-    assert window.reasons == {"missing_feature": 1, "bad_timestamp": 1}
+    assert window.reasons == {"wrong_type": 1, "bad_timestamp": 1}
+    empty_cell = cancer_rows(50)[2]["request_id"]
+    assert np.isnan(window.frame.loc[empty_cell, "mean_area"])
     later = read_window(config, engine, WINDOW[1], WINDOW[1] + (WINDOW[1] - WINDOW[0]))
     assert later.rows == 0 and not later.rejected
     with transaction(engine) as session:

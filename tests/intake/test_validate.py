@@ -48,8 +48,8 @@ def test_each_bad_row_is_rejected_with_its_reason(reason: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("north", True), (3, True), (True, True), (2.5, False), (None, False), ([1], False)],
-    ids=["str", "int", "bool", "float", "null", "list"],
+    [("north", True), (3, True), (True, True), (2.5, False), (None, True), ([1], False)],
+    ids=["str", "int", "bool", "float", "null (a missing value)", "list"],
 )
 def test_categorical_values_must_be_str_int_or_bool(value: object, ok: bool) -> None:
     row = _good()
@@ -193,3 +193,18 @@ def test_fuzz_every_row_is_accepted_or_quarantined_with_a_reason(mutations, junk
         assert len(checked.records) + len(checked.rejected) + checked.duplicates == len(parsed)
         for rejection in checked.rejected:
             assert rejection.reason in REASONS and rejection.detail and rejection.raw is not None
+
+
+@pytest.mark.parametrize(
+    ("feature", "value"),
+    [("mean_area", None), ("mean_area", math.nan), ("clinic", None), ("clinic", math.nan)],
+    ids=["numeric null", "numeric NaN", "categorical null", "categorical NaN"],
+)
+def test_a_missing_value_is_data_and_an_absent_key_is_quarantined(feature: str, value: object) -> None:
+    row = _good()
+    row["features"][feature] = value
+    checked = check_predictions([(row, None)], {"cancer": Validator(model_config())}, source="t")
+    assert not checked.rejected
+    assert checked.records[0].features[feature] is None
+    del row["features"][feature]
+    assert _reason(row) == "missing_feature"
