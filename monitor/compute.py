@@ -262,6 +262,7 @@ def explain_decisions(
             alpha=cfg.alpha,
             seed=model.seed,
             fits=fits,
+            min_fidelity=cfg.min_fidelity,
         )
     ref_values = None
     # previous_window mode swaps the sample for the last window but keeps the stored

@@ -361,6 +361,9 @@ class SurrogateConfig(Strict):
     #: a window's fidelity below the baseline's `alpha` quantile, or a top split seen in
     #: fewer than this share of the baseline's windows, raises surrogate_fidelity
     alpha: float = Field(0.01, gt=0, lt=0.5)
+    #: the baseline's median fidelity (R²) a tree of `max_depth` must reach to summarise
+    #: the model at all; below it the surrogate is shown with a note and raises nothing
+    min_fidelity: float = Field(0.5, ge=0, lt=1)
 
 
 class ReasonsConfig(Strict):

@@ -36,6 +36,8 @@ from monitor.drift.records import plain
 from monitor.errors import DriftError
 
 log = logging.getLogger(__name__)
+#: baselines (fingerprints) whose unusable surrogate this process has logged already
+_SAID_UNUSABLE: set[str] = set()
 
 #: a numeric column is encoded as is; a categorical one as one indicator per baseline
 #: category, named like this (the rules read "color = red" / "color != red")
@@ -90,17 +92,37 @@ class SurrogateReport:
     #: when the first split moved: one-sided Wilcoxon p-value that, on the window's held-out
     #: rows, a one-split tree on the baseline's first feature errs more than one on the new one
     top_split_p_value: float | None = None
+    #: the baseline's median fidelity below which a tree of this depth does not summarise
+    #: the model at all: the check then says so and raises nothing
+    min_fidelity: float = 0.0
+
+    @property
+    def usable(self) -> bool:
+        """Whether a tree of this depth summarises the model on its own baseline (median
+        fidelity at the window's size at least `min_fidelity`). A surrogate that never
+        fitted cannot lose fidelity: its changes are noise, not news."""
+        return self.baseline_median is None or self.baseline_median >= self.min_fidelity
+
+    @property
+    def note(self) -> str | None:
+        if self.usable:
+            return None
+        return (f"a depth-{self.tree.depth} tree explains {self.baseline_median:.0%} of the "
+                f"model's output on its own baseline (median R², below surrogate.min_fidelity "
+                f"{self.min_fidelity:.0%}): it cannot summarise this model, so its changes "
+                "raise no alert")
 
     @property
     def fidelity_low(self) -> bool:
         f, bound = self.tree.fidelity, self.lower_bound
-        return f is not None and bound is not None and f < bound
+        return self.usable and f is not None and bound is not None and f < bound
 
     @property
     def top_split_changed(self) -> bool:
         p = self.top_split_p_value
         return (
-            self.tree.top_feature is not None
+            self.usable
+            and self.tree.top_feature is not None
             and self.tree.top_feature != self.baseline_top_feature
             and p is not None
             and p < self.alpha
@@ -122,6 +144,9 @@ class SurrogateReport:
             "resamples": self.resamples,
             "fidelity_low": self.fidelity_low,
             "top_split_changed": self.top_split_changed,
+            "usable": self.usable,
+            "min_fidelity": self.min_fidelity,
+            "note": self.note,
         }
 
 
@@ -354,6 +379,7 @@ def surrogate_report(
     alpha: float = 0.01,
     seed: int = 0,
     fits: FitStore | None = None,
+    min_fidelity: float = 0.0,
 ) -> SurrogateReport:
     """The window's surrogate tree and its place in the baseline's calibrated range.
 
@@ -365,11 +391,12 @@ def surrogate_report(
         reference, reference_output, numeric=numeric, categorical=categorical,
         max_depth=max_depth, holdout=holdout, resamples=resamples, seed=seed, fits=fits,
     )
-    return window_surrogate(inputs, output, baseline, alpha=alpha)
+    return window_surrogate(inputs, output, baseline, alpha=alpha, min_fidelity=min_fidelity)
 
 
 def window_surrogate(
-    inputs: pd.DataFrame, output: np.ndarray, baseline: SurrogateBaseline, *, alpha: float = 0.01
+    inputs: pd.DataFrame, output: np.ndarray, baseline: SurrogateBaseline, *, alpha: float = 0.01,
+    min_fidelity: float = 0.0,
 ) -> SurrogateReport:
     """The window's tree against `baseline`'s bootstrap range at the window's size: the
     two neighbouring size buckets' `alpha` quantiles, medians and first-split shares,
@@ -399,7 +426,11 @@ def window_surrogate(
     if tree.top_feature is not None and top not in (None, tree.top_feature):
         p_split = split_moved_p_value(x, y, train, test, tree.top_feature, top, baseline.categories)
     drawn = min(len(r.fidelities) for r in ranges)
-    return SurrogateReport(tree, lower, median, top, share, alpha, drawn, p_split)
+    report = SurrogateReport(tree, lower, median, top, share, alpha, drawn, p_split, min_fidelity)
+    if not report.usable and baseline.fingerprint not in _SAID_UNUSABLE:
+        _SAID_UNUSABLE.add(baseline.fingerprint)  # once per baseline and process
+        log.warning("surrogate: %s", report.note)
+    return report
 
 
 def split_moved_p_value(

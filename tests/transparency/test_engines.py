@@ -189,3 +189,33 @@ def test_slack_why_answer_says_the_reasons():
                         "contributions": [["mean_radius", 0.4, 23.1]],
                         "reasons_text": "mostly because mean_radius is high (23.1, typical 14.1)"})
     assert "_mostly because mean_radius is high (23.1, typical 14.1)_" in text
+
+
+def test_a_surrogate_that_never_fitted_the_baseline_raises_nothing(outputs, caplog):
+    """A model a depth-1 tree cannot summarise on its own baseline (median R² low): the
+    window's even lower fidelity is noise, not news; the report says why, once."""
+    import logging
+
+    ref_x, _, x, _ = outputs
+    rng = np.random.default_rng(4)
+    z = (ref_x - ref_x.mean()) / ref_x.std()
+    # an output a one-split tree cannot follow: a sum of interactions
+    ref_y = np.tanh(z[FEATURES[0]] * z[FEATURES[1]] + z[FEATURES[2]] * z[FEATURES[3]]).to_numpy()
+    window = x.iloc[:150]
+    scrambled = rng.normal(size=150)  # unrelated to the inputs: fidelity collapses
+    args = dict(numeric=FEATURES, categorical=[], max_depth=1, resamples=100, seed=1)
+    with caplog.at_level(logging.WARNING, logger="monitor.surrogate"):
+        quiet = surrogate_report(window, scrambled, ref_x, ref_y, min_fidelity=0.5, **args)
+        surrogate_report(window, scrambled, ref_x, ref_y, min_fidelity=0.5, **args)
+    assert quiet.baseline_median < 0.5 and not quiet.usable
+    assert not quiet.fidelity_low and not quiet.top_split_changed and not quiet.flagged
+    assert "cannot summarise this model" in quiet.to_dict()["note"]
+    assert sum("cannot summarise" in r.getMessage() for r in caplog.records) == 1
+    # the case seen on a credit model: a surrogate that never fitted (baseline median R²
+    # 0.23) "lost fidelity" at R² -0.169 against a bound of -0.166
+    from dataclasses import replace
+
+    seen = replace(quiet, tree=replace(quiet.tree, fidelity=-0.169), lower_bound=-0.166,
+                   baseline_median=0.23)
+    assert not seen.flagged and "explains 23%" in seen.note
+    assert replace(seen, min_fidelity=0.2).flagged  # a surrogate that did fit: news
