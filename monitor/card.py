@@ -7,12 +7,12 @@ feedback, policies with their audit trail, global importance and its stability o
 the recent runs, the surrogate tree and its fidelity, the reasons behind unfavourable
 decisions and the faithfulness of the attributions. Human-written parts come from
 `[models.card]`; everything else from `monitor.store.cards.card_evidence`.
-`render_html(card)` writes one self-contained page (inline CSS, no script, no CDN).
+`render_html(card)` writes one self-contained page (inline CSS, no script, no CDN), every
+value escaped, with a Content-Security-Policy that allows no script at all.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.ui.markup import csp_meta, e, file_csp
 from monitor.vocab import AlertKind
 
 SCHEMA_VERSION = "0.0.2"
@@ -231,17 +232,14 @@ padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f6f9}.muted{
 
 
 def _e(value: Any) -> str:
-    if value is None:
-        return '<span class="muted">—</span>'
-    if isinstance(value, float):
-        return html.escape(f"{value:.4g}")
-    return html.escape(str(value))
+    """A cell's value escaped, None shown as a muted dash."""
+    return '<span class="muted">—</span>' if value is None else e(value)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], raw: bool = False) -> str:
     if not rows:
         return '<p class="muted">none</p>'
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c if raw else _e(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -284,8 +282,8 @@ def render_html(card: Mapping[str, Any]) -> str:
     for key, section in groups.items():
         if key != "run_id":
             run = _e(groups.get("run_id"))
-            parts.append(f"<h3>By segment and group: {html.escape(key)} (run {run})</h3>")
-            parts.append("<pre>" + html.escape(json.dumps(section, indent=1, default=str)[:20000]) + "</pre>")
+            parts.append(f"<h3>By segment and group: {e(key)} (run {run})</h3>")
+            parts.append("<pre>" + e(json.dumps(section, indent=1, default=str)[:20000]) + "</pre>")
     parts.append("<h2>Considerations</h2>")
     for title, key, field in (("Intended use", "use_cases", "description"),
                               ("Limitations", "limitations", "description"),
@@ -295,29 +293,29 @@ def render_html(card: Mapping[str, Any]) -> str:
         parts.append(f"<h3>{title}</h3>" + listed)
     parts.append("<h2>Monitoring</h2>")
     runs = m["runs"]
-    parts.append(f"<p>{runs['recent']} recent run(s), {runs['succeeded']} judged, "
+    parts.append(f"<p>{_e(runs['recent'])} recent run(s), {_e(runs['succeeded'])} judged, "
                  f"from {_e(runs['first'])} to {_e(runs['last'])}.</p>")
     imp = m["importance"]
     parts.append("<h3>Global importance and its stability</h3>")
     rows = []
     for name, s in imp["stability"].items():
         bar = f"<span class='bar' style='width:{int(200 * s['mean_share'])}px'></span>"
-        rows.append([html.escape(name), _e(imp["baseline"].get(name)), bar + " " + _e(s["mean_share"]),
+        rows.append([e(name), _e(imp["baseline"].get(name)), bar + " " + _e(s["mean_share"]),
                      f"{s['min_share']:.3f} – {s['max_share']:.3f}"])
     parts.append(_table(["feature", "baseline mean |attribution|", "share in recent windows", "range"], rows,
                         raw=True))
     if imp["mean_ndcg"] is not None:
         parts.append(f"<p>Mean nDCG of the ranking against the baseline: {imp['mean_ndcg']:.3f} "
-                     f"over {imp['windows']} window(s).</p>")
+                     f"over {_e(imp['windows'])} window(s).</p>")
     parts.append("<h3>Surrogate tree</h3>")
     sur = m["surrogate"]
     if sur:
         latest = sur["latest"]
         cls = "bad" if latest["flagged"] else "ok"
         parts.append(f"<p class='{cls}'>Latest fidelity R² {_e(latest['fidelity'])} (lower bound "
-                     f"{_e(latest['lower_bound'])}), depth {latest['depth']}, first split on "
+                     f"{_e(latest['lower_bound'])}), depth {_e(latest['depth'])}, first split on "
                      f"{_e(latest['top_feature'])} (baseline: {_e(latest['baseline_top_feature'])}).</p>")
-        parts.append("<pre>" + html.escape("\n".join(latest["rules"])) + "</pre>")
+        parts.append("<pre>" + e("\n".join(latest["rules"])) + "</pre>")
         parts.append(_table(["run", "fidelity", "lower bound", "flagged"],
                             [[h["run_id"], h["fidelity"], h["lower_bound"], h["flagged"]]
                              for h in sur["fidelity_history"]]))
@@ -326,8 +324,8 @@ def render_html(card: Mapping[str, Any]) -> str:
     parts.append("<h3>Reasons behind unfavourable decisions</h3>")
     rs = m["reasons"]
     if rs:
-        parts.append(f"<p>{_e(rs['rule'])}; {rs['unfavourable']} of {rs['explained']} explained decisions "
-                     f"were unfavourable (run {rs['run_id']}).</p>")
+        parts.append(f"<p>{_e(rs['rule'])}; {_e(rs['unfavourable'])} of {_e(rs['explained'])} "
+                     f"explained decisions were unfavourable (run {_e(rs['run_id'])}).</p>")
         counts = sorted(rs["top_reasons"].items(), key=lambda kv: -kv[1])
         parts.append(_table(["top reason", "decisions"], counts))
     parts.append("<h3>Faithfulness of the attributions</h3>")
@@ -351,5 +349,6 @@ def render_html(card: Mapping[str, Any]) -> str:
                           f"{x['revoked_at']} by {x['revoked_by']}" if x["revoked_at"] else None]
                          for x in m["policies"]]))
     body = "\n".join(parts)
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Model card: "
-            f"{_e(d['name'])}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>{csp_meta(file_csp())}"
+            f"<title>Model card: {e(d['name'])}</title><style>{CSS}</style></head>"
+            f"<body>{body}</body></html>\n")

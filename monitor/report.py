@@ -4,13 +4,14 @@ What the run found (drift per feature, prediction drift, attribution shift,
 performance, data quality and the rows quarantined, with a few masked samples), charts
 of baseline vs current importance and of drift scores (the same PNG charts Slack shows,
 from `monitor.charts`), the alerts this run opened, re-fired or resolved with their
-feedback, and Evidently's own interactive drift report for the window.
+feedback, and Evidently's own interactive drift report for the window. Every value is
+escaped (`monitor.ui.markup`); Evidently's page sits in an opaque-origin sandboxed frame,
+and the file's Content-Security-Policy allows no script but Evidently's own, by hash.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import logging
 import warnings
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from monitor.store import transaction
 from monitor.store.baselines import active_baseline
 from monitor.store.reports import QuarantinedRow, run_alerts, run_quarantine
 from monitor.store.runs import get_run
+from monitor.ui.markup import csp_meta, e, file_csp, link, script_hashes
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,10 @@ iframe{width:100%;height:1400px;border:1px solid #ddd}
 
 def build_report(settings: Settings, engine: Engine, run_id: int, *, evidently: bool = True) -> str:
     """The HTML page for run `run_id`."""
-    title, body = build_report_parts(settings, engine, run_id, evidently=evidently)
+    title, body, scripts = _report(settings, engine, run_id, evidently=evidently)
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{csp_meta(file_csp(scripts))}"
+        f"<title>{e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
     )
 
 
@@ -57,6 +59,16 @@ def build_report_parts(
 ) -> tuple[str, str]:
     """(title, body HTML) of the report of run `run_id` (the dashboard's run page wraps
     the body in its own layout; `alert_href` turns alert ids into links)."""
+    title, body, _ = _report(settings, engine, run_id, evidently=evidently, alert_href=alert_href)
+    return title, body
+
+
+def _report(
+    settings: Settings, engine: Engine, run_id: int, *, evidently: bool = True,
+    alert_href: Callable[[int], str] | None = None,
+) -> tuple[str, str, list[str]]:
+    """(title, body HTML, CSP hashes of the scripts the body's Evidently frame runs)."""
+    scripts: list[str] = []
     with transaction(engine) as session:
         run = get_run(session, run_id)
         if run is None:
@@ -83,9 +95,10 @@ def build_report_parts(
         parts.append(_quality_section(summary, counts, samples))
         parts.append(_history_section(history, alert_href))
         if evidently and baseline is not None and status != "failed":
-            parts.append(_evidently_section(settings, engine, model_name, start, end, baseline))
+            section, scripts = _evidently_section(settings, engine, model_name, start, end, baseline)
+            parts.append(section)
     body = "\n".join(p for p in parts if p)
-    return f"monitor report: {model_name} run {run_id}", body
+    return f"monitor report: {model_name} run {run_id}", body, scripts
 
 
 def evidently_page(settings: Settings, engine: Engine, run_id: int) -> str:
@@ -111,23 +124,17 @@ def evidently_page(settings: Settings, engine: Engine, run_id: int) -> str:
                            numeric=cfg.features.numeric, categorical=cfg.features.categorical)
 
 
-def _e(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return html.escape("" if value is None else str(value))
-
-
 def _png(data: bytes, alt: str) -> str:
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+    return f"<img alt='{e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
 
 
 def _header(model: str, run_id: int, start: Any, end: Any, status: str, s: dict[str, Any]) -> str:
     cls = "bad" if status == "failed" else "ok"
-    error = f"<p class='bad'>{_e(s.get('error'))}</p>" if s.get("error") else ""
+    error = f"<p class='bad'>{e(s.get('error'))}</p>" if s.get("error") else ""
     return (
-        f"<h1>{_e(model)} — run {run_id}</h1><p>window {_e(start.isoformat())} .. {_e(end.isoformat())}"
-        f" · status <span class='{cls}'>{_e(status)}</span> · {_e(s.get('rows', 0))} rows, "
-        f"{_e(s.get('sampled', 0))} sampled, {_e(s.get('quarantined', 0))} quarantined</p>{error}"
+        f"<h1>{e(model)} — run {run_id}</h1><p>window {e(start.isoformat())} .. {e(end.isoformat())}"
+        f" · status <span class='{cls}'>{e(status)}</span> · {e(s.get('rows', 0))} rows, "
+        f"{e(s.get('sampled', 0))} sampled, {e(s.get('quarantined', 0))} quarantined</p>{error}"
     )
 
 
@@ -148,20 +155,20 @@ def _drift_section(s: dict[str, Any]) -> str:
         return ""
     ordered = sorted(drift["features"].items(), key=lambda kv: not kv[1]["drifted"])
     rows = [
-        [_e(n), _e(f["method"]), _e(f["score"]), _e(f["threshold"]), _flag(f["drifted"])] for n, f in ordered
+        [e(n), e(f["method"]), e(f["score"]), e(f["threshold"]), _flag(f["drifted"])] for n, f in ordered
     ]
     pred = s.get("prediction_drift")
     pred_line = ""
     if pred:
         pred_line = (
-            f"<p>prediction drift: {_e(pred['method'])} score {_e(pred['score'])} "
-            f"(threshold {_e(pred['threshold'])}) — {_flag(pred['drifted'])}</p>"
+            f"<p>prediction drift: {e(pred['method'])} score {e(pred['score'])} "
+            f"(threshold {e(pred['threshold'])}) — {_flag(pred['drifted'])}</p>"
         )
     chart = _chart("drift_chart", drift["features"], "drift scores against thresholds")
     verdict = "dataset drift" if drift["dataset_drift"] else "no dataset drift"
     return (
-        f"<h2>Drift</h2><p>{verdict}: {_e(drift['drift_share'])} of features drifted "
-        f"(threshold {_e(drift['share_threshold'])})</p>{pred_line}{chart}"
+        f"<h2>Drift</h2><p>{verdict}: {e(drift['drift_share'])} of features drifted "
+        f"(threshold {e(drift['share_threshold'])})</p>{pred_line}{chart}"
         + _table(["feature", "test", "score", "threshold", ""], rows)
     )
 
@@ -171,12 +178,12 @@ def _attribution_section(s: dict[str, Any]) -> str:
     if not attribution:
         return ""
     ordered = sorted(attribution["features"].items(), key=lambda kv: -(kv[1].get("current") or 0))
-    rows = [[_e(n), _e(f.get("baseline")), _e(f.get("current")), _e(f.get("change"))] for n, f in ordered]
+    rows = [[e(n), e(f.get("baseline")), e(f.get("current")), e(f.get("change"))] for n, f in ordered]
     chart = _chart("importance_chart", attribution["features"], "baseline vs current importance")
     shifted = " — <span class=bad>the reasoning shifted</span>" if attribution.get("drifted") else ""
     return (
-        f"<h2>Why the model decides (attributions: {_e(attribution['method'])})</h2>"
-        f"<p>nDCG of the importance ranking against the baseline: {_e(attribution.get('ndcg'))}{shifted}</p>"
+        f"<h2>Why the model decides (attributions: {e(attribution['method'])})</h2>"
+        f"<p>nDCG of the importance ranking against the baseline: {e(attribution.get('ndcg'))}{shifted}</p>"
         + chart
         + _table(["feature", "baseline importance", "current", "relative change"], rows)
     )
@@ -187,17 +194,17 @@ def _performance_section(s: dict[str, Any]) -> str:
     if not perf:
         return ""
     parts = [
-        f"<h2>Performance</h2><p>labelled rows: {_e(perf.get('labelled_rows'))}, "
-        f"revision {_e(perf.get('revision'))}</p>"
+        f"<h2>Performance</h2><p>labelled rows: {e(perf.get('labelled_rows'))}, "
+        f"revision {e(perf.get('revision'))}</p>"
     ]
     realized = perf.get("realized")
     if realized:
         rows = [
             [
-                _e(m),
-                _e(v.get("baseline")),
-                _e(v.get("current")),
-                _e(v.get("ci")),
+                e(m),
+                e(v.get("baseline")),
+                e(v.get("current")),
+                e(v.get("ci")),
                 _flag(bool(v.get("degraded")), ("degraded", "ok")),
             ]
             for m, v in realized.items()
@@ -207,28 +214,28 @@ def _performance_section(s: dict[str, Any]) -> str:
     if estimated:
         rows = [
             [
-                _e(m),
-                _e(v.get("baseline")),
-                _e(v.get("value")),
-                _e(f"{v.get('lower')} .. {v.get('upper')}"),
+                e(m),
+                e(v.get("baseline")),
+                e(v.get("value")),
+                e(f"{v.get('lower')} .. {v.get('upper')}"),
                 _flag(bool(v.get("degraded")), ("degraded", "ok")),
             ]
             for m, v in (estimated.get("metrics") or {}).items()
         ]
         parts.append(
-            f"<h3>Estimated ({_e(str(estimated.get('method', '')).upper())}, assuming no concept drift)</h3>"
+            f"<h3>Estimated ({e(str(estimated.get('method', '')).upper())}, assuming no concept drift)</h3>"
             + _table(["metric", "baseline", "estimate", "band", ""], rows)
         )
     calibration = perf.get("calibration")
     if calibration:
-        rows = [[_e(m), _e(v)] for m, v in (calibration.get("metrics") or {}).items()]
+        rows = [[e(m), e(v)] for m, v in (calibration.get("metrics") or {}).items()]
         parts.append("<h3>Calibration and decision threshold</h3>" + _table(["metric", "value"], rows))
         bins = [
             [
-                _e(f"{b['lower']:.2f} .. {b['upper']:.2f}"),
-                _e(b["rows"]),
-                _e(b["mean_predicted"]),
-                _e(b["observed"]),
+                e(f"{b['lower']:.2f} .. {b['upper']:.2f}"),
+                e(b["rows"]),
+                e(b["mean_predicted"]),
+                e(b["observed"]),
             ]
             for b in calibration.get("reliability") or []
         ]
@@ -239,7 +246,7 @@ def _performance_section(s: dict[str, Any]) -> str:
 
 def _interval(m: dict[str, Any]) -> str:
     ci = m.get("ci") or [None, None]
-    return f"{_e(ci[0])} .. {_e(ci[1])}"
+    return f"{e(ci[0])} .. {e(ci[1])}"
 
 
 def _fairness_section(s: dict[str, Any]) -> str:
@@ -248,24 +255,24 @@ def _fairness_section(s: dict[str, Any]) -> str:
     if not fairness or not fairness.get("attributes"):
         return ""
     parts = [
-        f"<h2>Fairness</h2><p>{_e(fairness.get('rows'))} rows, {_e(fairness.get('labelled_rows'))} "
-        f"labelled; bootstrap intervals ({_e(fairness.get('resamples'))} resamples), bias when an "
+        f"<h2>Fairness</h2><p>{e(fairness.get('rows'))} rows, {e(fairness.get('labelled_rows'))} "
+        f"labelled; bootstrap intervals ({e(fairness.get('resamples'))} resamples), bias when an "
         "interval lies wholly outside its band</p>"
     ]
     for name, attr in fairness["attributes"].items():
         level = attr.get("interval_level")
-        note = f" — {_e(attr['note'])}" if attr.get("note") else ""
+        note = f" — {e(attr['note'])}" if attr.get("note") else ""
         parts.append(
-            f"<h3>{_e(name)}</h3><p>reference group {_e(attr.get('reference_group'))} "
-            f"({_e(attr.get('reference_source'))}); intervals at {_e(level)} simultaneous{note}</p>"
+            f"<h3>{e(name)}</h3><p>reference group {e(attr.get('reference_group'))} "
+            f"({e(attr.get('reference_source'))}); intervals at {e(level)} simultaneous{note}</p>"
         )
         rows = []
         for group, g in attr["groups"].items():
             for metric, m in (g.get("metrics") or {}).items():
                 band = m.get("band") or [None, None]
                 rows.append([
-                    _e(group), _e(g.get("rows")), _e(g.get("selection_rate")), _e(metric), _e(m.get("value")),
-                    _interval(m), f"{_e(band[0])} .. {_e(band[1])}", _e(m.get("baseline")),
+                    e(group), e(g.get("rows")), e(g.get("selection_rate")), e(metric), e(m.get("value")),
+                    _interval(m), f"{e(band[0])} .. {e(band[1])}", e(m.get("baseline")),
                     _flag(bool(m.get("bias")), ("bias", "ok")),
                     _flag(bool(m.get("drifted")), ("moved", "ok")),
                 ])
@@ -276,19 +283,19 @@ def _fairness_section(s: dict[str, Any]) -> str:
     disparity = fairness.get("explanation_disparity")
     if disparity:
         rows = [
-            [_e(r["attribute"]), _e(r["group"]), _e(r["compared_with"]), _e(r["distance"]),
-             _e(r["threshold"]), _e(r["p_value"]), _e(", ".join(list(r.get("group_reasons") or {})[:3])),
+            [e(r["attribute"]), e(r["group"]), e(r["compared_with"]), e(r["distance"]),
+             e(r["threshold"]), e(r["p_value"]), e(", ".join(list(r.get("group_reasons") or {})[:3])),
              _flag(bool(r["finding"]), ("differs", "ok"))]
             for r in disparity.get("reasons") or []
         ]
         rows += [
-            [_e(i["attribute"]), _e(i["group"]), f"influence of {_e(i['feature'])}", _e(i["statistic"]),
-             _e(i["threshold"]), _e(i["p_value"]), "", _flag(bool(i["finding"]), ("proxy?", "ok"))]
+            [e(i["attribute"]), e(i["group"]), f"influence of {e(i['feature'])}", e(i["statistic"]),
+             e(i["threshold"]), e(i["p_value"]), "", _flag(bool(i["finding"]), ("proxy?", "ok"))]
             for i in disparity.get("influence") or []
         ]
         parts.append(
-            f"<h3>Explanation disparity</h3><p>{_e(disparity.get('unfavorable_rows'))} unfavorable "
-            f"decisions with reasons; thresholds from {_e(disparity.get('permutations'))} permutations</p>"
+            f"<h3>Explanation disparity</h3><p>{e(disparity.get('unfavorable_rows'))} unfavorable "
+            f"decisions with reasons; thresholds from {e(disparity.get('permutations'))} permutations</p>"
             + _table(
                 ["attribute", "group", "compared with", "distance / t", "threshold", "p", "top reasons", ""],
                 rows,
@@ -304,20 +311,20 @@ def _segments_section(s: dict[str, Any]) -> str:
         return ""
     rows = [
         [
-            _e(g["name"]), _e(g["rows"]), _e(g["share"]),
-            _e(g["prediction_rate"] if g.get("prediction_rate") is not None else g.get("prediction_mean")),
-            _e(g.get("baseline_rate") if g.get("baseline_rate") is not None else g.get("baseline_mean")),
-            _e(g.get("drift_p_value")), _flag(bool(g.get("drifted"))),
-            _e(", ".join(f"{k} {v:.3g}" for k, v in (g.get("realized") or {}).items() if v is not None)),
+            e(g["name"]), e(g["rows"]), e(g["share"]),
+            e(g["prediction_rate"] if g.get("prediction_rate") is not None else g.get("prediction_mean")),
+            e(g.get("baseline_rate") if g.get("baseline_rate") is not None else g.get("baseline_mean")),
+            e(g.get("drift_p_value")), _flag(bool(g.get("drifted"))),
+            e(", ".join(f"{k} {v:.3g}" for k, v in (g.get("realized") or {}).items() if v is not None)),
         ]
         for g in segments["segments"]
     ]
-    dropped = f", {_e(segments.get('dropped'))} more not shown" if segments.get("dropped") else ""
+    dropped = f", {e(segments.get('dropped'))} more not shown" if segments.get("dropped") else ""
     weighted = " (weighted: stratified sample)" if segments.get("weighted") else ""
     return (
         f"<h2>Segments</h2><p>{len(segments['segments'])} segments of at least "
-        f"{_e(segments.get('min_rows'))} rows{dropped}{weighted}; drift of the prediction per segment at "
-        f"p &lt; {_e(segments.get('p_value'))} / {_e(segments.get('tested'))}</p>"
+        f"{e(segments.get('min_rows'))} rows{dropped}{weighted}; drift of the prediction per segment at "
+        f"p &lt; {e(segments.get('p_value'))} / {e(segments.get('tested'))}</p>"
         + _table(
             ["segment", "rows", "share", "prediction rate / mean", "baseline", "drift p", "", "realized"],
             rows,
@@ -332,7 +339,7 @@ def _raw(text: str) -> str:
     shown = mask(text)
     if len(shown) > RAW_CHARS:
         shown = f"{shown[:RAW_CHARS]}… ({len(text)} characters)"
-    return f"<code>{html.escape(shown)}</code>"
+    return f"<code>{e(shown)}</code>"
 
 
 def _quality_section(s: dict[str, Any], counts: dict[str, int], samples: list[QuarantinedRow]) -> str:
@@ -344,26 +351,26 @@ def _quality_section(s: dict[str, Any], counts: dict[str, int], samples: list[Qu
         parts.append(f"<p>{total} row(s) of this window were quarantined (counted by reason; "
                      "rows are kept with their reason, never dropped silently)</p>")
         parts.append(_table(["reason", "rows"],
-                            [[_e(r), _e(n)] for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])]))
+                            [[e(r), e(n)] for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])]))
     else:
         parts.append("<p class='ok'>no row was quarantined for this window</p>")
     if samples:
-        rows = [[_e(q.reason), _e(q.detail), _e(q.source), _raw(q.raw)] for q in samples]
+        rows = [[e(q.reason), e(q.detail), e(q.source), _raw(q.raw)] for q in samples]
         parts.append("<p class='muted'>a few quarantined rows as received "
                      "(secrets masked, long rows cut)</p>")
         parts.append(_table(["reason", "detail", "source", "raw row"], rows))
     quality = s.get("quality") or {}
     findings = []
     for name, share in (quality.get("missing_increase") or {}).items():
-        findings.append([_e(name), "more missing values than the baseline", _e(share)])
+        findings.append([e(name), "more missing values than the baseline", e(share)])
     for name, share in (quality.get("out_of_range") or {}).items():
-        findings.append([_e(name), "rows outside the baseline's range", _e(share)])
+        findings.append([e(name), "rows outside the baseline's range", e(share)])
     for name, unseen in (quality.get("unseen") or {}).items():
-        findings.append([_e(name), "categories the baseline never saw", _e(unseen)])
+        findings.append([e(name), "categories the baseline never saw", e(unseen)])
     for name in quality.get("constant") or []:
-        findings.append([_e(name), "constant in the window", ""])
+        findings.append([e(name), "constant in the window", ""])
     for name in quality.get("all_missing") or []:
-        findings.append([_e(name), "missing in every row", ""])
+        findings.append([e(name), "missing in every row", ""])
     if findings:
         parts.append(_table(["feature", "finding", "value"], findings))
     return "".join(parts)
@@ -378,19 +385,18 @@ def _history_section(
     rows = []
     for alert, feedback in history:
         answers = [
-            f"{_e(fb.user_name or fb.user_id)}: {_e(fb.verdict)}"
-            + (f" — {_e(fb.comment)}" if fb.comment else "")
+            f"{e(fb.user_name or fb.user_id)}: {e(fb.verdict)}"
+            + (f" — {e(fb.comment)}" if fb.comment else "")
             for fb in feedback
         ]
-        ident = (f"<a href='{html.escape(alert_href(alert.id), quote=True)}'>{alert.id}</a>"
-                 if alert_href else str(alert.id))
+        ident = link(alert_href(alert.id), alert.id) if alert_href else e(alert.id)
         rows.append(
             [
                 ident,
-                _e(alert.last_fired_at.isoformat()),
-                _e(alert.kind),
-                _e(alert.title),
-                _e(alert.status),
+                e(alert.last_fired_at.isoformat()),
+                e(alert.kind),
+                e(alert.title),
+                e(alert.status),
                 "<br>".join(answers) or "<span class='muted'>no feedback</span>",
             ]
         )
@@ -406,31 +412,30 @@ def _chart(name: str, data: Any, alt: str) -> str:
         return _png(getattr(charts, name)(data), alt)
     except Exception:  # noqa: BLE001 - a report without one chart is still a report
         log.exception("chart %s could not be drawn", name)
-        return f"<p class='muted'>({html.escape(alt)}: chart unavailable)</p>"
+        return f"<p class='muted'>({e(alt)}: chart unavailable)</p>"
 
 
 def _evidently_section(
     settings: Settings, engine: Engine, model_name: str, start: Any, end: Any, baseline: Any
-) -> str:
+) -> tuple[str, list[str]]:
+    """(the section, CSP hashes of the scripts of Evidently's page): the page sits in a
+    sandboxed srcdoc frame without allow-same-origin, an opaque origin that cannot reach
+    the report (nor, opened from the dashboard's origin, the dashboard)."""
     from monitor.drift import render_html
     from monitor.intake import read_window
 
     cfg = settings.model(model_name)
     window = read_window(cfg, engine, start, end)
     if window.frame.empty:
-        return (
-            "<h2>Evidently drift report</h2><p class='muted'>the window has no rows any more (retention?)</p>"
-        )
+        return ("<h2>Evidently drift report</h2>"
+                "<p class='muted'>the window has no rows any more (retention?)</p>", [])
     page = render_html(
         baseline.sample,
         window.frame.reset_index(drop=True),
         numeric=cfg.features.numeric,
         categorical=cfg.features.categorical,
     )
-    return (
-        "<h2>Evidently drift report</h2>"
-        # Evidently's script reads localStorage: without allow-same-origin the sandboxed
-        # document has an opaque origin, the script throws and Chromium shows a blank frame
-        "<iframe sandbox='allow-scripts allow-same-origin' "
-        f"srcdoc=\"{html.escape(page, quote=True)}\"></iframe>"
-    )
+    # a srcdoc document inherits the report's policy: its scripts are allowed by hash
+    section = ("<h2>Evidently drift report</h2><iframe sandbox='allow-scripts' "
+               f"title='Evidently drift report' srcdoc=\"{e(page)}\"></iframe>")
+    return section, script_hashes(page)

@@ -2,7 +2,9 @@
 
 Page handlers are plain functions (FastAPI runs them in its thread pool, so database
 reads never block the event loop); POST handlers read the url-encoded form, check the
-session, its CSRF token and read-only mode, then act in a worker thread.
+session, its CSRF token and read-only mode, then act in a worker thread. Every answer
+carries the dashboard's Content-Security-Policy (no inline script); Evidently's own page
+is served in an opaque-origin sandbox, so nothing in it reaches the dashboard's origin.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from monitor.errors import ConfigError, DatabaseError, MonitorError, NotFoundErr
 from monitor.store.heartbeat import WriteProbe
 from monitor.ui import pages, views
 from monitor.ui.auth import COOKIE, LOGIN_COOKIE, Auth, Session, same_token
+from monitor.ui.markup import DASHBOARD_CSP, sandboxed_csp, script_hashes
 
 log = logging.getLogger(__name__)
 
 #: form bodies above this are refused (a comment is short)
 MAX_FORM = 64 * 1024
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-           "Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN"}
+           "Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN",
+           "Content-Security-Policy": DASHBOARD_CSP}
 
 
 class UIProblem(Exception):
@@ -96,15 +100,17 @@ def ui_router(settings: Settings, engine: Engine, host: str | None = None) -> AP
     @router.get("/static/plotly.min.js")
     def plotly_js() -> FileResponse:
         return FileResponse(_plotly_js(), media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=86400"})
+                            headers={**HEADERS, "Cache-Control": "public, max-age=86400"})
 
     @router.get("/static/ui.js")
     def ui_js() -> Response:
-        return Response(pages.JS, media_type="text/javascript", headers={"Cache-Control": "max-age=3600"})
+        return Response(pages.JS, media_type="text/javascript",
+                        headers={**HEADERS, "Cache-Control": "max-age=3600"})
 
     @router.get("/static/ui.css")
     def ui_css() -> Response:
-        return Response(pages.CSS, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+        return Response(pages.CSS, media_type="text/css",
+                        headers={**HEADERS, "Cache-Control": "max-age=3600"})
 
     @router.get("/login")
     def login_form(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002
@@ -144,7 +150,7 @@ def ui_router(settings: Settings, engine: Engine, host: str | None = None) -> AP
                                     "and the token must match</p><p><a href='/ui/login'>try again</a></p>",
                                     None), 403)
         log.info("dashboard: %s signed in (%s)", session.name, session.how)
-        response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
+        response = RedirectResponse(_safe_next(form.get("next")), status_code=303, headers=HEADERS)
         response.set_cookie(COOKIE, auth.encode(session), httponly=True, samesite="strict", path="/ui",
                             secure=request.url.scheme == "https", max_age=int(auth.lifetime))
         response.delete_cookie(LOGIN_COOKIE, path="/ui")
@@ -153,7 +159,7 @@ def ui_router(settings: Settings, engine: Engine, host: str | None = None) -> AP
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         actor(request, await _form(request))
-        response = RedirectResponse("/ui/", status_code=303)
+        response = RedirectResponse("/ui/", status_code=303, headers=HEADERS)
         response.delete_cookie(COOKIE, path="/ui")
         return response
 
@@ -185,8 +191,11 @@ def ui_router(settings: Settings, engine: Engine, host: str | None = None) -> AP
         viewer(request)
         from monitor.report import evidently_page
 
-        return HTMLResponse(evidently_page(settings, engine, run_id),
-                            headers={**HEADERS, "Cache-Control": "private, max-age=600"})
+        page = evidently_page(settings, engine, run_id)
+        # an opaque origin even when opened alone: its scripts (allowed by hash) cannot
+        # read the dashboard's cookies, CSRF tokens or pages, nor send anything anywhere
+        return HTMLResponse(page, headers={**HEADERS, "Cache-Control": "private, max-age=600",
+                                           "Content-Security-Policy": sandboxed_csp(script_hashes(page))})
 
     @router.get("/alerts")
     def alerts(request: Request, model: str | None = None, status: str | None = None) -> HTMLResponse:
@@ -210,7 +219,8 @@ def ui_router(settings: Settings, engine: Engine, host: str | None = None) -> AP
         if verdict == "comment" and not comment:
             raise UIProblem(400, "a comment needs some text")
         await run_in_threadpool(_give_feedback, settings, engine, alert_id, verdict, session, comment)
-        return RedirectResponse(f"/ui/alerts/{alert_id}?{pages.query(done=verdict)}", status_code=303)
+        return RedirectResponse(f"/ui/alerts/{alert_id}?{pages.query(done=verdict)}", status_code=303,
+                                headers=HEADERS)
 
     @router.get("/why")
     def why(request: Request) -> HTMLResponse:
@@ -254,7 +264,7 @@ def mount_ui(app: FastAPI, settings: Settings, engine: Engine, host: str | None 
 
     @app.get("/ui", include_in_schema=False)
     def _ui_root() -> RedirectResponse:
-        return RedirectResponse("/ui/", status_code=307)
+        return RedirectResponse("/ui/", status_code=307, headers=HEADERS)
 
     def problem_page(request: Request, status: int, detail: str) -> Response:
         if not request.url.path.startswith("/ui"):
@@ -269,7 +279,7 @@ def mount_ui(app: FastAPI, settings: Settings, engine: Engine, host: str | None 
 
     @app.exception_handler(_SignIn)
     async def _sign_in(_request: Request, exc: _SignIn) -> Response:
-        return RedirectResponse(f"/ui/login?{pages.query(next=exc.target)}", status_code=303)
+        return RedirectResponse(f"/ui/login?{pages.query(next=exc.target)}", status_code=303, headers=HEADERS)
 
     @app.exception_handler(MonitorError)
     async def _monitor_error(request: Request, exc: MonitorError) -> Response:

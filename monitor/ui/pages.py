@@ -1,20 +1,21 @@
 """HTML of the dashboard pages: pure functions of plain values, every value escaped.
 
-Charts are `<div data-figure>` elements whose figure JSON sits in a script tag;
-/ui/static/ui.js draws them with the bundled plotly.js and turns a click on a point
-whose customdata is a run id (or a /ui/ URL) into navigation.
+No inline script (the Content-Security-Policy forbids it): charts are `<div data-figure>`
+elements whose figure JSON sits in a `<script type="application/json">` data block;
+/ui/static/ui.js, loaded by every page, draws them with the bundled plotly.js and turns
+a click on a point whose customdata is a run id (or a /ui/ URL) into navigation.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
 from monitor.ui.auth import Session
+from monitor.ui.markup import e, link, script_json
+
+__all__ = ["CSS", "JS", "e", "feedback_form", "figure", "link", "page", "query", "severity_pills", "table"]
 
 CSS = """
 *{box-sizing:border-box}
@@ -43,7 +44,7 @@ JS = """
 (function(){
   function draw(){
     window.monitorDrawMs = {};
-    document.querySelectorAll('div[data-figure]').forEach(function(div){
+    if (window.Plotly) document.querySelectorAll('div[data-figure]').forEach(function(div){
       var began = performance.now();
       var fig = JSON.parse(document.getElementById(div.dataset.figure).textContent);
       Plotly.newPlot(div, fig.data, fig.layout, {responsive:true, displaylogo:false});
@@ -61,17 +62,6 @@ JS = """
 """
 
 
-def e(value: Any) -> str:
-    """A value as escaped text (floats to 4 significant digits, None as empty)."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return html.escape("" if value is None else str(value))
-
-
-def link(href: str, text: Any) -> str:
-    return f"<a href='{html.escape(href, quote=True)}'>{e(text)}</a>"
-
-
 def table(head: Sequence[str], rows: Iterable[Sequence[str]], empty: str = "nothing") -> str:
     """An HTML table; cells are already escaped HTML."""
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -81,15 +71,15 @@ def table(head: Sequence[str], rows: Iterable[Sequence[str]], empty: str = "noth
 
 
 def figure(name: str, fig: dict[str, Any]) -> str:
-    """A chart placeholder and its figure JSON ("</" escaped so it cannot end the script)."""
-    data = orjson.dumps(fig, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
-    return (f"<div class='chart' id='chart-{name}' data-figure='fig-{name}'></div>"
-            f"<script type='application/json' id='fig-{name}'>{data}</script>")
+    """A chart placeholder and its figure JSON in a data block (never executed; `<`, `>`
+    and `&` escaped so no value can end the element)."""
+    return (f"<div class='chart' id='chart-{e(name)}' data-figure='fig-{e(name)}'></div>"
+            f"<script type='application/json' id='fig-{e(name)}'>{script_json(fig)}</script>")
 
 
 def page(title: str, body: str, session: Session | None, *, charts: bool = False,
          heading: bool = True) -> str:
-    """A complete page: navigation, who is signed in, the body, and plotly.js when needed."""
+    """A complete page: navigation, who is signed in, the body, ui.js, and plotly.js when needed."""
     if session is not None:
         who = (f"<span class='who'>signed in as <b>{e(session.name)}</b> · "
                f"<form class='inline' method='post' action='/ui/logout'>"
@@ -97,9 +87,8 @@ def page(title: str, body: str, session: Session | None, *, charts: bool = False
                "<button type='submit'>sign out</button></form></span>")
     else:
         who = "<span class='who'><a href='/ui/login'>sign in</a></span>"
-    scripts = ("<script src='/ui/static/plotly.min.js'></script><script src='/ui/static/ui.js'></script>"
-               if charts else "<script>document.addEventListener('DOMContentLoaded',function(){"
-               "document.body.dataset.ready='1'})</script>")
+    plotly = "<script src='/ui/static/plotly.min.js'></script>" if charts else ""
+    scripts = f"{plotly}<script src='/ui/static/ui.js'></script>"
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"

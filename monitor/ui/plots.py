@@ -3,6 +3,8 @@
 No Python plotly import: a figure is `{"data": [...], "layout": {...}}` serialized with
 orjson. Times are UTC, written without an offset (plotly.js ignores offsets). A point
 whose `customdata` is a run id opens that run when clicked (a /ui/ URL opens that page).
+Plotly reads tags in text as its own markup: text from data (titles, comments, group and
+category values) is escaped with `e`, which plotly shows back as the characters typed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from monitor.charts import drift_strength, is_p_value
 from monitor.store.dashboard import FeedbackPoint, ImportancePoint, RunPoint, ScorePoint
+from monitor.ui.markup import e
 
 #: drift strength is clipped here on the heatmap so one huge value does not wash out the rest
 STRENGTH_CAP = 3.0
@@ -69,7 +72,7 @@ def events_figure(alerts: Sequence[Any], feedback: Sequence[FeedbackPoint], sinc
             "type": "scatter", "mode": "markers", "name": f"alert ({severity})",
             "x": [t(a.opened_at) for a in group], "y": ["alerts"] * len(group),
             "marker": {"symbol": "triangle-up", "size": 13, "color": SEVERITY_COLORS.get(severity, "#888")},
-            "text": [f"alert {a.id}: {a.title} [{a.status}]" for a in group],
+            "text": [e(f"alert {a.id}: {a.title} [{a.status}]") for a in group],
             "customdata": [f"/ui/alerts/{a.id}" for a in group],
             "hovertemplate": "%{x}<br>%{text}<extra></extra>",
         })
@@ -78,8 +81,8 @@ def events_figure(alerts: Sequence[Any], feedback: Sequence[FeedbackPoint], sinc
             "type": "scatter", "mode": "markers", "name": "feedback",
             "x": [t(f.at) for f in feedback], "y": ["feedback"] * len(feedback),
             "marker": {"symbol": "circle", "size": 10, "color": "#2ca02c"},
-            "text": [f"{f.who}: {f.verdict} on alert {f.alert_id}" + (f" — {f.comment}" if f.comment else "")
-                     for f in feedback],
+            "text": [e(f"{f.who}: {f.verdict} on alert {f.alert_id}"
+                       + (f" — {f.comment}" if f.comment else "")) for f in feedback],
             "customdata": [f"/ui/alerts/{f.alert_id}" for f in feedback],
             "hovertemplate": "%{x}<br>%{text}<extra></extra>",
         })
@@ -144,16 +147,16 @@ def importance_figure(points: Sequence[ImportancePoint], ends: dict[int, datetim
     for p in points:
         if p.run_id in ends:
             series[p.feature].append(p)
-    times = {r: t(e) for r, e in ends.items()}
+    times = {r: t(end) for r, end in ends.items()}
     # the most important features are drawn; the others are one legend click away
     ranked = sorted(series, key=lambda n: -sum(p.current for p in series[n]) / len(series[n]))
     shown = set(ranked[:SHOWN_LINES])
     data = [
-        {"type": "scatter", "mode": _mode(len(ps)), "name": name, "marker": {"size": 4},
+        {"type": "scatter", "mode": _mode(len(ps)), "name": e(name), "marker": {"size": 4},
          "visible": True if name in shown else "legendonly",
          "x": [times[p.run_id] for p in ps], "y": [round(p.current, 5) for p in ps],
          "customdata": [p.run_id for p in ps],
-         "hovertemplate": f"{name}<br>%{{x}}<br>importance %{{y:.4g}}<extra>click: run</extra>"}
+         "hovertemplate": f"{e(name)}<br>%{{x}}<br>importance %{{y:.4g}}<extra>click: run</extra>"}
         for name, ps in sorted(series.items(), key=lambda kv: ranked.index(kv[0]))
     ]
     hidden = f" (top {SHOWN_LINES} drawn; click a name to add it)" if len(ranked) > SHOWN_LINES else ""
@@ -178,7 +181,7 @@ def performance_figure(scores: Sequence[ScorePoint], ends: dict[int, datetime], 
         for name, m in realized.items():
             if isinstance(m, dict) and m.get("current") is not None:
                 series[name][run_id] = (m["current"], m.get("baseline"), bool(m.get("degraded")), revision)
-    times = {r: t(e) for r, e in ends.items()}
+    times = {r: t(end) for r, end in ends.items()}
     data: list[dict[str, Any]] = []
     for name, points in sorted(series.items()):
         ids = sorted(points, key=lambda r: times[r])
@@ -206,7 +209,7 @@ def estimated_figure(scores: Sequence[ScorePoint], upper: dict[tuple[int, str], 
     for s in scores:
         if s.scope == "estimated" and s.score is not None and s.run_id in ends:
             series[s.method].append(s)
-    times = {r: t(e) for r, e in ends.items()}
+    times = {r: t(end) for r, end in ends.items()}
     data: list[dict[str, Any]] = []
     for name, ps in sorted(series.items()):
         x = [times[p.run_id] for p in ps]
@@ -235,11 +238,11 @@ def fairness_figure(scores: Sequence[ScorePoint], ends: dict[int, datetime], sin
     for s in scores:
         if s.scope == "fairness" and s.score is not None and s.run_id in ends:
             series[f"{s.feature} · {s.method}"].append(s)
-    times = {r: t(e) for r, e in ends.items()}
-    data = [{"type": "scatter", "mode": _mode(len(ps)), "name": name, "x": [times[p.run_id] for p in ps],
+    times = {r: t(end) for r, end in ends.items()}
+    data = [{"type": "scatter", "mode": _mode(len(ps)), "name": e(name), "x": [times[p.run_id] for p in ps],
              "y": [p.score for p in ps], "customdata": [p.run_id for p in ps],
              "marker": {"size": 4, "color": ["#d62728" if p.drifted else "#1f77b4" for p in ps]},
-             "hovertemplate": f"{name}<br>%{{x}}<br>%{{y:.4g}}<extra>click: run</extra>"}
+             "hovertemplate": f"{e(name)}<br>%{{x}}<br>%{{y:.4g}}<extra>click: run</extra>"}
             for name, ps in sorted(series.items())]
     layout = _layout("Fairness per protected group (red = bias: interval outside the band)",
                      since, until, 320, shapes=shapes)
@@ -286,7 +289,7 @@ def volume_figure(runs: Sequence[RunPoint], since: datetime, until: datetime,
 def contributions_figure(answer: dict[str, Any], top: int = 20) -> dict[str, Any]:
     """One request's signed contributions (green pushes the output up, red down)."""
     rows = list(answer["contributions"])[:top][::-1]
-    labels = [f"{f} = {_g(v) if isinstance(v, int | float) else v}" for f, _, v in rows]
+    labels = [e(f"{f} = {_g(v) if isinstance(v, int | float) else v}") for f, _, v in rows]
     values = [float(c) for _, c, _ in rows]
     base = answer.get("baseline_output")
     start = "?" if base is None else f"{base:.4g}"

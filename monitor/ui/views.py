@@ -130,7 +130,9 @@ def run_page(settings: Settings, engine: Engine, run_id: int) -> tuple[str, str]
     evidently = (
         "<h2>Evidently drift report</h2><p class='muted'>Evidently's own interactive report of "
         f"the window (computed when opened): {link(f'/ui/runs/{run_id}/evidently', 'open it alone')}</p>"
-        "<iframe sandbox='allow-scripts allow-same-origin' loading='lazy' "
+        # no allow-same-origin: an opaque origin, so nothing in Evidently's page (which
+        # carries the window's raw values) can read this page, its cookies or its CSRF token
+        "<iframe sandbox='allow-scripts' loading='lazy' "
         f"src='/ui/runs/{run_id}/evidently' title='Evidently drift report'></iframe>"
     )
     return title, body + evidently

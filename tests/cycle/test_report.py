@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import warnings
 
 import pytest
@@ -45,6 +46,13 @@ def test_report_lists_only_the_runs_alerts_and_its_quarantine(engine, settings, 
     assert "<td>missing_feature</td><td>4</td>" in later or "<td>wrong_type</td><td>4</td>" in later
     assert "bad-0" in later  # a sample raw row is shown
     assert "no row was quarantined" in earlier
+
+    # Evidently's page is in an opaque-origin frame; the file runs no script but its own, by hash
+    assert "<iframe sandbox='allow-scripts' " in later and "allow-same-origin" not in later
+    meta = later.split("http-equiv='Content-Security-Policy' content=\"", 1)[1].split('"', 1)[0]
+    policy = html.unescape(meta)
+    assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+    assert policy.count("'sha256-") >= 4 and "default-src 'none'" in policy
 
 
 def test_report_masks_and_cuts_raw_rows(engine, settings, two_runs):
