@@ -284,24 +284,38 @@ def _fairness_section(s: dict[str, Any]) -> str:
     if disparity:
         rows = [
             [e(r["attribute"]), e(r["group"]), e(r["compared_with"]), e(r["distance"]),
-             e(r["threshold"]), e(r["p_value"]), e(", ".join(list(r.get("group_reasons") or {})[:3])),
+             _then(r.get("baseline_distance")), e(r["threshold"]), e(r["p_value"]),
+             e(", ".join(list(r.get("group_reasons") or {})[:3])),
              _flag(bool(r["finding"]), ("differs", "ok"))]
             for r in disparity.get("reasons") or []
         ]
         rows += [
-            [e(i["attribute"]), e(i["group"]), f"influence of {e(i['feature'])}", e(i["statistic"]),
-             e(i["threshold"]), e(i["p_value"]), "", _flag(bool(i["finding"]), ("proxy?", "ok"))]
+            [e(i["attribute"]), e(i["group"]), f"influence of {e(i['feature'])}",
+             f"{e(i['group_mean_abs'])} vs {e(i['other_mean_abs'])}",
+             _then(i.get("baseline_group_mean_abs"), i.get("baseline_other_mean_abs")),
+             e(i["threshold"]), e(i["p_value"]), f"statistic {e(i['statistic'])}",
+             _flag(bool(i["finding"]), ("proxy?", "ok"))]
             for i in disparity.get("influence") or []
         ]
         parts.append(
             f"<h3>Explanation disparity</h3><p>{e(disparity.get('unfavorable_rows'))} unfavorable "
-            f"decisions with reasons; thresholds from {e(disparity.get('permutations'))} permutations</p>"
+            f"decisions with reasons; thresholds from {e(disparity.get('permutations'))} permutations. "
+            "Where the baseline has both sides, a gap between groups is judged by how much it grew "
+            "since the baseline (threshold and p are about the growth)</p>"
             + _table(
-                ["attribute", "group", "compared with", "distance / t", "threshold", "p", "top reasons", ""],
+                ["attribute", "group", "compared with", "gap now", "gap in the baseline", "threshold",
+                 "p", "top reasons", ""],
                 rows,
             )
         )
     return "".join(parts)
+
+
+def _then(*values: Any) -> str:
+    """The baseline's side of a gap ("-": judged on the gap itself, no baseline)."""
+    if all(v is None for v in values):
+        return "<span class='muted'>-</span>"
+    return " vs ".join(e(v) for v in values)
 
 
 def _segments_section(s: dict[str, Any]) -> str:

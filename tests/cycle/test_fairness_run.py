@@ -160,6 +160,8 @@ def test_bias_is_raised_for_the_penalized_group_from_then_on_and_not_before(engi
     assert answer["groups"] == [f"sex={sex_of(engine, f'{100 + CLEAN}-0')}"]
     page = build_report(fair_settings, engine, outcome.run_id, evidently=False)
     assert "<h2>Fairness</h2>" in page and "<h2>Segments</h2>" in page and "sex=F" in page
+    if result.disparity is not None and result.disparity.reasons:  # the baseline's gap beside the window's
+        assert "<h3>Explanation disparity</h3>" in page and "gap in the baseline" in page
 
     # the Slack message of the bias alert names the groups, the interval and the band
     bias = next(f for f in alerts.findings(result) if f.kind == AlertKind.BIAS)
