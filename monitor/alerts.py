@@ -136,10 +136,9 @@ def _surrogate_finding(s: Any) -> Finding:
 def _reason_shift_finding(shift: Any) -> Finding:
     win, base = shift.shares(shift.window), shift.shares(shift.baseline)
     names = sorted(set(win) | set(base), key=lambda n: -abs(win.get(n, 0.0) - base.get(n, 0.0)))
-    lines = [
-        f"total-variation distance {shift.distance:.3f} (a clean window of this size exceeds "
-        f"{shift.threshold:.3f} with probability {shift.alpha:g}; permutation p = {shift.p_value:.3g})"
-    ]
+    beyond = (f"a clean window of this size exceeds {shift.threshold:.3f} with probability "
+              f"{shift.alpha:.2g}" if shift.threshold is not None else f"level {shift.alpha:.2g}")
+    lines = [f"total-variation distance {shift.distance:.3f} ({beyond}; permutation p = {shift.p_value:.3g})"]
     for name in names[:3]:
         lines.append(f"{name}: top reason of {base.get(name, 0.0):.0%} -> {win.get(name, 0.0):.0%} "
                      "of unfavourable decisions")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.budget import AlertBudget, level_or
 from monitor.config import ModelConfig
 from monitor.drift.fitted import FitStore
 from monitor.intake.records import WindowSample
@@ -50,6 +51,8 @@ def compute(
     for reason, count in (at_ingest or {}).items():
         reasons[reason] = reasons.get(reason, 0) + count
     timings = dict(timings or {})
+    # the whole stream's false-alarm rate per window, shared by the checks below
+    budget = AlertBudget.for_model(model)
     common = {
         "model": model.name,
         "start": start,
@@ -62,11 +65,12 @@ def compute(
         "reasons": reasons,
         "rejected": tuple(window.rejected),
         "min_rows": model.drift.min_rows,
+        "sections": {"budget": budget},
     }
     if len(window.frame) < model.drift.min_rows:
         # too few rows to compare, but quarantined rows are still judged
         quality = WindowQuality.against(None, None, rows=int(window.rows), reasons=reasons,
-                                        alpha=quality_alpha(model))
+                                        alpha=budget.quality)
         return RunResult(status=RunStatus.INSUFFICIENT_DATA, timings=timings, quality=quality,
                          **common)
 
@@ -83,13 +87,13 @@ def compute(
     timings["estimation"] = round(time.perf_counter() - tick, 4)
 
     tick = time.perf_counter()
-    attribution = explain_window(model, window, reference, policies, runtime)
+    attribution = explain_window(model, window, reference, policies, runtime, budget)
     timings["attribution"] = round(time.perf_counter() - tick, 4)
     groups = _groups(model, window, reference, runtime, attribution, timings)
 
     tick = time.perf_counter()
     try:
-        transparency = explain_decisions(model, window, reference, attribution, fits)
+        transparency = explain_decisions(model, window, reference, attribution, fits, budget)
     except Exception:
         # the surrogate and reasons must not cost the run its drift and attribution verdicts
         log.exception("model %s: surrogate/reasons/faithfulness failed; the run goes on without them",
@@ -108,7 +112,7 @@ def compute(
             baseline_rows=len(reference.sample),
             rows=int(window.rows),
             reasons=reasons,
-            alpha=quality_alpha(model),
+            alpha=budget.quality,
         ),
         timings=timings,
         estimated=estimated,
@@ -120,15 +124,6 @@ def compute(
         sampling=groups.sampling,
         **common,
     )
-
-
-def quality_alpha(model: ModelConfig) -> float:
-    """The per-window rate data-quality findings may spend: `alerts.quality_share` of the
-    family rate `alerts.false_alarms_per_month` allows at the model's window length."""
-    from monitor.drift import family_alpha
-
-    alerts = model.alerts
-    return family_alpha(alerts.false_alarms_per_month, model.window) * alerts.quality_share
 
 
 def window_performance(
@@ -188,7 +183,12 @@ def _threshold_factors(model: ModelConfig, policies: Any) -> dict[str, float]:
 
 
 def explain_window(
-    model: ModelConfig, window: WindowSample, reference: BaselineData, policies: Any, runtime: Any
+    model: ModelConfig,
+    window: WindowSample,
+    reference: BaselineData,
+    policies: Any,
+    runtime: Any,
+    budget: AlertBudget | None = None,
 ) -> AttributionOutcome:
     """Attributions of up to `attribution.max_samples` sampled rows, and their drift.
 
@@ -196,7 +196,6 @@ def explain_window(
     logged prediction, the serving system's, still counts in prediction drift and
     performance)."""
     from monitor.attribution import attribution_drift, explain_for_model
-    from monitor.drift import family_alpha
 
     loaded = runtime.model(model)
     complete = window.frame.notna().all(axis=1).to_numpy()
@@ -213,7 +212,7 @@ def explain_window(
             explanation.values[names].to_numpy(dtype=float),
             names,
             threshold=threshold,
-            family_alpha=family_alpha(model.alerts.false_alarms_per_month, model.window),
+            family_alpha=(budget or AlertBudget.for_model(model)).attribution,
             seed=model.seed,
         )
     inputs = subset.loc[explanation.values.index]
@@ -230,16 +229,19 @@ def explain_decisions(
     reference: BaselineData,
     attribution: AttributionOutcome,
     fits: FitStore | None = None,
+    budget: AlertBudget | None = None,
 ) -> dict[str, Any]:
     """The surrogate tree, the reasons of each explained decision and the faithfulness of
     the attributions: `RunResult` fields (`surrogate`, `decision_reasons`, `faithfulness`).
-    The surrogate's bootstrap ranges are read from and kept in `fits`."""
+    The surrogate's bootstrap ranges are read from and kept in `fits`; each check's level
+    is its part of `budget` (the model's) unless its config sets one."""
     from monitor.model import select_output
     from monitor.reasons import window_reasons
     from monitor.surrogate import surrogate_report
 
     explanation = attribution.explanation
     n = len(explanation.values)
+    budget = budget or AlertBudget.for_model(model)
     out: dict[str, Any] = {}
     if n == 0:
         return out
@@ -259,7 +261,7 @@ def explain_decisions(
             max_depth=cfg.max_depth,
             holdout=cfg.holdout,
             resamples=cfg.resamples,
-            alpha=cfg.alpha,
+            alpha=level_or(cfg.alpha, budget.surrogate),
             seed=model.seed,
             fits=fits,
             min_fidelity=cfg.min_fidelity,
@@ -279,6 +281,7 @@ def explain_decisions(
         ref_values,
         ref_output[:k] if k else None,
         np.asarray(reference.predictions)[:k] if k else None,
+        alpha=level_or(model.reasons.p_value, budget.reasons),
         seed=model.seed,
     )
     median = attribution.median_completeness_error
@@ -290,6 +293,7 @@ def explain_decisions(
         above = int(np.sum(errors > tolerance))
         p = float(binomtest(above, len(errors), 0.5, alternative="greater").pvalue)
         out["faithfulness"] = Faithfulness(
-            attribution.method, median, tolerance, explanation.steps, n, above, p
+            attribution.method, median, tolerance, explanation.steps, n, above, p,
+            alpha=budget.faithfulness,
         )
     return out

@@ -254,9 +254,10 @@ class PerformanceConfig(Strict):
     #: ...and by more than this absolute amount: nats for log loss, baseline label
     #: standard deviations for RMSE and MAE (a near-zero baseline error doubling is noise)
     max_error_increase_abs: float = Field(0.02, ge=0)
-    #: level of the bootstrap interval of each window metric; a metric is degraded only
-    #: when its whole interval lies beyond the allowed change
-    ci_level: float = Field(0.95, gt=0, lt=1)
+    #: level of the interval of each window metric; a metric is degraded only when its
+    #: whole interval lies beyond the allowed change. None: from the alert budget's
+    #: performance share; a value here is honoured and lies outside the budget
+    ci_level: float | None = Field(None, gt=0, lt=1)
 
 
 class LabelsConfig(Strict):
@@ -266,18 +267,38 @@ class LabelsConfig(Strict):
     horizon: Duration = timedelta(days=90)
 
 
+class AlertShares(Strict):
+    """Relative weights of the checks in the alert budget (`monitor.vocab.BudgetFamily`),
+    normalised to sum 1 over the checks configured for the model."""
+
+    #: feature, dataset and prediction drift (Holm across the features and the prediction;
+    #: above 0: the calibrated thresholds need a rate). A weight of 0 elsewhere silences
+    #: that check's statistical findings
+    drift: float = Field(0.4, gt=0)
+    #: attribution drift (Holm across the features' influence tests)
+    attribution: float = Field(0.1, ge=0)
+    #: data quality: missing and unseen values per feature, quarantined rows (Holm)
+    quality: float = Field(0.1, ge=0)
+    #: performance_drop (Bonferroni across the window's metrics)
+    performance: float = Field(0.1, ge=0)
+    #: bias and bias_drift (half each; Bonferroni across protected attributes)
+    fairness: float = Field(0.15, ge=0)
+    #: explanation_disparity
+    disparity: float = Field(0.05, ge=0)
+    #: surrogate_fidelity, reason_shift and faithfulness (a third each)
+    transparency: float = Field(0.1, ge=0)
+
+
 class AlertsConfig(Strict):
     #: an open alert resolves itself after this many clean windows in a row
     resolve_after: int = Field(3, ge=1)
     #: a `no_data` alert when a model that had traffic gets none for this many windows
     no_data_after: int = Field(3, ge=1)
-    #: false drift alarms per month the calibrated thresholds allow (over all features
-    #: and the prediction, from the model's window length; 30-day months)
+    #: false alarms per month the whole alert stream may raise on clean windows (every
+    #: statistical kind; from the model's window length, 30-day months), shared between
+    #: the checks by `shares` (see `monitor.budget`)
     false_alarms_per_month: float = Field(1.0, gt=0)
-    #: the share of `false_alarms_per_month` data-quality findings may spend (missing
-    #: values and unseen values per feature, quarantined rows), split across their tests
-    #: by Holm's correction
-    quality_share: float = Field(0.1, gt=0, le=1)
+    shares: AlertShares = AlertShares()
 
 
 class SegmentsConfig(Strict):
@@ -340,13 +361,19 @@ class FairnessConfig(Strict):
     reference_group: dict[str, str] = Field(default_factory=dict)
     bands: FairnessBands = FairnessBands()
     #: level of the bootstrap confidence intervals (made simultaneous across the groups of
-    #: an attribute: see README)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    #: an attribute: see README). None: from the alert budget's fairness share; a value
+    #: here is honoured and lies outside the budget
+    confidence: float | None = Field(None, gt=0.5, lt=1)
     #: bootstrap resamples per window
     resamples: int = Field(2000, ge=100, le=100_000)
     #: bias drift when a metric's change against the baseline has a p-value below this
-    #: (Bonferroni across the groups and metrics of an attribute)
-    drift_p_value: float = Field(0.01, gt=0, lt=1)
+    #: (Bonferroni across the groups and metrics of an attribute). None: from the alert
+    #: budget's fairness share; a value here is honoured and lies outside the budget
+    drift_p_value: float | None = Field(None, gt=0, lt=1)
+    #: explanation_disparity when a test's p-value is below this (Bonferroni across an
+    #: attribute's groups). None: from the alert budget's disparity share; a value here
+    #: is honoured and lies outside the budget
+    disparity_alpha: float | None = Field(None, gt=0, lt=1)
 
 
 class SurrogateConfig(Strict):
@@ -359,8 +386,10 @@ class SurrogateConfig(Strict):
     #: bootstrap windows drawn from the baseline to calibrate the fidelity range
     resamples: int = Field(200, ge=20, le=5000)
     #: a window's fidelity below the baseline's `alpha` quantile, or a top split seen in
-    #: fewer than this share of the baseline's windows, raises surrogate_fidelity
-    alpha: float = Field(0.01, gt=0, lt=0.5)
+    #: fewer than this share of the baseline's windows, raises surrogate_fidelity. None:
+    #: from the alert budget's transparency share; a value here is honoured and lies
+    #: outside the budget
+    alpha: float | None = Field(None, gt=0, lt=0.5)
     #: the baseline's median fidelity (R²) a tree of `max_depth` must reach to summarise
     #: the model at all; below it the surrogate is shown with a note and raises nothing
     min_fidelity: float = Field(0.5, ge=0, lt=1)
@@ -379,8 +408,9 @@ class ReasonsConfig(Strict):
     top: int = Field(3, ge=1, le=20)
     #: unfavourable decisions (window and baseline) needed to compare the mix of reasons
     min_decisions: int = Field(20, ge=5)
-    #: reason_shift when the permutation test's p-value is below this
-    p_value: float = Field(0.01, gt=0, lt=1)
+    #: reason_shift when the permutation test's p-value is below this. None: from the
+    #: alert budget's transparency share; a value here is honoured and lies outside it
+    p_value: float | None = Field(None, gt=0, lt=1)
     permutations: int = Field(1000, ge=100, le=100_000)
 
 

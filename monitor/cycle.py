@@ -108,8 +108,10 @@ class Runtime:
     def analyzer(self, cfg: ModelConfig, reference: BaselineData, fits: Any = None) -> Any:
         """The drift analyzer fitted on `reference` (once per baseline); `fits`, the
         baseline's `FitStore`, is where its calibrated nulls are read and kept."""
+        from monitor.budget import AlertBudget
         from monitor.drift import DriftAnalyzer
 
+        budget = AlertBudget.for_model(cfg)
         key = (cfg.name, reference.id)
         with self._lock:
             if key not in self._analyzers:
@@ -119,7 +121,8 @@ class Runtime:
                     cfg.drift,
                     cfg.task,
                     cfg.performance,
-                    family_alpha=window_alpha(cfg),
+                    family_alpha=budget.drift,
+                    performance_alpha=budget.performance,
                     seed=cfg.seed,
                 )
                 self._analyzers[key] = analyzer.fit(reference.sample, reference.predictions, reference.labels)
@@ -146,13 +149,6 @@ class Runtime:
             if key not in self._groups:
                 self._groups[key] = fit_analyzers(cfg, reference)
             return self._groups[key]
-
-
-def window_alpha(cfg: ModelConfig) -> float:
-    """The per-window family-wise false-alarm rate of `cfg`'s monthly budget."""
-    from monitor.drift import family_alpha
-
-    return family_alpha(cfg.alerts.false_alarms_per_month, cfg.window)
 
 
 def run_once(

@@ -13,8 +13,11 @@ Which decisions are unfavourable (the ones people ask "why?" about):
 and regression without a favourable outcome count every decision.
 
 `reason_shift` compares the distribution of the top reason among unfavourable
-decisions of a window with the baseline's by total-variation distance, with a
-permutation test at both sample sizes (its p-value is the calibrated threshold).
+decisions of a window with the baseline's by total-variation distance, with an exact
+permutation test at both sample sizes: under no shift the window's counts of each reason
+are multivariate hypergeometric given the pooled counts, drawn in growing batches until
+`PERMUTATION_HITS` draws reach the window's distance, so p-values as small as the alert
+budget's share (about 1e-5 with hourly windows) are reachable, down to 1 / MAX_DRAWS.
 
 Pure: arrays and DataFrames in, frozen records out.
 """
@@ -32,6 +35,11 @@ from monitor.drift.records import plain
 
 #: the top reason of a decision no feature pushed toward
 NO_REASON = "(none)"
+#: the permutation test stops once this many draws reach the window's distance...
+PERMUTATION_HITS = 10
+#: ...or after this many (its smallest p-value is 1 / (MAX_DRAWS + 1))
+MAX_DRAWS = 2_000_000
+_LARGEST_BATCH = 200_000
 
 
 @dataclass(frozen=True)
@@ -139,8 +147,9 @@ class ReasonShift:
     distance: float
     #: permutation p-value of `distance` (both sample sizes kept)
     p_value: float
-    #: the distance a clean window of this size exceeds with probability `alpha`
-    threshold: float
+    #: the distance a clean window of this size exceeds with probability `alpha` (None
+    #: when the draws made are too few to place it: fewer than 1 / alpha)
+    threshold: float | None
     alpha: float
     permutations: int
 
@@ -167,36 +176,42 @@ class ReasonShift:
         }
 
 
-def _tvd(codes: np.ndarray, is_window: np.ndarray, k: int) -> float:
-    a = np.bincount(codes[is_window], minlength=k) / max(int(is_window.sum()), 1)
-    b = np.bincount(codes[~is_window], minlength=k) / max(int((~is_window).sum()), 1)
-    return float(0.5 * np.abs(a - b).sum())
+def _tvd(win: np.ndarray, pooled: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Total-variation distance of each row of window counts from the rest of `pooled`."""
+    return 0.5 * np.abs(win / n - (pooled - win) / m).sum(axis=-1)
 
 
 def reason_shift(
     window: Sequence[str], baseline: Sequence[str], *, alpha: float, permutations: int,
     min_decisions: int, seed: int = 0,
 ) -> ReasonShift | None:
-    """Permutation test of the top-reason mix; None when either side has too few decisions."""
+    """Exact permutation test of the top-reason mix (at least `permutations` draws, more
+    until `PERMUTATION_HITS` reach the window's distance); None when either side has
+    too few decisions."""
     if len(window) < min_decisions or len(baseline) < min_decisions:
         return None
     labels = sorted(set(window) | set(baseline))
-    index = {name: i for i, name in enumerate(labels)}
-    codes = np.array([index[r] for r in list(window) + list(baseline)])
-    is_window = np.zeros(len(codes), dtype=bool)
-    is_window[: len(window)] = True
-    observed = _tvd(codes, is_window, len(labels))
-    rng = np.random.default_rng(seed)
-    null = np.empty(permutations)
-    for b in range(permutations):
-        null[b] = _tvd(codes, rng.permutation(is_window), len(labels))
-    p = float((1 + np.sum(null >= observed - 1e-12)) / (permutations + 1))
     counts_w = pd.Series(list(window)).value_counts()
     counts_b = pd.Series(list(baseline)).value_counts()
+    win = np.array([counts_w.get(name, 0) for name in labels], dtype=np.int64)
+    pooled = win + np.array([counts_b.get(name, 0) for name in labels], dtype=np.int64)
+    n, m = len(window), len(baseline)
+    observed = float(_tvd(win.astype(float), pooled, n, m))
+    rng = np.random.default_rng(seed)
+    hits, drawn, batch, draws = 0, 0, int(permutations), []
+    while drawn < MAX_DRAWS and (drawn < permutations or hits < PERMUTATION_HITS):
+        null = _tvd(rng.multivariate_hypergeometric(pooled, n, size=batch).astype(float), pooled, n, m)
+        hits += int(np.sum(null >= observed - 1e-12))
+        drawn += batch
+        if sum(len(d) for d in draws) < 1 / alpha:
+            draws.append(null)  # enough to place the threshold; later ones only count hits
+        batch = min(4 * batch, _LARGEST_BATCH, MAX_DRAWS - drawn)
+    kept = np.concatenate(draws)
+    threshold = float(np.quantile(kept, 1 - alpha)) if len(kept) * alpha >= 1 else None
     return ReasonShift(
         {str(k): int(v) for k, v in counts_w.items()},
         {str(k): int(v) for k, v in counts_b.items()},
-        observed, p, float(np.quantile(null, 1 - alpha)), alpha, permutations,
+        observed, float((hits + 1) / (drawn + 1)), threshold, alpha, drawn,
     )
 
 
@@ -231,10 +246,12 @@ def window_reasons(
     reference_output: np.ndarray | None,
     reference_scores: np.ndarray | None,
     *,
+    alpha: float | None = None,
     seed: int = 0,
 ) -> ReasonsOutcome:
     """Reasons of a window's explained rows (`values`, index = request id) and, when the
-    baseline has attributions, the test of their mix against the baseline's."""
+    baseline has attributions, the test of their mix against the baseline's at `alpha`
+    (the reasons part of the alert budget; default `reasons.p_value`, else 0.01)."""
     cfg = model.reasons
     decided = decisions(model, output, scores, baseline_output)
     reasons = top_reasons(values, decided.toward, cfg.top)
@@ -249,7 +266,8 @@ def window_reasons(
         ref_reasons = top_reasons(reference_values, ref_decided.toward, 1)
         win = [r for r, bad in zip(first_reasons(reasons), decided.unfavourable, strict=True) if bad]
         ref = [r for r, bad in zip(first_reasons(ref_reasons), ref_decided.unfavourable, strict=True) if bad]
-        shift = reason_shift(win, ref, alpha=cfg.p_value, permutations=cfg.permutations,
+        level = alpha if alpha is not None else (cfg.p_value or 0.01)
+        shift = reason_shift(win, ref, alpha=level, permutations=cfg.permutations,
                              min_decisions=cfg.min_decisions, seed=seed)
     return ReasonsOutcome(decided.rule, per_request, shift)
 

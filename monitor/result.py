@@ -319,6 +319,7 @@ class AttributionOutcome:
             "shifted_features": list(self.shifted_features),
             "explained": int(len(self.explanation.values)),
             "median_completeness_error": self.median_completeness_error,
+            "family_alpha": plain(self.drift.family_alpha) if self.drift is not None else None,
             "features": self.feature_table(),
         }
 
@@ -378,7 +379,8 @@ class Faithfulness:
     #: the median error exceeds it (more than half the rows above, beyond chance)
     above: int = 0
     p_value: float = 1.0
-    #: the finding needs p_value below this (a median just over the tolerance is noise)
+    #: the finding needs p_value below this (a median just over the tolerance is noise):
+    #: faithfulness's part of the model's alert budget
     alpha: float = 0.01
 
     @property
@@ -394,6 +396,7 @@ class Faithfulness:
             "rows": self.rows,
             "rows_above_tolerance": self.above,
             "p_value": plain(self.p_value),
+            "alpha": plain(self.alpha),
             "exceeded": self.exceeded,
         }
 

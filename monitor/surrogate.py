@@ -7,7 +7,8 @@ compared with a range calibrated on the baseline: bootstrap windows of the same 
 drawn from the baseline, split into train and held-out rows the same way (a row drawn
 twice stays on one side), give the distribution of fidelity and of the top split's
 feature a clean window of that size shows. A window whose fidelity falls below the
-`alpha` quantile (the model became harder to summarise) or whose top split uses a
+`alpha` quantile (`lower_bound`: a normal tail where the draws cannot reach it; the model
+became harder to summarise) or whose top split uses a
 feature the baseline's windows almost never split on first is flagged.
 
 The baseline's part depends on the baseline, the settings and the window's size only,
@@ -48,6 +49,8 @@ FIT_CHECK = "surrogate"
 BOOTSTRAP_VERSION = 1
 #: the bootstrap range needs this many fidelities for its `alpha` quantile
 MIN_FIDELITIES = 20
+#: below this many bootstrap fidelities beyond the `alpha` quantile, it is a normal tail
+TAIL_DRAWS = 5
 
 
 @dataclass(frozen=True)
@@ -415,7 +418,7 @@ def window_surrogate(
     ranges = [baseline.range_at(size) for size in (low, high)]
     lower = median = share = None
     if all(len(r.fidelities) >= MIN_FIDELITIES for r in ranges):
-        lower = interpolate_log_n(n, low, high, *(float(np.quantile(r.fidelities, alpha)) for r in ranges))
+        lower = interpolate_log_n(n, low, high, *(lower_bound(r.fidelities, alpha) for r in ranges))
     if all(len(r.fidelities) for r in ranges):
         median = interpolate_log_n(n, low, high, *(float(np.median(r.fidelities)) for r in ranges))
     shares = [r.top_share(tree.top_feature) for r in ranges]
@@ -431,6 +434,22 @@ def window_surrogate(
         _SAID_UNUSABLE.add(baseline.fingerprint)  # once per baseline and process
         log.warning("surrogate: %s", report.note)
     return report
+
+
+def lower_bound(fidelities: Sequence[float], alpha: float) -> float:
+    """The fidelity a clean window falls below with probability `alpha`.
+
+    The empirical `alpha` quantile of the bootstrap fidelities while the draws reach it
+    (`alpha` × draws >= TAIL_DRAWS); beyond, a normal tail from their mean and standard
+    deviation, or the smallest draw when lower (200 draws cannot place the 1e-5 quantile
+    a budget's share asks for: the smallest of them is only the 0.5% point)."""
+    f = np.asarray(fidelities, dtype=float)
+    if alpha * len(f) >= TAIL_DRAWS:
+        return float(np.quantile(f, alpha))
+    from scipy.stats import norm
+
+    normal = float(np.mean(f) - norm.isf(alpha) * np.std(f, ddof=1))
+    return min(normal, float(np.min(f)))
 
 
 def split_moved_p_value(

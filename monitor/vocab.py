@@ -53,6 +53,24 @@ class AlertKind(StrEnum):
     FAITHFULNESS = "faithfulness"
 
 
+class BudgetFamily(StrEnum):
+    """The checks that share a model's alert budget (`models.alerts.shares`). Operational
+    kinds (no_data, data_gap, run_failed) are not statistical and stay outside it."""
+
+    #: feature_drift, dataset_drift, prediction_drift
+    DRIFT = "drift"
+    ATTRIBUTION = "attribution"
+    QUALITY = "quality"
+    #: performance_drop (realized or estimated)
+    PERFORMANCE = "performance"
+    #: bias and bias_drift
+    FAIRNESS = "fairness"
+    #: explanation_disparity
+    DISPARITY = "disparity"
+    #: surrogate_fidelity, reason_shift, faithfulness
+    TRANSPARENCY = "transparency"
+
+
 class Severity(StrEnum):
     WARNING = "warning"
     CRITICAL = "critical"

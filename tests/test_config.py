@@ -41,13 +41,29 @@ def test_minimal_config_gets_documented_defaults(write_config):
     assert (model.sample_size, model.source, model.schedule) == (2000, "log", "interval:15m")
     assert model.drift.drift_share == 0.5
     assert model.attribution.ndcg_threshold == 0.9
-    assert model.alerts.quality_share == 0.1
+    assert model.alerts.shares.quality == 0.1 and model.alerts.shares.drift == 0.4
+    # each check's own level is unset: it comes from the alert budget
+    assert model.surrogate.alpha is None and model.reasons.p_value is None
+    assert model.performance.ci_level is None and model.fairness.confidence is None
 
 
-def test_quality_share_is_a_share_of_the_budget(write_config):
-    body = MINIMAL + "[models.alerts]\nquality_share = 1.5\n"
-    with pytest.raises(ConfigError, match=r"models\[0\]\.alerts\.quality_share: must be <= 1"):
-        load_settings(write_config(body), env={})
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        pytest.param("[models.alerts.shares]\nquality = -0.5\n",
+                     r"models\[0\]\.alerts\.shares\.quality: must be >= 0", id="negative-share"),
+        pytest.param("[models.alerts.shares]\ndrift = 0\n",
+                     r"models\[0\]\.alerts\.shares\.drift: must be > 0", id="drift-needs-a-rate"),
+        pytest.param("[models.alerts.shares]\nfairnes = 0.2\n",
+                     r"models\[0\]\.alerts\.shares\.fairnes: unknown key \(did you mean 'fairness'\?\)",
+                     id="misspelled-family"),
+        pytest.param("[models.alerts]\nquality_share = 0.1\n",
+                     r"models\[0\]\.alerts\.quality_share: unknown key", id="quality-share-is-gone"),
+    ],
+)
+def test_alert_shares_are_checked(write_config, table, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(write_config(MINIMAL + table), env={})
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,7 @@ class DriftAnalyzer:
         *,
         threshold_mode: str | None = None,
         family_alpha: float | None = None,
+        performance_alpha: float | None = None,
         seed: int = 0,
         fits: FitStore | None = None,
     ):
@@ -92,6 +93,9 @@ class DriftAnalyzer:
         self.family_alpha = DEFAULT_FAMILY_ALPHA if family_alpha is None else family_alpha
         if not 0 < self.family_alpha <= 1:
             raise DriftError(f"family_alpha must be in (0, 1], got {self.family_alpha!r}")
+        #: the rate performance_drop may spend per window (its part of the alert budget),
+        #: split over the metrics; `performance.ci_level`, when set, overrides it
+        self.performance_alpha = performance_alpha
         self.seed, self.fits = seed, fits
         self._calibrations: dict[str, ColumnCalibration] = {}
         self._singleton_counts: dict[str, int] = {}
@@ -390,9 +394,8 @@ class DriftAnalyzer:
             return None
         current = performance_metrics(self.task, labels, predictions)
         cfg = self.performance_config
-        intervals = metric_intervals(
-            self.task, labels, predictions, level=cfg.ci_level, seed=self.seed
-        )
+        level = self.interval_level(len(current))
+        intervals = metric_intervals(self.task, labels, predictions, level=level, seed=self.seed)
         return compare(
             current,
             self._baseline_performance,
@@ -401,8 +404,18 @@ class DriftAnalyzer:
             max_error_increase=cfg.max_error_increase,
             error_floors=error_floors(cfg.max_error_increase_abs, self._label_scale),
             intervals=intervals,
-            ci_level=cfg.ci_level,
+            ci_level=level,
         )
+
+    def interval_level(self, metrics: int) -> float:
+        """The two-sided level of each metric's interval: `performance.ci_level` when set;
+        else one-sided `performance_alpha` split over the `metrics` (Bonferroni: only the
+        whole interval beyond the limit alerts, so one tail counts); else 0.95."""
+        if self.performance_config.ci_level is not None:
+            return self.performance_config.ci_level
+        if self.performance_alpha is None:
+            return 0.95
+        return 1 - 2 * self.performance_alpha / max(metrics, 1)
 
     def _by_value(self, name: str) -> bool:
         """True when feature `name` is compared value by value (categorical, or numeric

@@ -7,7 +7,10 @@ class indices (or values) with NaN/None where the label has not arrived.
 
 A window's metric has sampling error: `metric_intervals` bootstraps it (the labelled
 rows resampled with a seeded RNG, vectorised over resamples), and `compare` calls a
-metric degraded only when its whole interval lies beyond the allowed change. Errors
+metric degraded only when its whole interval lies beyond the allowed change. The
+interval is the bootstrap's percentiles while its resamples reach the level; at the
+small levels an alert budget asks for (a tail of 1e-5 from 1,000 resamples) it is the
+normal interval of the metric with the bootstrap's standard error. Errors
 also need an absolute rise (`error_floors`): a near-zero baseline log loss doubling
 is not a degradation anyone can act on.
 """
@@ -33,6 +36,8 @@ HIGHER_IS_BETTER = frozenset({"accuracy", "roc_auc"})
 TASKS = tuple(Task)
 #: bootstrap resamples of each window metric
 CI_RESAMPLES = 1000
+#: percentile intervals need this many resamples beyond each end; fewer: normal interval
+TAIL_DRAWS = 5
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -131,17 +136,20 @@ def metric_intervals(
     resamples: int = CI_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of each metric over the labelled rows.
+    """Bootstrap interval of each metric over the labelled rows at `level` (two-sided).
 
     Rows are resampled with replacement (multinomial weights, all resamples at once).
-    A metric undefined on the rows (ROC AUC with one class) is left out.
+    Percentile interval while `TAIL_DRAWS` resamples lie beyond each end; else the
+    metric ± the normal quantile × the resamples' standard deviation. A metric
+    undefined on the rows (ROC AUC with one class) is left out.
     """
     y, scores = labelled(labels, predictions)
     if len(y) < 2:
         return {}
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=resamples).astype(float)
-    weights /= len(y)
+    # row 0: every row once (the window's own metric, the normal interval's centre)
+    weights = np.vstack((np.full(len(y), 1.0), weights)) / len(y)
     draws: dict[str, np.ndarray] = {}
     if task == Task.REGRESSION:
         error = scores.reshape(-1) - y
@@ -170,11 +178,21 @@ def metric_intervals(
         if all(a is not None for a in aucs):
             draws["roc_auc"] = np.mean(aucs, axis=0)
     tail = (1 - level) / 2
-    return {
-        name: (float(np.nanquantile(d, tail)), float(np.nanquantile(d, 1 - tail)))
-        for name, d in draws.items()
-        if np.isfinite(d).any()
-    }
+    if tail * resamples >= TAIL_DRAWS:
+        return {
+            name: (float(np.nanquantile(d[1:], tail)), float(np.nanquantile(d[1:], 1 - tail)))
+            for name, d in draws.items()
+            if np.isfinite(d[1:]).any()
+        }
+    from scipy.stats import norm
+
+    z = float(norm.isf(tail))
+    out = {}
+    for name, d in draws.items():
+        if np.isfinite(d[0]) and np.isfinite(d[1:]).sum() > 1:
+            se = float(np.nanstd(d[1:], ddof=1))
+            out[name] = (float(d[0] - z * se), float(d[0] + z * se))
+    return out
 
 
 def _weighted_auc(score: np.ndarray, positive: np.ndarray, weights: np.ndarray):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,9 @@ OTHER_GROUPS = "other_groups"
 BASELINE = "baseline"
 #: permutations evaluated per matrix product (bounds memory: chunk x rows floats)
 _CHUNK = 250
+#: a permutation test stops once this many draws reach the window's statistic (after
+#: the configured number): p-values are resolved, small ones cost draws only when small
+PERMUTATION_HITS = 10
 
 
 @dataclass(frozen=True)
@@ -211,12 +214,17 @@ class DisparityAnalyzer:
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> DisparityAnalyzer:
-        """Build from a `ModelConfig`: its protected attributes, input features, seed."""
+        """Build from a `ModelConfig`: its protected attributes, input features, seed, and
+        its level: the disparity part of the model's alert budget per attribute and test
+        kind, unless `fairness.disparity_alpha` sets one."""
+        from monitor.budget import AlertBudget, level_or
+
         fair, seg = model.fairness, model.segments
         return cls(
             fair.protected,
             model.features.names,
             numeric=[n for n in fair.protected if n in set(model.features.numeric)],
+            alpha=level_or(fair.disparity_alpha, AlertBudget.for_model(model).disparity),
             bins=seg.bins,
             min_rows=seg.min_rows,
             seed=model.seed,
@@ -292,15 +300,13 @@ class DisparityAnalyzer:
         groups = self._tested_groups(keys)
         level = self.alpha / max(len(groups), 1)
         base = self._baseline.get(name)
-        perms: list[np.ndarray] = []
         out = []
         for g in groups:
             inside = keys == g
             if self._comparable(base, g):
                 out.append(self._tv_change_test(name, g, keys, reasons, base, level, rng))  # type: ignore[arg-type]
                 continue
-            perms = perms or _permutations(len(keys), self._enough(level), rng)
-            out.append(self._tv_test(name, g, OTHER_GROUPS, reasons, inside, level, perms))
+            out.append(self._tv_test(name, g, OTHER_GROUPS, reasons, inside, level, rng))
         if base is None:
             return out
         then = [
@@ -314,8 +320,7 @@ class DisparityAnalyzer:
             before = base[1][base[0] == g]
             pooled = np.vstack([reasons[inside], before])
             member = np.r_[np.ones(int(inside.sum()), bool), np.zeros(len(before), bool)]
-            perms = _permutations(len(member), self._enough(level), rng)
-            out.append(self._tv_test(name, g, BASELINE, pooled, member, level, perms))
+            out.append(self._tv_test(name, g, BASELINE, pooled, member, level, rng))
         return out
 
     def _comparable(self, base: tuple[np.ndarray, np.ndarray] | None, group: str) -> bool:
@@ -328,8 +333,31 @@ class DisparityAnalyzer:
         return inside >= self.min_rows and len(keys) - inside >= self.min_rows
 
     def _enough(self, level: float) -> int:
-        """Permutations: the configured number, or enough for a p-value below `level`."""
+        """Permutations at most: the configured number, or enough for a p-value below `level`."""
         return max(self.permutations, int(np.ceil(2 / level)))
+
+    def _permutation_test(
+        self, statistic: Any, observed: float, chunks: Iterator[np.ndarray], level: float
+    ) -> tuple[float, float]:
+        """The p-value of `observed` and the statistic a clean window exceeds with
+        probability `level` (NaN when the draws made cannot place it), from index chunks
+        drawn lazily: at least `permutations`, then until PERMUTATION_HITS draws reach
+        `observed` (a clean window stops early), at most `_enough(level)`; so a budget's
+        small level costs permutations only where the p-value is small."""
+        hits = drawn = 0
+        kept: list[np.ndarray] = []
+        for idx in chunks:
+            null = statistic(idx)
+            null = null[np.isfinite(null)]
+            hits += int(np.sum(null >= observed - 1e-12))
+            drawn += len(null)
+            if sum(len(k) for k in kept) * level < 1:
+                kept.append(null)
+            if drawn >= self.permutations and hits >= PERMUTATION_HITS:
+                break
+        null = np.concatenate(kept) if kept else np.empty(0)
+        critical = float(np.quantile(null, 1 - level)) if len(null) * level >= 1 else float("nan")
+        return float((1 + hits) / (drawn + 1)), critical
 
     def _tested_groups(self, keys: np.ndarray) -> list[str]:
         """Groups with enough rows on both sides; of two groups only the smaller (mirror tests)."""
@@ -347,13 +375,15 @@ class DisparityAnalyzer:
         reasons: np.ndarray,
         member: np.ndarray,
         level: float,
-        perms: list[np.ndarray],
+        rng: np.random.Generator,
     ) -> ReasonDisparity:
         total = reasons.sum(axis=0)
         flag = member.astype(float)
         observed = float(_tv(flag @ reasons, total)[0])
-        null = np.concatenate([_tv(flag[idx] @ reasons, total) for idx in perms])
-        p = (1 + np.sum(null >= observed - 1e-12)) / (len(null) + 1)
+        p, critical = self._permutation_test(
+            lambda idx: _tv(flag[idx] @ reasons, total), observed,
+            _permutations(len(flag), self._enough(level), rng), level,
+        )
         inside = reasons[member].sum(axis=0)
         return ReasonDisparity(
             name,
@@ -362,8 +392,8 @@ class DisparityAnalyzer:
             int(member.sum()),
             int((~member).sum()),
             observed,
-            float(np.quantile(null, 1 - level)),
-            float(p),
+            critical,
+            p,
             bool(p < level),
             self._shares(inside),
             self._shares(total - inside),
@@ -399,10 +429,10 @@ class DisparityAnalyzer:
 
         now_then = change(period[None, :])
         observed = float(now_then[0])
-        shuffles = _stratified(members, len(pooled), self._enough(level), rng)
-        null = np.concatenate([change(period[idx]) for idx in shuffles])
-        null = null[np.isfinite(null)]
-        p = (1 + np.sum(null >= observed - 1e-12)) / (len(null) + 1)
+        p, critical = self._permutation_test(
+            lambda idx: change(period[idx]), observed,
+            _stratified(members, len(pooled), self._enough(level), rng), level,
+        )
         inside_now = blocks[0].sum(axis=0)
         distance = float(_tv(inside_now, reasons.sum(axis=0))[0])
         return ReasonDisparity(
@@ -412,8 +442,8 @@ class DisparityAnalyzer:
             int(inside.sum()),
             int((~inside).sum()),
             distance,
-            float(np.quantile(null, 1 - level)) if len(null) else float("nan"),
-            float(p),
+            critical,
+            p,
             bool(np.isfinite(observed) and p < level),
             self._shares(inside_now),
             self._shares(blocks[2].sum(axis=0)),
@@ -434,14 +464,15 @@ class DisparityAnalyzer:
         out = [self._influence_change(name, g, keys, magnitude, base, level, rng)  # type: ignore[arg-type]
                for g in changes]
         groups = [g for g in groups if g not in changes]
-        perms = _permutations(len(keys), self._enough(level), rng) if groups else []
         for g in groups:
             member = keys == g
             flag = member.astype(float)
             t = _welch(flag[None, :], magnitude)[0]
-            null = np.concatenate([np.nanmax(np.abs(_welch(flag[idx], magnitude)), axis=1) for idx in perms])
             j = int(np.nanargmax(np.abs(t)))
-            p = (1 + np.sum(null >= abs(t[j]) - 1e-12)) / (len(null) + 1)
+            p, critical = self._permutation_test(
+                lambda idx, flag=flag: np.nanmax(np.abs(_welch(flag[idx], magnitude)), axis=1),
+                float(abs(t[j])), _permutations(len(keys), self._enough(level), rng), level,
+            )
             out.append(
                 FeatureInfluence(
                     name,
@@ -450,8 +481,8 @@ class DisparityAnalyzer:
                     float(magnitude[member, j].mean()),
                     float(magnitude[~member, j].mean()),
                     float(t[j]),
-                    float(np.quantile(null, 1 - level)),
-                    float(p),
+                    critical,
+                    p,
                     bool(p < level),
                 )
             )
@@ -494,11 +525,10 @@ class DisparityAnalyzer:
 
         observed = change(period[None, :])[0]
         j = int(np.argmax(np.abs(observed)))
-        null = np.concatenate([
-            np.abs(change(period[idx])).max(axis=1)
-            for idx in _stratified(members, len(pooled), self._enough(level), rng)
-        ])
-        p = (1 + np.sum(null >= abs(observed[j]) - 1e-12)) / (len(null) + 1)
+        p, critical = self._permutation_test(
+            lambda idx: np.abs(change(period[idx])).max(axis=1), float(abs(observed[j])),
+            _stratified(members, len(pooled), self._enough(level), rng), level,
+        )
         return FeatureInfluence(
             name,
             group,
@@ -506,8 +536,8 @@ class DisparityAnalyzer:
             float(blocks[0][:, j].mean()),
             float(blocks[2][:, j].mean()),
             float(observed[j]),
-            float(np.quantile(null, 1 - level)),
-            float(p),
+            critical,
+            p,
             bool(p < level),
             baseline_group_mean_abs=float(blocks[1][:, j].mean()),
             baseline_other_mean_abs=float(blocks[3][:, j].mean()),
@@ -521,20 +551,22 @@ class DisparityAnalyzer:
         return {self.features[j]: float(counts[j] / total) for j in order if counts[j] > 0}
 
 
-def _permutations(rows: int, permutations: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Random permutations of ``range(rows)`` as (chunk, rows) int32 index arrays."""
+def _permutations(rows: int, permutations: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Random permutations of ``range(rows)`` as (chunk, rows) int32 index arrays, drawn
+    one chunk at a time (a caller that stops early draws no more)."""
     full, rest = divmod(permutations, _CHUNK)
-    sizes = [_CHUNK] * full + ([rest] if rest else [])
     base = np.arange(rows, dtype=np.int32)
-    return [rng.permuted(np.broadcast_to(base, (size, rows)), axis=1) for size in sizes]
+    for size in [_CHUNK] * full + ([rest] if rest else []):
+        yield rng.permuted(np.broadcast_to(base, (size, rows)), axis=1)
 
 
-def _stratified(members: int, rows: int, permutations: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _stratified(members: int, rows: int, permutations: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Permutations of ``range(rows)`` that shuffle the first `members` positions among
     themselves and the rest among themselves, as (chunk, rows) int32 index arrays."""
     inside = _permutations(members, permutations, rng)
     outside = _permutations(rows - members, permutations, rng)
-    return [np.hstack([a, b + members]) for a, b in zip(inside, outside, strict=True)]
+    for a, b in zip(inside, outside, strict=True):
+        yield np.hstack([a, b + members])
 
 
 def _tv(inside: np.ndarray, total: np.ndarray) -> np.ndarray:

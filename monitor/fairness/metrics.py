@@ -13,7 +13,10 @@ vectorised): the row-level Bayesian bootstrap only moves mass between a group's 
 prior of 1/2 per cell so that a rate of 0 or 1 in a small group still gets an interval
 of honest width (the plain bootstrap collapses to a point there and flags at random).
 Weights enter as each cell's mean weight. The intervals of an attribute's groups are
-simultaneous (Bonferroni over the groups compared with the reference). A metric is
+simultaneous (Bonferroni over the groups compared with the reference); where the
+draws cannot place that level's tail, the interval is the normal one with the bootstrap
+standard error (log scale for the ratio). The level and the drift p-value are the
+fairness part of the model's alert budget unless configured. A metric is
 ``bias`` when its interval lies wholly outside the allowed band; bias drift is a z-test
 of the window's value against the baseline's, with bootstrap standard errors (log
 scale for the ratio).
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 MIN_CLASS_ROWS = 10
 #: prior count of each cell in the Bayesian bootstrap (Jeffreys)
 JEFFREYS = 0.5
+#: percentile intervals need this many draws beyond each end; fewer: normal interval
+TAIL_DRAWS = 5
 # cell = decision (0/1) + 2 * label state (0 unfavorable, 1 favorable, 2 unknown)
 _CELLS = 6
 
@@ -110,6 +115,15 @@ def _estimate(metric: Metric, value: float, draws: np.ndarray, confidence: float
     with np.errstate(divide="ignore", invalid="ignore"):
         spread = np.log(finite[finite > 0]) if metric.is_ratio else finite
     se = float(np.std(spread, ddof=1)) if len(spread) > 1 else np.nan
+    if tail * len(kept) < TAIL_DRAWS and np.isfinite(se):
+        # the draws cannot place a budget's small tail (1e-5 of 2,000 draws is the
+        # extreme one): the normal interval with the bootstrap's standard error, on the
+        # log scale for the ratio, widened to the draws' range where that is wider
+        z = float(norm.isf(tail))
+        if metric.is_ratio and value > 0:
+            low, high = min(low, value * np.exp(-z * se)), max(high, value * np.exp(z * se))
+        elif not metric.is_ratio:
+            low, high = min(low, value - z * se), max(high, value + z * se)
     return _Estimate(float(value), float(low), float(high), se)
 
 
@@ -140,8 +154,8 @@ class FairnessAnalyzer:
     ):
         if not protected:
             raise FairnessError("no protected attribute to analyze")
-        if not 0.5 < confidence < 1:
-            raise FairnessError(f"confidence must be in (0.5, 1), got {confidence}")
+        if not 0.5 < confidence <= 1:
+            raise FairnessError(f"confidence must be in (0.5, 1], got {confidence}")
         self.protected = tuple(protected)
         self.outcome = outcome
         self.keys = GroupKeys(self.protected, numeric, bins)
@@ -155,7 +169,12 @@ class FairnessAnalyzer:
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> FairnessAnalyzer:
-        """Build from a `ModelConfig` (its fairness, segments, task, class names, seed)."""
+        """Build from a `ModelConfig` (its fairness, segments, task, class names, seed);
+        the interval level and drift p-value are the fairness part of the model's alert
+        budget (half each, per protected attribute) unless the config sets them."""
+        from monitor.budget import AlertBudget, level_or
+
+        budget = AlertBudget.for_model(model)
         fair, seg = model.fairness, model.segments
         outcome = Outcome.resolve(model.task, fair.favorable, fair.threshold, model.class_names)
         numeric = [n for n in fair.protected if n in set(model.features.numeric)]
@@ -165,9 +184,9 @@ class FairnessAnalyzer:
             numeric=numeric,
             reference_groups=fair.reference_group,
             bands=Bands(fair.bands.ratio_low, fair.bands.ratio_high, fair.bands.difference),
-            confidence=fair.confidence,
+            confidence=level_or(fair.confidence, 1 - budget.bias),
             resamples=fair.resamples,
-            drift_p_value=fair.drift_p_value,
+            drift_p_value=level_or(fair.drift_p_value, budget.bias_drift),
             min_rows=seg.min_rows,
             bins=seg.bins,
             seed=model.seed,

@@ -244,3 +244,37 @@ def test_regression_error_floor_is_in_label_standard_deviations():
     result = compare({"rmse": 2.0}, {"rmse": 1.5}, 0.05, 500, max_error_increase=0.25,
                      error_floors=floors)
     assert not result.metrics["rmse"].degraded
+
+
+def test_small_budgeted_levels_use_the_normal_interval_of_the_bootstrap():
+    """A tail of 1e-5 is beyond 1,000 resamples: the interval is the metric ± z × the
+    bootstrap's standard error, not the smallest and largest resample."""
+    rng = np.random.default_rng(31)
+    y = rng.integers(0, 2, 400).astype(float)
+    scores = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.25, 400), 0.01, 0.99)
+    usual = metric_intervals("binary_classification", y, scores, level=0.95)["accuracy"]
+    strict = metric_intervals("binary_classification", y, scores, level=1 - 2e-5)["accuracy"]
+    accuracy = performance_metrics("binary_classification", y, scores)["accuracy"]
+    assert strict[0] + strict[1] == pytest.approx(2 * accuracy)
+    # z(1e-5) / z(0.025) = 4.26 / 1.96: the percentile min..max of 1,000 resamples is ~1.6x
+    ratio = (strict[1] - strict[0]) / (usual[1] - usual[0])
+    assert 2.0 < ratio < 2.4
+
+
+def test_the_performance_budget_sets_each_metrics_interval_level():
+    rng = np.random.default_rng(32)
+    frame = pd.DataFrame({"x": rng.normal(size=600)})
+    y = rng.integers(0, 2, 600).astype(float)
+    scores = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.2, 600), 0.01, 0.99)
+    analyzer = DriftAnalyzer(["x"], [], DriftConfig(), "binary_classification", performance_alpha=3e-5)
+    analyzer.fit(frame, predictions=scores, labels=y)
+    metrics = analyzer.analyze(frame.iloc[:300], predictions=scores[:300], labels=y[:300]).performance.metrics
+    # accuracy, ROC AUC and log loss share 3e-5, one tail each (only a drop alerts)
+    assert set(metrics) == {"accuracy", "roc_auc", "log_loss"}
+    assert all(m.ci_level == pytest.approx(1 - 2e-5) for m in metrics.values())
+    # an explicit performance.ci_level is honoured as given (outside the budget)
+    explicit = DriftAnalyzer(["x"], [], DriftConfig(), "binary_classification",
+                             PerformanceConfig(ci_level=0.9), performance_alpha=3e-5)
+    explicit.fit(frame, predictions=scores, labels=y)
+    result = explicit.analyze(frame.iloc[:300], predictions=scores[:300], labels=y[:300]).performance
+    assert result.metrics["accuracy"].ci_level == 0.9

@@ -114,6 +114,20 @@ def test_reason_shift_needs_a_real_change():
     assert reason_shift(["a"] * 5, ["a"] * 80, alpha=0.01, permutations=100, min_decisions=20) is None
 
 
+def test_reason_shift_reaches_the_budgets_small_levels():
+    """At an hourly budget's share (~5e-5) the test must be able to fire: 1,000 plain
+    permutations could never give a p-value below 1e-3."""
+    rng = np.random.default_rng(3)
+    moved = reason_shift(["c"] * 60 + ["a"] * 20, list(rng.choice(["a", "b"], 80)),
+                         alpha=5e-5, permutations=1000, min_decisions=20)
+    assert moved.shifted and moved.p_value < 5e-5 and moved.permutations > 20_000
+    assert moved.threshold is not None and moved.distance > moved.threshold
+    clean = reason_shift(list(rng.choice(["a", "b", "c"], 80)), list(rng.choice(["a", "b", "c"], 300)),
+                         alpha=5e-5, permutations=1000, min_decisions=20)
+    # a clean window stops after the first draws: no threshold it could place
+    assert not clean.shifted and clean.permutations == 1000 and clean.threshold is None
+
+
 def test_reasons_in_plain_words():
     stats = {"mean_radius": {"p50": 14.1, "mean": 14.2}, "mean_texture": {"p50": 19.0}}
     inputs = {"mean_radius": 23.1, "mean_texture": 12.0}
@@ -219,3 +233,17 @@ def test_a_surrogate_that_never_fitted_the_baseline_raises_nothing(outputs, capl
                    baseline_median=0.23)
     assert not seen.flagged and "explains 23%" in seen.note
     assert replace(seen, min_fidelity=0.2).flagged  # a surrogate that did fit: news
+
+
+def test_the_surrogate_bound_reaches_beyond_its_bootstrap_draws():
+    """200 bootstrap fidelities cannot place the 1e-5 quantile a budget's share asks for:
+    the bound is then a normal tail, below every draw, not the smallest draw."""
+    from monitor.surrogate import lower_bound
+
+    rng = np.random.default_rng(5)
+    fidelities = rng.normal(0.8, 0.02, 200)
+    bound = lower_bound(fidelities, 1e-5)
+    assert bound < fidelities.min() - 0.01
+    assert bound == pytest.approx(fidelities.mean() - 4.265 * fidelities.std(ddof=1), abs=1e-3)
+    # where the draws reach the level, the empirical quantile as before
+    assert lower_bound(fidelities, 0.05) == pytest.approx(np.quantile(fidelities, 0.05))
