@@ -8,7 +8,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-slow lint demo bench bench-alerts bench-attribution bench-drift bench-ingest bench-estimation bench-ui bench-window clean
+.PHONY: install test test-slow lint demo bench bench-alerts bench-attribution bench-budget bench-drift bench-ingest bench-estimation bench-ui bench-window clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ demo: $(STAMP)
 # every benchmark exits 1 when it misses a target: run them all, then fail if one did
 bench: $(STAMP)
 	status=0; \
-	for b in alerts attribution drift ingest estimation ui window; do $(MAKE) --no-print-directory bench-$$b || status=1; done; \
+	for b in alerts attribution budget drift ingest estimation ui window; do $(MAKE) --no-print-directory bench-$$b || status=1; done; \
 	exit $$status
 
 bench-alerts: $(STAMP)
@@ -47,6 +47,9 @@ bench-alerts: $(STAMP)
 
 bench-attribution: $(STAMP)
 	$(BIN)/python benchmarks/attribution.py
+
+bench-budget: $(STAMP)
+	$(BIN)/python -m benchmarks.budget
 
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift.py

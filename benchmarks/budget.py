@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -76,22 +78,35 @@ def measure(windows: int, rows: int, per_month: float, seed: int = 0) -> dict[st
     return {"per_window": budget.per_window, "windows": windows, "hits": hits, "levels": levels}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=400)
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--per-month", type=float, default=144.0)
     args = parser.parse_args()
+    from scipy.stats import binom
+
+    print(f"target: each check's clean-window rate not significantly above its share of the "
+          f"budget (one-sided binomial, 5%); load average {os.getloadavg()[0]:.1f}")
     out = measure(args.windows, args.rows, args.per_month)
     print(f"per-window rate {out['per_window']:.3g}; {out['windows']} clean windows of {args.rows} rows")
     print("| check | share of the window's rate | nominal | achieved | windows flagged |")
     print("|---|---|---|---|---|")
+    misses = []
     for name, level in out["levels"].items():
         k = out["hits"][name]
         rate = k / out["windows"]
         sd = math.sqrt(level * (1 - level) / out["windows"])
         print(f"| {name} | {level / out['per_window']:.1%} | {level:.4f} | {rate:.4f} (±{sd:.4f}) | {k} |")
+        p = binom.sf(k - 1, out["windows"], level)
+        if p < 0.05:
+            misses.append(f"{name}: {k} of {out['windows']} clean windows flagged, above its level "
+                          f"{level:.4f} (P(X >= {k}) = {p:.3g})")
+    for miss in misses:
+        print("MISS:", miss)
+    print("all targets met" if not misses else f"{len(misses)} target(s) missed")
+    return 1 if misses else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
