@@ -100,6 +100,7 @@ SHAPES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m", [500, 3000])
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPES.keys())
 def test_achieved_false_alarm_rate_is_at_most_nominal_for_production_shapes(shape, m):
@@ -149,6 +150,7 @@ def test_categorical_chisquare_holds_level_with_a_small_reference():
     assert np.mean(np.concatenate(p) < 0.05) <= 0.09
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, m", [("wasserstein", 3000), ("ks", 500)])
 def test_integer_counts_with_ties_are_neither_deaf_nor_hot(method, m):
     """A count with few values (Poisson, mean 1.2: 7 distinct values) gets an exact

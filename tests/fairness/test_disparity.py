@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from monitor.fairness import DisparityAnalyzer, FeatureInfluence, ReasonDisparity
 
@@ -62,6 +63,7 @@ def test_groups_denied_for_different_reasons() -> None:
     assert across.distance > across.threshold
 
 
+@pytest.mark.slow
 def test_clean_windows_find_almost_nothing() -> None:
     analyzer = _analyzer().fit(*_window(3000, seed=5), sign=-1.0)
     windows, flagged = 20, 0
@@ -72,6 +74,7 @@ def test_clean_windows_find_almost_nothing() -> None:
     assert flagged <= 1
 
 
+@pytest.mark.slow
 def test_a_gap_the_baseline_already_had_is_not_news() -> None:
     """Women were already denied for `tenure` and `zip_density` already weighed more for
     them in the baseline: clean windows of the same model raise (almost) nothing, and
