@@ -85,4 +85,9 @@ def test_clean_windows_stay_quiet_and_a_half_sd_shift_is_named(tmp_path, referen
     assert len(noisy) <= 2, noisy  # the budget allows ~0.14 false drift flags in 100 hourly windows
     assert len(alerted) <= 3, alerted  # any alert at all (performance, attribution included)
     named = [drifted(d) for d in shifted]
+    shifts = [d["drift"]["features"]["x3"]["min_detectable_shift"] for d in docs]
+    print(f"\n{reference_rows}-row baseline: {len(noisy)} of {CLEAN} clean windows with feature drift, "
+          f"{len(alerted)} with any alert; {sum(flags == ['x3'] for flags in named)} of {SHIFTED} "
+          f"shifted windows flag exactly x3; median minimum detectable shift "
+          f"{sorted(shifts)[len(shifts) // 2]:.2f} sd")
     assert sum(flags == ["x3"] for flags in named) >= 19, named
