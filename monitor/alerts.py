@@ -362,7 +362,8 @@ def _metric_line(name: str, m: Any) -> str:
     ci = getattr(m, "ci", None)
     if ci is not None:
         level = getattr(m, "ci_level", None) or 0.95
-        line += f" ({level:.0%} interval {_num(ci[0])} .. {_num(ci[1])})"
+        # a budget's level is close to 1 (99.991%): "100%" would claim certainty
+        line += f" ({100 * level:.6g}% interval {_num(ci[0])} .. {_num(ci[1])})"
     return line
 
 

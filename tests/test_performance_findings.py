@@ -64,3 +64,13 @@ def json_text(blocks) -> str:
     import json
 
     return json.dumps(blocks)
+
+
+def test_a_budget_interval_is_not_called_100_percent():
+    from types import SimpleNamespace
+
+    from monitor.alerts import _metric_line
+
+    metric = SimpleNamespace(baseline=0.94, current=0.46, ci=(0.29, 0.62), ci_level=0.99991)
+    assert "(99.991% interval 0.29 .. 0.62)" in _metric_line("accuracy", metric)
+    assert "(95% interval" in _metric_line("accuracy", SimpleNamespace(**{**vars(metric), "ci_level": 0.95}))
