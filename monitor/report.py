@@ -154,23 +154,46 @@ def _drift_section(s: dict[str, Any]) -> str:
     if not drift:
         return ""
     ordered = sorted(drift["features"].items(), key=lambda kv: not kv[1]["drifted"])
+    calibrated = any(f.get("p_value") is not None for _, f in ordered)
     rows = [
-        [e(n), e(f["method"]), e(f["score"]), e(f["threshold"]), _flag(f["drifted"])] for n, f in ordered
+        [e(n), e(f["method"]), e(f["score"]), e(f["threshold"]),
+         *([_sure(f)] if calibrated else []), _flag(f["drifted"])]
+        for n, f in ordered
     ]
     pred = s.get("prediction_drift")
     pred_line = ""
     if pred:
         pred_line = (
             f"<p>prediction drift: {e(pred['method'])} score {e(pred['score'])} "
-            f"(threshold {e(pred['threshold'])}) — {_flag(pred['drifted'])}</p>"
+            f"(threshold {e(pred['threshold'])}"
+            + (f"; {_sure(pred)}" if pred.get("p_value") is not None else "")
+            + f") — {_flag(pred['drifted'])}</p>"
         )
     chart = _chart("drift_chart", drift["features"], "drift scores against thresholds")
     verdict = "dataset drift" if drift["dataset_drift"] else "no dataset drift"
+    how = ("<p class='muted'>A feature drifted when its p-value is below its level (its share of the "
+           "alert budget) and its score reaches the threshold; a continuous feature's p-value is "
+           "the K-S test's, a discrete one's an exact permutation test's.</p>") if calibrated else ""
     return (
         f"<h2>Drift</h2><p>{verdict}: {e(drift['drift_share'])} of features drifted "
-        f"(threshold {e(drift['share_threshold'])})</p>{pred_line}{chart}"
-        + _table(["feature", "test", "score", "threshold", ""], rows)
+        f"(threshold {e(drift['share_threshold'])})</p>{pred_line}{chart}{how}"
+        + _table(["feature", "test", "score", "threshold", *(["how sure"] if calibrated else []), ""],
+                 rows)
     )
+
+
+def _sure(f: dict[str, Any]) -> str:
+    """A calibrated verdict's evidence: p-value against its level, which test decided, and
+    the smallest shift the window would have caught."""
+    if f.get("p_value") is None:
+        return "<span class='muted'>not calibrated</span>"
+    text = f"p = {f['p_value']:.2g} (level {f['alpha']:.2g}"
+    if f.get("decided_by") and f.get("decided_by") != f.get("method"):
+        text += f", by {f['decided_by']}"
+    text += ")"
+    if f.get("min_detectable_shift") is not None:
+        text += f"; catches {f['min_detectable_shift']:.2g} {f.get('shift_unit') or ''}".rstrip()
+    return e(text)
 
 
 def _attribution_section(s: dict[str, Any]) -> str:

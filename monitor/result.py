@@ -414,6 +414,7 @@ def verdict(fd: FeatureDrift) -> dict[str, Any]:
         "alpha": plain(fd.alpha),
         "min_detectable_shift": plain(fd.min_detectable_shift),
         "shift_unit": fd.shift_unit,
+        "decided_by": fd.decided_by,
     }
 
 

@@ -86,6 +86,8 @@ def test_clean_windows_stay_quiet_and_a_half_sd_shift_is_named(tmp_path, referen
     assert len(alerted) <= 3, alerted  # any alert at all (performance, attribution included)
     named = [drifted(d) for d in shifted]
     shifts = [d["drift"]["features"]["x3"]["min_detectable_shift"] for d in docs]
+    x3 = docs[0]["drift"]["features"]["x3"]  # decided by K-S whatever the score's test
+    assert x3["decided_by"] == "ks" and x3["method"] == ("ks" if reference_rows <= 1000 else "wasserstein")
     print(f"\n{reference_rows}-row baseline: {len(noisy)} of {CLEAN} clean windows with feature drift, "
           f"{len(alerted)} with any alert; {sum(flags == ['x3'] for flags in named)} of {SHIFTED} "
           f"shifted windows flag exactly x3; median minimum detectable shift "

@@ -282,3 +282,14 @@ def test_edge_columns_in_calibrated_mode():
     assert anderson.threshold == pytest.approx(default_threshold("anderson", "numeric"))
     same = analyzer.analyze(reference.iloc[:300])
     assert not same.features["flat"].drifted and same.features["flat"].p_value > 0.5
+
+
+def test_once_json_says_which_test_decided():
+    from monitor.result import verdict
+
+    rng = np.random.default_rng(23)
+    analyzer = DriftAnalyzer(["x"], ["c"], DriftConfig(), "regression", family_alpha=0.0014).fit(
+        pd.DataFrame({"x": rng.normal(0, 1, 3000), "c": rng.choice(list("ab"), 3000)}))
+    report = analyzer.analyze(pd.DataFrame({"x": rng.normal(0, 1, 300), "c": rng.choice(list("ab"), 300)}))
+    assert verdict(report.features["x"])["decided_by"] == "ks"
+    assert verdict(report.features["c"])["decided_by"] == report.features["c"].method  # its own, exact
