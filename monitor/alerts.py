@@ -247,7 +247,8 @@ def _verdict_details(f: Any) -> dict[str, Any]:
 def _drift_line(name: str, f: Any) -> str:
     line = f"{name}: {f.method} score {_num(f.score)} (threshold {_num(f.threshold)})"
     if f.p_value is not None:
-        line += f", p = {f.p_value:.2g} against a level of {_num(f.alpha)}"
+        by = f" ({f.decided_by})" if getattr(f, "decided_by", None) not in (None, f.method) else ""
+        line += f", p{by} = {f.p_value:.2g} against a level of {_num(f.alpha)}"
     return line
 
 
