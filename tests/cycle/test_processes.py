@@ -114,17 +114,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_daemon_serves_healthz_and_stops_on_sigterm(settings, write_config, engine):
-    port = free_port()
-    text = settings.source_path.read_text() + f"\n[server]\nport = {port}\n"
-    path = write_config(text, name="daemon.toml")
-    proc = subprocess.Popen(
+def start_daemon(path) -> subprocess.Popen:
+    """`monitor run` on the config at `path`, its log on a pipe to read lines from."""
+    return subprocess.Popen(
         [sys.executable, "-m", "monitor", "--config", str(path), "run"],
         env=ENV,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
     )
+
+
+def test_daemon_serves_healthz_and_stops_on_sigterm(settings, write_config, engine):
+    port = free_port()
+    text = settings.source_path.read_text() + f"\n[server]\nport = {port}\n"
+    path = write_config(text, name="daemon.toml")
+    proc = start_daemon(path)
     try:
         wait_for_line(proc, "monitor daemon started")
         deadline = time.monotonic() + 30
@@ -161,13 +166,7 @@ def test_sigterm_during_a_run_finishes_it_and_exits(settings, write_config, engi
     send_traffic(engine, settings, start, seed=9, shift=True)
     text = settings.source_path.read_text().replace('schedule = "interval:1h"', 'schedule = "interval:3s"')
     path = write_config(text + f"\n[server]\nport = {free_port()}\n", name="daemon.toml")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "--config", str(path), "run"],
-        env=ENV,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = start_daemon(path)
     try:
         # the run loads TensorFlow and the model after this line: seconds of work left
         wait_for_line(proc, f"computing cancer {start.isoformat()}", timeout=180)
